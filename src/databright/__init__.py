@@ -1,0 +1,5 @@
+"""DataBright: curate machine-learning data together."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+

@@ -1,0 +1,37 @@
+"""The ledger: contracts, their typed clients, accounts and the embedded node."""
+
+from __future__ import annotations
+
+from databright.chain._compile import CompiledContract, compile_contract, source_hashes
+from databright.chain._ledger import Ledger, revert_reason
+from databright.chain.accounts import Keystore, StoredAccount
+from databright.chain.datamarket import (
+    DataMarket,
+    Dataset,
+    DatasetParams,
+    Entry,
+    Event,
+    Proposal,
+    ProposalStatus,
+)
+from databright.chain.deploy import Deployment, deploy, load_deployment
+
+__all__ = [
+    "CompiledContract",
+    "DataMarket",
+    "Dataset",
+    "DatasetParams",
+    "Deployment",
+    "Entry",
+    "Event",
+    "Keystore",
+    "Ledger",
+    "Proposal",
+    "ProposalStatus",
+    "StoredAccount",
+    "compile_contract",
+    "deploy",
+    "load_deployment",
+    "revert_reason",
+    "source_hashes",
+]

@@ -1,0 +1,730 @@
+"""A persistent py-evm chain in one SQLite file, with a pool and a single miner.
+
+Layout of the SQLite file:
+
+* ``kv`` — py-evm's key/value store (trie nodes, headers, canonical lookups).
+* ``blocks``, ``txs``, ``logs`` — a JSON-RPC view written in the *same* SQLite
+  transaction as the block, so receipts, blocks and ``eth_getLogs`` are answered
+  with one indexed query instead of trie walks.
+
+Durability: every block is one SQLite transaction in WAL mode with
+``synchronous=NORMAL``. A committed block survives ``kill -9`` of this process
+(the OS already holds the WAL pages); only a power loss or kernel crash may drop
+the last blocks, which is the trade geth and anvil make as well.
+
+Concurrency: one lock guards the py-evm objects (they are not thread-safe); the
+miner thread takes *all* executable pooled transactions into one block as soon
+as the pool is non-empty, so pipelined clients get many transactions per block.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import heapq
+import itertools
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rlp
+from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
+from eth.chains.base import Chain
+from eth.db.atomic import AtomicDB
+from eth.db.backends.base import BaseDB
+from eth.vm.forks.prague import PragueVM
+from eth._utils.address import generate_contract_address
+from eth.vm.spoof import SpoofTransaction
+from eth_hash.auto import keccak
+from eth_utils import ValidationError, to_canonical_address, to_checksum_address
+from pydantic import BaseModel, field_validator
+
+__all__ = ["ChainError", "Genesis", "Ledger", "RpcError"]
+
+_GENESIS_KEY = b"databright:genesis"
+_TIME_OFFSET_KEY = b"databright:time-offset"
+ZERO_ADDRESS = b"\x00" * 20
+DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
+_READ_CACHE_LIMIT = 200_000
+
+
+class ChainError(Exception):
+    """The embedded chain could not do what was asked."""
+
+
+class RpcError(ChainError):
+    """An error with a JSON-RPC code, raised by the ledger and shown to clients."""
+
+    def __init__(self, code: int, message: str, data: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+def _parse_wei(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("balance must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value, 16) if value.startswith(("0x", "0X")) else int(value)
+    raise ValueError(f"not a wei amount: {value!r}")
+
+
+class Genesis(BaseModel):
+    """The first block: chain id, funded accounts, gas limit and time."""
+
+    chain_id: int
+    alloc: dict[str, int] = {}
+    gas_limit: int = 30_000_000
+    timestamp: int = 0
+
+    @field_validator("alloc", mode="before")
+    @classmethod
+    def _checksum_alloc(cls, value: Mapping[str, Any]) -> dict[str, int]:
+        return {to_checksum_address(addr): _parse_wei(wei) for addr, wei in value.items()}
+
+    @classmethod
+    def load(cls, path: Path) -> Genesis:
+        return cls.model_validate_json(Path(path).read_text())
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+
+class SQLiteKV(BaseDB):
+    """py-evm's key/value store over SQLite; writes inside ``write()`` are one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn.executescript(_SCHEMA)
+        self._pending: dict[bytes, bytes | None] | None = None
+        self._rows: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self._cache: dict[bytes, bytes] = {}
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if self._pending is not None and key in self._pending:
+            value = self._pending[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        if len(self._cache) > _READ_CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = row[0]
+        return row[0]  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        if self._pending is None:
+            with self.write():
+                self[key] = value
+            return
+        self._pending[key] = bytes(value)
+
+    def __delitem__(self, key: bytes) -> None:
+        if key not in self:
+            raise KeyError(key)
+        if self._pending is None:
+            with self.write():
+                del self[key]
+            return
+        self._pending[key] = None
+
+    def _exists(self, key: bytes) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def add_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Queue index rows to be written in the current transaction."""
+        self._rows.append((sql, rows))
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        """Buffer every write and commit them as ONE SQLite transaction (or none)."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending, self._rows = {}, []
+        try:
+            yield
+            pending, rows = self._pending, self._rows
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                    [(k, v) for k, v in pending.items() if v is not None],
+                )
+                conn.executemany(
+                    "DELETE FROM kv WHERE k = ?", [(k,) for k, v in pending.items() if v is None]
+                )
+                for sql, batch in rows:
+                    conn.executemany(sql, batch)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            for k, v in pending.items():
+                if v is None:
+                    self._cache.pop(k, None)
+                elif len(v) < 4096:
+                    self._cache[k] = v
+        finally:
+            self._pending, self._rows = None, []
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, header TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (
+    hash BLOB PRIMARY KEY, block INTEGER NOT NULL, idx INTEGER NOT NULL,
+    tx TEXT NOT NULL, receipt TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS txs_by_block ON txs (block, idx);
+CREATE TABLE IF NOT EXISTS logs (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, address BLOB NOT NULL,
+    topic0 BLOB, topic1 BLOB, topic2 BLOB, topic3 BLOB, log TEXT NOT NULL,
+    PRIMARY KEY (block, log_index)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS logs_by_address ON logs (address, block);
+CREATE INDEX IF NOT EXISTS logs_by_topic0 ON logs (topic0, block);
+"""
+
+
+class _ChainLock:
+    """An exclusive ``fcntl`` lock beside the database: one writer per chain."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "a+")  # noqa: SIM115 - held for the ledger's lifetime
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            pid = self._file.read().strip() or "?"
+            self._file.close()
+            raise ChainError(f"chain is in use by another process (pid {pid})") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        self._file.close()
+
+
+def hx(value: int) -> str:
+    return hex(value)
+
+
+def hb(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _tx_json(tx: SignedTransactionAPI, sender: bytes, header: BlockHeaderAPI | None,
+             index: int | None) -> dict[str, Any]:
+    type_id = tx.type_id or 0
+    out: dict[str, Any] = {
+        "hash": hb(tx.hash),
+        "type": hx(type_id),
+        "nonce": hx(tx.nonce),
+        "from": to_checksum_address(sender),
+        "to": to_checksum_address(tx.to) if tx.to else None,
+        "value": hx(tx.value),
+        "gas": hx(tx.gas),
+        "input": hb(tx.data),
+        "r": hx(tx.r),
+        "s": hx(tx.s),
+        "blockHash": hb(header.hash) if header else None,
+        "blockNumber": hx(header.block_number) if header else None,
+        "transactionIndex": hx(index) if index is not None else None,
+    }
+    if type_id == 0:
+        out["gasPrice"] = hx(tx.gas_price)
+        out["v"] = hx(tx.v)
+        if tx.v >= 35:
+            out["chainId"] = hx((tx.v - 35) // 2)
+    else:
+        out["chainId"] = hx(tx.chain_id)
+        out["v"] = hx(tx.y_parity)
+        out["yParity"] = hx(tx.y_parity)
+        out["accessList"] = [
+            {"address": to_checksum_address(a), "storageKeys": [hb(k.to_bytes(32, "big"))
+                                                                for k in keys]}
+            for a, keys in tx.access_list
+        ]
+        if type_id == 1:
+            out["gasPrice"] = hx(tx.gas_price)
+        else:
+            out["maxFeePerGas"] = hx(tx.max_fee_per_gas)
+            out["maxPriorityFeePerGas"] = hx(tx.max_priority_fee_per_gas)
+            price = tx.max_fee_per_gas
+            if header is not None:
+                price = _effective_price(tx, header.base_fee_per_gas)
+            out["gasPrice"] = hx(price)
+    return out
+
+
+def _effective_price(tx: SignedTransactionAPI, base_fee: int) -> int:
+    if (tx.type_id or 0) in (0, 1):
+        return tx.gas_price  # type: ignore[no-any-return]
+    return min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)  # type: ignore[no-any-return]
+
+
+def _header_json(header: BlockHeaderAPI, size: int) -> dict[str, Any]:
+    return {
+        "number": hx(header.block_number),
+        "hash": hb(header.hash),
+        "parentHash": hb(header.parent_hash),
+        "nonce": hb(header.nonce),
+        "mixHash": hb(header.mix_hash),
+        "sha3Uncles": hb(header.uncles_hash),
+        "logsBloom": hb(header.bloom.to_bytes(256, "big")),
+        "transactionsRoot": hb(header.transaction_root),
+        "stateRoot": hb(header.state_root),
+        "receiptsRoot": hb(header.receipt_root),
+        "miner": to_checksum_address(header.coinbase),
+        "difficulty": hx(header.difficulty),
+        "totalDifficulty": hx(header.difficulty),
+        "extraData": hb(header.extra_data),
+        "size": hx(size),
+        "gasLimit": hx(header.gas_limit),
+        "gasUsed": hx(header.gas_used),
+        "timestamp": hx(header.timestamp),
+        "baseFeePerGas": hx(header.base_fee_per_gas),
+        "withdrawalsRoot": hb(header.withdrawals_root),
+        "withdrawals": [],
+        "blobGasUsed": hx(header.blob_gas_used),
+        "excessBlobGas": hx(header.excess_blob_gas),
+        "parentBeaconBlockRoot": hb(header.parent_beacon_block_root),
+        "requestsHash": hb(header.requests_hash),
+        "uncles": [],
+    }
+
+
+@dataclass(order=True)
+class _Pooled:
+    seq: int
+    tx: SignedTransactionAPI = field(compare=False)
+    sender: bytes = field(compare=False)
+
+
+class Ledger:
+    """The chain, its pool and its miner. Every method is thread-safe."""
+
+    def __init__(self, path: Path, genesis: Genesis) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _ChainLock(path.with_name(path.name + ".lock"))
+        try:
+            self.kv = SQLiteKV(path)
+            self._chain_class = type(
+                "DataBrightChain", (Chain,),
+                {"vm_configuration": ((0, PragueVM),), "chain_id": genesis.chain_id},
+            )
+            self.genesis = genesis
+            self._open_chain()
+        except BaseException:
+            self._lock_file.release()
+            raise
+        self.chain_id = genesis.chain_id
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._pool: dict[bytes, dict[int, _Pooled]] = {}
+        self._by_hash: dict[bytes, _Pooled] = {}
+        self._seq = itertools.count()
+        self._time_offset = int(self.kv.get(_TIME_OFFSET_KEY, b"0"))
+        self._next_timestamp: int | None = None
+        self._closed = False
+        self._miner = threading.Thread(target=self._mine_loop, name="databright-miner",
+                                       daemon=True)
+        self._miner.start()
+
+    # -- opening -----------------------------------------------------------------
+    def _open_chain(self) -> None:
+        db = AtomicDB(self.kv)
+        with self.kv.write():
+            if self.kv.exists(_GENESIS_KEY):
+                chain = self._chain_class(db)
+                stored = json.loads(self.kv[_GENESIS_KEY])
+                given = json.loads(self.genesis.model_dump_json())
+                if stored != given or chain.get_canonical_block_hash(0) != self._genesis_hash():
+                    raise ChainError(
+                        f"{self.kv.path} holds a chain with another genesis "
+                        f"(chain id {stored.get('chain_id')}); refusing to open it with "
+                        f"chain id {self.genesis.chain_id}")
+            else:
+                chain = self._chain_class.from_genesis(db, self._genesis_params(), {
+                    to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"",
+                                              "storage": {}}
+                    for a, wei in self.genesis.alloc.items()
+                })
+                head = chain.get_canonical_head()
+                self.kv[_GENESIS_KEY] = self.genesis.model_dump_json().encode()
+                self._index_block(head, [], [], [], [])
+        self.chain: Chain = chain
+
+    def _genesis_params(self) -> dict[str, Any]:
+        return {"difficulty": 0, "gas_limit": self.genesis.gas_limit,
+                "timestamp": self.genesis.timestamp, "coinbase": ZERO_ADDRESS,
+                "nonce": b"\x00" * 8, "mix_hash": b"\x00" * 32, "extra_data": b""}
+
+    def _genesis_hash(self) -> bytes:
+        cache = getattr(self, "_genesis_hash_value", None)
+        if cache is None:
+            scratch = self._chain_class.from_genesis(AtomicDB(), self._genesis_params(), {
+                to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"",
+                                          "storage": {}}
+                for a, wei in self.genesis.alloc.items()
+            })
+            cache = self._genesis_hash_value = scratch.get_canonical_head().hash
+        return cache  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        self._miner.join(timeout=10)
+        self.kv.close()
+        self._lock_file.release()
+
+    # -- reads -----------------------------------------------------------------
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read the index tables on this thread's own connection (WAL: no blocking)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.kv.path, isolation_level=None, check_same_thread=False)
+            self._local.conn = conn
+        return conn.execute(sql, args).fetchall()
+
+    def head(self) -> BlockHeaderAPI:
+        with self._lock:
+            return self.chain.get_canonical_head()
+
+    def header_at(self, number: int) -> BlockHeaderAPI:
+        with self._lock:
+            return self.chain.get_canonical_block_header_by_number(number)
+
+    @contextlib.contextmanager
+    def state_at(self, header: BlockHeaderAPI) -> Iterator[Any]:
+        with self._lock:
+            yield self.chain.get_vm(header).state
+
+    def pending_nonce(self, address: bytes) -> int:
+        with self._lock:
+            nonce = self.chain.get_vm(self.chain.get_canonical_head()).state.get_nonce(address)
+            queued = self._pool.get(address, {})
+            while nonce in queued:
+                nonce += 1
+            return nonce
+
+    def next_base_fee(self) -> int:
+        with self._lock:
+            head = self.chain.get_canonical_head()
+            return self.chain.create_header_from_parent(
+                head, **self._header_params(head)).base_fee_per_gas  # type: ignore[no-any-return]
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        with self._lock:
+            return tx_hash in self._by_hash
+
+    def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._by_hash.get(tx_hash)
+            return None if item is None else _tx_json(item.tx, item.sender, None, None)
+
+    def wait_mined(self, tx_hash: bytes, timeout: float) -> None:
+        """Block until ``tx_hash`` has left the pool (mined or dropped)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while tx_hash in self._by_hash and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
+
+    def execute(self, header: BlockHeaderAPI, sender: bytes, to: bytes, value: int,
+                data: bytes, gas: int) -> ComputationAPI:
+        """Run a call on the state after ``header``, in the context of the block after it."""
+        with self._lock:
+            chain = self.chain
+            params = self._header_params(header)
+            if header.block_number != chain.get_canonical_head().block_number:
+                params["timestamp"] = header.timestamp + 1
+            context = chain.create_header_from_parent(header, **params)
+            vm = chain.get_vm(context.copy(base_fee_per_gas=0))
+            state = vm.state
+            snapshot = state.snapshot()
+            try:
+                tx = vm.create_unsigned_transaction(
+                    nonce=state.get_nonce(sender), gas_price=0, gas=gas, to=to,
+                    value=value, data=data)
+                return state.apply_transaction(SpoofTransaction(tx, from_=sender))
+            finally:
+                state.revert(snapshot)
+
+    # -- writes ----------------------------------------------------------------
+    def submit(self, raw: bytes) -> bytes:
+        """Validate a signed transaction and add it to the pool; returns its hash."""
+        with self._lock:
+            if self._closed:
+                raise RpcError(-32000, "node is shutting down")
+            vm = self.chain.get_vm(self.chain.get_canonical_head())
+            try:
+                tx = vm.get_transaction_builder().decode(raw)
+            except Exception as exc:  # noqa: BLE001 - any malformed input, rlp or typed
+                raise RpcError(-32602, f"invalid raw transaction: {exc}") from exc
+            tx_hash = tx.hash
+            if tx_hash in self._by_hash:
+                raise RpcError(-32000, "already known")
+            type_id = tx.type_id or 0
+            if type_id == 0:
+                chain_id = (tx.v - 35) // 2 if tx.v >= 35 else None
+            else:
+                chain_id = tx.chain_id
+            if chain_id is not None and chain_id != self.chain_id:
+                raise RpcError(-32000, f"invalid chain id {chain_id}, expected {self.chain_id}")
+            if type_id == 3:
+                raise RpcError(-32003, "blob transactions are not supported")
+            try:
+                tx.check_signature_validity()
+                sender = tx.sender
+            except Exception as exc:  # noqa: BLE001 - bad r, s or v
+                raise RpcError(-32000, f"invalid sender: {exc}") from exc
+            if tx.gas < tx.intrinsic_gas:
+                raise RpcError(-32000, f"intrinsic gas too low: have {tx.gas}, "
+                                       f"want {tx.intrinsic_gas}")
+            try:
+                tx.validate()
+            except ValidationError as exc:
+                raise RpcError(-32000, f"invalid transaction: {exc}") from exc
+            head = self.chain.get_canonical_head()
+            if tx.gas > head.gas_limit:
+                raise RpcError(-32000, "exceeds block gas limit")
+            base_fee = self.next_base_fee()
+            if tx.max_fee_per_gas < base_fee:
+                raise RpcError(-32000, f"max fee per gas less than block base fee: "
+                                       f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}")
+            state = vm.state
+            nonce = state.get_nonce(sender)
+            if tx.nonce < nonce:
+                raise RpcError(-32003, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
+            cost = tx.gas * tx.max_fee_per_gas + tx.value
+            balance = state.get_balance(sender)
+            if balance < cost:
+                raise RpcError(-32003, f"insufficient funds for gas * price + value: "
+                                       f"balance {balance}, tx cost {cost}")
+            queued = self._pool.setdefault(sender, {})
+            old = queued.get(tx.nonce)
+            if old is not None:
+                if tx.max_fee_per_gas < old.tx.max_fee_per_gas * 11 // 10:
+                    raise RpcError(-32000, "replacement transaction underpriced")
+                del self._by_hash[old.tx.hash]
+            item = _Pooled(next(self._seq), tx, sender)
+            queued[tx.nonce] = item
+            self._by_hash[tx_hash] = item
+            self._cond.notify_all()
+            return tx_hash  # type: ignore[no-any-return]
+
+    def increase_time(self, seconds: int) -> int:
+        with self._lock:
+            self._time_offset += seconds
+            self.kv[_TIME_OFFSET_KEY] = str(self._time_offset).encode()
+            return self._time_offset
+
+    def set_next_timestamp(self, timestamp: int) -> None:
+        with self._lock:
+            head = self.chain.get_canonical_head()
+            if timestamp <= head.timestamp:
+                raise RpcError(-32000, f"timestamp {timestamp} is not after the latest "
+                                       f"block's {head.timestamp}")
+            self._next_timestamp = timestamp
+
+    def mine(self, timestamp: int | None = None) -> BlockHeaderAPI:
+        """Mine one block now with every executable pooled transaction (maybe none)."""
+        with self._lock:
+            if timestamp is not None:
+                self.set_next_timestamp(timestamp)
+            return self._mine_block()
+
+    def _mine_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._has_executable():
+                    self._cond.wait()
+                if self._closed:
+                    return
+                self._mine_block()
+
+    def _has_executable(self) -> bool:
+        if not self._by_hash:
+            return False
+        state = self.chain.get_vm(self.chain.get_canonical_head()).state
+        return any(state.get_nonce(sender) in queued for sender, queued in self._pool.items())
+
+    def _header_params(self, parent: BlockHeaderAPI) -> dict[str, Any]:
+        now = int(time.time()) + self._time_offset
+        timestamp = self._next_timestamp or max(now, parent.timestamp + 1)
+        return {"timestamp": timestamp, "gas_limit": parent.gas_limit, "difficulty": 0,
+                "coinbase": ZERO_ADDRESS, "nonce": b"\x00" * 8,
+                "mix_hash": keccak(parent.hash)}
+
+    def _executable(self, state: Any) -> Iterator[_Pooled]:
+        """Pooled transactions in arrival order, each sender's in nonce order."""
+        heads: list[tuple[int, bytes, int]] = []
+        for sender, queued in self._pool.items():
+            nonce = state.get_nonce(sender)
+            if nonce in queued:
+                heads.append((queued[nonce].seq, sender, nonce))
+        heapq.heapify(heads)
+        while heads:
+            _, sender, nonce = heapq.heappop(heads)
+            queued = self._pool[sender]
+            yield queued[nonce]
+            if nonce + 1 in queued:
+                heapq.heappush(heads, (queued[nonce + 1].seq, sender, nonce + 1))
+
+    def _mine_block(self) -> BlockHeaderAPI:
+        chain = self.chain
+        parent = chain.get_canonical_head()
+        header = chain.create_header_from_parent(parent, **self._header_params(parent))
+        vm = chain.get_vm(header)
+        block = vm.get_block()
+        vm.block_preprocessing(block)
+        state = vm.state
+        included: list[_Pooled] = []
+        receipts: list[ReceiptAPI] = []
+        dropped: list[_Pooled] = []
+        current = header
+        held: set[bytes] = set()  # senders whose next nonce did not make it into this block
+        for item in list(self._executable(state)):
+            tx = item.tx
+            if item.sender in held:
+                continue
+            if current.gas_used + tx.gas > current.gas_limit:
+                held.add(item.sender)  # waits for the next block
+                continue
+            snapshot = state.snapshot()
+            try:
+                receipt, _ = vm.apply_transaction(current, tx)
+            except ValidationError:
+                # e.g. an earlier transaction in this block spent the funds
+                state.revert(snapshot)
+                dropped.append(item)
+                held.add(item.sender)
+                continue
+            current = vm.add_receipt_to_header(current, receipt)
+            included.append(item)
+            receipts.append(receipt)
+        txs = [item.tx for item in included]
+        try:
+            with self.kv.write():
+                filled = vm.set_block_transactions_and_withdrawals(
+                    vm.get_block(), current, txs, receipts, withdrawals=())
+                filled = vm.block_postprocessing(filled)
+                mined = vm.mine_block(filled).block
+                chain.chaindb.persist_block(mined)
+                self._index_block(mined.header, txs, [i.sender for i in included], receipts,
+                                  [len(rlp.encode(mined))])
+        except BaseException:
+            self._reopen()
+            raise
+        self._next_timestamp = None
+        for item in included + dropped:
+            self._forget(item)
+        # Anything now below its sender's nonce can never be mined.
+        new_state = chain.get_vm(mined.header).state
+        for sender, queued in list(self._pool.items()):
+            nonce = new_state.get_nonce(sender)
+            for stale in [q for n, q in queued.items() if n < nonce]:
+                self._forget(stale)
+        self._cond.notify_all()
+        return mined.header
+
+    def _forget(self, item: _Pooled) -> None:
+        self._by_hash.pop(item.tx.hash, None)
+        queued = self._pool.get(item.sender)
+        if queued is not None and queued.get(item.tx.nonce) is item:
+            del queued[item.tx.nonce]
+            if not queued:
+                del self._pool[item.sender]
+
+    def _reopen(self) -> None:
+        self.chain = self._chain_class(AtomicDB(self.kv))
+
+    def _index_block(self, header: BlockHeaderAPI, txs: list[SignedTransactionAPI],
+                     senders: list[bytes], receipts: list[ReceiptAPI],
+                     size: list[int]) -> None:
+        number, block_hash = header.block_number, header.hash
+        tx_rows, log_rows = [], []
+        log_index = 0
+        previous_gas = 0
+        for index, (tx, sender, receipt) in enumerate(zip(txs, senders, receipts, strict=True)):
+            tx_json = _tx_json(tx, sender, header, index)
+            logs = []
+            for log in receipt.logs:
+                topics = [t.to_bytes(32, "big") for t in log.topics]
+                entry = {
+                    "address": to_checksum_address(log.address),
+                    "topics": [hb(t) for t in topics],
+                    "data": hb(log.data),
+                    "blockNumber": hx(number), "blockHash": hb(block_hash),
+                    "transactionHash": hb(tx.hash), "transactionIndex": hx(index),
+                    "logIndex": hx(log_index), "removed": False,
+                }
+                logs.append(entry)
+                padded = topics + [None] * (4 - len(topics))
+                log_rows.append((number, log_index, bytes(log.address), *padded[:4],
+                                 json.dumps(entry)))
+                log_index += 1
+            contract = None
+            if not tx.to:
+                contract = to_checksum_address(generate_contract_address(sender, tx.nonce))
+            receipt_json = {
+                "transactionHash": hb(tx.hash), "transactionIndex": hx(index),
+                "blockHash": hb(block_hash), "blockNumber": hx(number),
+                "from": to_checksum_address(sender),
+                "to": to_checksum_address(tx.to) if tx.to else None,
+                "cumulativeGasUsed": hx(receipt.gas_used),
+                "gasUsed": hx(receipt.gas_used - previous_gas),
+                "effectiveGasPrice": hx(_effective_price(tx, header.base_fee_per_gas)),
+                "contractAddress": contract,
+                "logs": logs,
+                "logsBloom": hb(receipt.bloom.to_bytes(256, "big")),
+                "status": hx(1 if receipt.state_root == b"\x01" else 0),
+                "type": hx(tx.type_id or 0),
+            }
+            previous_gas = receipt.gas_used
+            tx_rows.append((bytes(tx.hash), number, index, json.dumps(tx_json),
+                            json.dumps(receipt_json)))
+        block_size = size[0] if size else len(rlp.encode(header)) + 3
+        self.kv.add_rows("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)",
+                         [(number, bytes(block_hash),
+                           json.dumps(_header_json(header, block_size)))])
+        if tx_rows:
+            self.kv.add_rows("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?)", tx_rows)
+        if log_rows:
+            self.kv.add_rows("INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             log_rows)

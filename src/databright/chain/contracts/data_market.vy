@@ -1,0 +1,953 @@
+# pragma version ~=0.4.3
+"""
+@title DataMarket
+@custom:contract-name data_market
+@license Apache-2.0
+@notice Datasets grown by proposals and owned by their contributors.
+        Each dataset is an ERC-1155 token type (token id = dataset id).
+        Contributors propose batches of items (a Merkle root plus a
+        manifest digest) with a bond; shareholders vote with their
+        balance at the block before the proposal; accepted batches become
+        immutable registry entries and mint shares to the contributor.
+        Payments to a dataset are split pro rata among its shareholders
+        with O(1) pull accounting. docs/protocol.md is the reference.
+@dev Hot state is packed by hand because Vyper does not pack struct
+     members; the public getters return unpacked structs.
+     - proposal core word: dataset_id (0..63) | snapshot_block (64..127)
+       | deadline (128..191) | item_count (192..223) | status (224..231)
+       | evaluated (232)
+     - proposal owner word: contributor (0..159) | bond (160..255)
+     - proposal tally word: live flag (255) | yes (128..254) | no (0..127);
+       the live flag keeps the word non-zero so a first vote never pays
+       for a zero-to-non-zero store
+     - dataset params word: proposal_bond (0..95) | voting_period (96..127)
+       | quorum_bps (128..143) | approval_bps (144..159)
+       | evaluation_required (160)
+     - checkpoint word: block number (192..255) | value (0..191)
+     - account word: checkpoint count (192..255) | withdrawn wei (0..191);
+       written when the holder first receives shares, so a first withdraw
+       updates a non-zero word
+     Supply checkpoints live under the zero address, which can never hold
+     shares. Every balance change (mint, transfer) goes through `_mint` or
+     `_move`, which update checkpoints and revenue corrections before the
+     module moves the balance and calls the receiver hook.
+"""
+
+
+from snekmate.auth import ownable
+from snekmate.tokens import erc1155
+from snekmate.utils import merkle_proof_verification as merkle
+
+
+initializes: ownable
+initializes: erc1155[ownable := ownable]
+
+
+exports: (
+    erc1155.balanceOf,
+    erc1155.balanceOfBatch,
+    erc1155.setApprovalForAll,
+    erc1155.isApprovedForAll,
+    erc1155.uri,
+    erc1155.supportsInterface,
+    erc1155.total_supply,
+)
+
+
+_BPS: constant(uint256) = 10_000
+_MAGNITUDE: constant(uint256) = 2**128
+# Tallies are 127-bit halves of one word, so supply stays below 2**127.
+_MAX_SUPPLY: constant(uint256) = 2**127 - 1
+_MAX_ITEMS: constant(uint256) = 2**32
+_MAX_VOTING_PERIOD: constant(uint256) = 2**32
+_MAX_BOND: constant(uint256) = 2**96 - 1
+_MAX_PROOF: constant(uint256) = 64
+_BATCH_SIZE: constant(uint256) = 128
+_SEARCH_STEPS: constant(uint256) = 64
+
+_MASK32: constant(uint256) = 2**32 - 1
+_MASK64: constant(uint256) = 2**64 - 1
+_MASK96: constant(uint256) = 2**96 - 1
+_MASK127: constant(uint256) = 2**127 - 1
+_MASK128: constant(uint256) = 2**128 - 1
+_MASK160: constant(uint256) = 2**160 - 1
+_MASK192: constant(uint256) = 2**192 - 1
+_TALLY_LIVE: constant(uint256) = 2**255
+_CHECKPOINT_ONE: constant(uint256) = 2**192
+_EVALUATED: constant(uint256) = 2**232
+
+STATUS_OPEN: constant(uint8) = 0
+STATUS_ACCEPTED: constant(uint8) = 1
+STATUS_REJECTED: constant(uint8) = 2
+KIND_PAYMENT: constant(uint8) = 0
+KIND_FORFEITED_BOND: constant(uint8) = 1
+NO_ENTRY: constant(uint256) = max_value(uint256)
+
+
+struct Dataset:
+    creator: address
+    metadata_digest: bytes32
+    quorum_bps: uint256
+    approval_bps: uint256
+    voting_period: uint256
+    proposal_bond: uint256
+    base_reward_per_item: uint256
+    max_reward_per_proposal: uint256
+    evaluation_required: bool
+    training_fee: uint256
+    evaluator: address
+    entry_count: uint256
+    created_block: uint256
+
+
+struct Proposal:
+    dataset_id: uint256
+    contributor: address
+    bond: uint256
+    root: bytes32
+    manifest_digest: bytes32
+    item_count: uint256
+    snapshot_block: uint256
+    deadline: uint256
+    yes_votes: uint256
+    no_votes: uint256
+    status: uint8
+    evaluated: bool
+    value: int256
+    eval_shares: uint256
+    report_digest: bytes32
+    shares_minted: uint256
+
+
+struct Entry:
+    proposal_id: uint256
+    contributor: address
+    root: bytes32
+    manifest_digest: bytes32
+    item_count: uint256
+    shares_minted: uint256
+    block_number: uint256
+
+
+struct _DatasetInfo:
+    creator: address
+    metadata_digest: bytes32
+    base_reward_per_item: uint256
+    max_reward_per_proposal: uint256
+    training_fee: uint256
+    evaluator: address
+    created_block: uint256
+
+
+struct _Evaluation:
+    value: int256
+    shares: uint256
+    report_digest: bytes32
+
+
+# dataset count (0..127) | proposal count (128..255): one word, so the
+# first proposal never pays for a zero-to-non-zero store
+_counts: uint256
+_params: HashMap[uint256, uint256]
+_info: HashMap[uint256, _DatasetInfo]
+_entry_count: HashMap[uint256, uint256]
+# dataset id => index => proposal id (0..63) | block number (64..127)
+_entries: HashMap[uint256, HashMap[uint256, uint256]]
+
+_core: HashMap[uint256, uint256]
+_owner: HashMap[uint256, uint256]
+_root: HashMap[uint256, bytes32]
+_manifest: HashMap[uint256, bytes32]
+_tally: HashMap[uint256, uint256]
+_evaluation: HashMap[uint256, _Evaluation]
+_minted: HashMap[uint256, uint256]
+_voted: HashMap[uint256, HashMap[address, bool]]
+
+# holder => dataset id => checkpoint count | withdrawn
+_account: HashMap[address, HashMap[uint256, uint256]]
+# holder => dataset id => index => block | value
+_checkpoints: HashMap[address, HashMap[uint256, HashMap[uint256, uint256]]]
+
+# magnified cumulative revenue per share
+_per_share: HashMap[uint256, uint256]
+_correction: HashMap[uint256, HashMap[address, int256]]
+# carried magnified remainder (128..255) | revenue total in wei (0..127)
+_revenue: HashMap[uint256, uint256]
+
+
+event DatasetCreated:
+    dataset_id: indexed(uint256)
+    creator: indexed(address)
+    metadata_digest: bytes32
+    initial_shares: uint256
+    quorum_bps: uint256
+    approval_bps: uint256
+    voting_period: uint256
+    proposal_bond: uint256
+    base_reward_per_item: uint256
+    max_reward_per_proposal: uint256
+    evaluation_required: bool
+    training_fee: uint256
+    evaluator: address
+
+
+event EvaluatorChanged:
+    dataset_id: indexed(uint256)
+    evaluator: indexed(address)
+
+
+event ProposalCreated:
+    proposal_id: indexed(uint256)
+    dataset_id: indexed(uint256)
+    contributor: indexed(address)
+    root: bytes32
+    manifest_digest: bytes32
+    item_count: uint256
+    bond: uint256
+    snapshot_block: uint256
+    deadline: uint256
+
+
+event VoteCast:
+    proposal_id: indexed(uint256)
+    voter: indexed(address)
+    support: bool
+    weight: uint256
+
+
+event EvaluationPosted:
+    proposal_id: indexed(uint256)
+    evaluator: indexed(address)
+    value: int256
+    shares: uint256
+    report_digest: bytes32
+
+
+event ProposalFinalized:
+    proposal_id: indexed(uint256)
+    dataset_id: indexed(uint256)
+    accepted: bool
+    yes_votes: uint256
+    no_votes: uint256
+    shares_minted: uint256
+    entry_index: uint256
+
+
+event RevenueDeposited:
+    dataset_id: indexed(uint256)
+    payer: indexed(address)
+    amount: uint256
+    kind: uint8
+
+
+event RevenueWithdrawn:
+    dataset_id: indexed(uint256)
+    holder: indexed(address)
+    amount: uint256
+
+
+@deploy
+def __init__():
+    """
+    @dev The deployer gets snekmate's owner and minter roles, but no
+         function that uses them is exported: shares are minted only by
+         `create_dataset` and `finalize`.
+    """
+    ownable.__init__()
+    erc1155.__init__("")
+
+
+@external
+@nonreentrant
+def create_dataset(
+    metadata_digest: bytes32,
+    initial_shares: uint256,
+    quorum_bps: uint256,
+    approval_bps: uint256,
+    voting_period: uint256,
+    proposal_bond: uint256,
+    base_reward_per_item: uint256,
+    max_reward_per_proposal: uint256,
+    evaluation_required: bool,
+    training_fee: uint256,
+    evaluator: address,
+) -> uint256:
+    """
+    @notice Creates a dataset; the caller is its creator and receives
+            `initial_shares`.
+    @param metadata_digest sha-256 digest of the metadata CID.
+    @param initial_shares Shares minted to the creator (> 0).
+    @param quorum_bps Participation quorum of the snapshot supply (1..10000).
+    @param approval_bps Share of cast votes that must be yes (1..10000).
+    @param voting_period Voting period in seconds (> 0).
+    @param proposal_bond Exact bond in wei a proposal must carry.
+    @param base_reward_per_item Shares per item without an evaluation.
+    @param max_reward_per_proposal Cap on shares minted per proposal (> 0).
+    @param evaluation_required Whether acceptance needs a posted evaluation.
+    @param training_fee Fee in wei for training on the dataset.
+    @param evaluator Address allowed to post evaluations (may be empty
+           unless `evaluation_required`).
+    @return uint256 The new dataset id.
+    """
+    assert initial_shares > 0 and initial_shares <= _MAX_SUPPLY, "datamarket: bad initial shares"
+    assert quorum_bps >= 1 and quorum_bps <= _BPS, "datamarket: bad quorum"
+    assert approval_bps >= 1 and approval_bps <= _BPS, "datamarket: bad approval"
+    assert voting_period > 0 and voting_period < _MAX_VOTING_PERIOD, "datamarket: bad voting period"
+    assert proposal_bond <= _MAX_BOND, "datamarket: bond too large"
+    assert max_reward_per_proposal > 0, "datamarket: bad max reward"
+    assert not evaluation_required or evaluator != empty(address), "datamarket: evaluator required"
+
+    counts: uint256 = self._counts
+    dataset_id: uint256 = (counts & _MASK128) + 1
+    assert dataset_id <= _MASK64, "datamarket: too many datasets"
+    self._counts = unsafe_add(counts, 1)
+    self._params[dataset_id] = (
+        proposal_bond
+        | (voting_period << 96)
+        | (quorum_bps << 128)
+        | (approval_bps << 144)
+        | (convert(evaluation_required, uint256) << 160)
+    )
+    self._info[dataset_id] = _DatasetInfo(
+        creator=msg.sender,
+        metadata_digest=metadata_digest,
+        base_reward_per_item=base_reward_per_item,
+        max_reward_per_proposal=max_reward_per_proposal,
+        training_fee=training_fee,
+        evaluator=evaluator,
+        created_block=block.number,
+    )
+    log DatasetCreated(
+        dataset_id=dataset_id,
+        creator=msg.sender,
+        metadata_digest=metadata_digest,
+        initial_shares=initial_shares,
+        quorum_bps=quorum_bps,
+        approval_bps=approval_bps,
+        voting_period=voting_period,
+        proposal_bond=proposal_bond,
+        base_reward_per_item=base_reward_per_item,
+        max_reward_per_proposal=max_reward_per_proposal,
+        evaluation_required=evaluation_required,
+        training_fee=training_fee,
+        evaluator=evaluator,
+    )
+    self._mint(msg.sender, dataset_id, initial_shares)
+    return dataset_id
+
+
+@external
+def set_evaluator(dataset_id: uint256, evaluator: address):
+    """
+    @notice Replaces the dataset's evaluator. Only the dataset creator.
+    @param dataset_id The dataset id.
+    @param evaluator The new evaluator (may be empty unless the dataset
+           requires evaluations).
+    """
+    params: uint256 = self._dataset_params(dataset_id)
+    assert msg.sender == self._info[dataset_id].creator, "datamarket: not creator"
+    assert (params >> 160) & 1 == 0 or evaluator != empty(address), "datamarket: evaluator required"
+    self._info[dataset_id].evaluator = evaluator
+    log EvaluatorChanged(dataset_id=dataset_id, evaluator=evaluator)
+
+
+@external
+@payable
+def propose(dataset_id: uint256, root: bytes32, manifest_digest: bytes32, item_count: uint256) -> uint256:
+    """
+    @notice Proposes a batch of items for a dataset. `msg.value` must equal
+            the dataset's proposal bond.
+    @param dataset_id The dataset id.
+    @param root Merkle root of the batch's leaves (non-zero).
+    @param manifest_digest sha-256 digest of the manifest CID.
+    @param item_count Number of items in the batch (1..2**32-1).
+    @return uint256 The new proposal id.
+    """
+    params: uint256 = self._dataset_params(dataset_id)
+    bond: uint256 = params & _MASK96
+    assert msg.value == bond, "datamarket: wrong bond"
+    assert item_count > 0 and item_count < _MAX_ITEMS, "datamarket: bad item count"
+    assert root != empty(bytes32), "datamarket: empty root"
+
+    counts: uint256 = self._counts
+    proposal_id: uint256 = (counts >> 128) + 1
+    self._counts = unsafe_add(counts, 1 << 128)
+    snapshot: uint256 = block.number - 1
+    deadline: uint256 = block.timestamp + ((params >> 96) & _MASK32)
+    self._core[proposal_id] = dataset_id | (snapshot << 64) | (deadline << 128) | (item_count << 192)
+    self._owner[proposal_id] = convert(msg.sender, uint256) | (bond << 160)
+    self._root[proposal_id] = root
+    self._manifest[proposal_id] = manifest_digest
+    self._tally[proposal_id] = _TALLY_LIVE
+    log ProposalCreated(
+        proposal_id=proposal_id,
+        dataset_id=dataset_id,
+        contributor=msg.sender,
+        root=root,
+        manifest_digest=manifest_digest,
+        item_count=item_count,
+        bond=bond,
+        snapshot_block=snapshot,
+        deadline=deadline,
+    )
+    return proposal_id
+
+
+@external
+def vote(proposal_id: uint256, support: bool):
+    """
+    @notice Votes on an open proposal with the caller's balance at the
+            proposal's snapshot block. One vote per address.
+    @param proposal_id The proposal id.
+    @param support True for yes, False for no.
+    """
+    core: uint256 = self._proposal_core(proposal_id)
+    assert (core >> 224) & 255 == convert(STATUS_OPEN, uint256), "datamarket: proposal finalized"
+    assert block.timestamp <= (core >> 128) & _MASK64, "datamarket: voting closed"
+    assert not self._voted[proposal_id][msg.sender], "datamarket: already voted"
+    weight: uint256 = self._value_at(msg.sender, core & _MASK64, (core >> 64) & _MASK64)
+    assert weight > 0, "datamarket: no voting power"
+
+    self._voted[proposal_id][msg.sender] = True
+    # Neither half can overflow: yes + no never exceeds the snapshot
+    # supply, which is at most _MAX_SUPPLY.
+    if support:
+        self._tally[proposal_id] = unsafe_add(self._tally[proposal_id], weight << 128)
+    else:
+        self._tally[proposal_id] = unsafe_add(self._tally[proposal_id], weight)
+    log VoteCast(proposal_id=proposal_id, voter=msg.sender, support=support, weight=weight)
+
+
+@external
+def post_evaluation(proposal_id: uint256, value_: int256, shares: uint256, report_digest: bytes32):
+    """
+    @notice Posts (or re-posts; the latest wins) the evaluation of an open
+            proposal. Only the dataset's evaluator.
+    @param proposal_id The proposal id.
+    @param value_ The measured value of the proposal (e.g. accuracy gain,
+           fixed point as the dataset's policy defines).
+    @param shares Shares the policy awards (capped at finalization).
+    @param report_digest sha-256 digest of the re-runnable report CID.
+    """
+    core: uint256 = self._proposal_core(proposal_id)
+    assert (core >> 224) & 255 == convert(STATUS_OPEN, uint256), "datamarket: proposal finalized"
+    assert msg.sender == self._info[core & _MASK64].evaluator, "datamarket: not evaluator"
+    self._evaluation[proposal_id] = _Evaluation(value=value_, shares=shares, report_digest=report_digest)
+    if core & _EVALUATED == 0:
+        self._core[proposal_id] = core | _EVALUATED
+    log EvaluationPosted(
+        proposal_id=proposal_id, evaluator=msg.sender, value=value_, shares=shares, report_digest=report_digest
+    )
+
+
+@external
+@nonreentrant
+def finalize(proposal_id: uint256):
+    """
+    @notice Decides a proposal by the rule of docs/protocol.md. Accepted:
+            appends a registry entry, mints shares to the contributor and
+            refunds the bond. Rejected: the bond becomes dataset revenue.
+    @param proposal_id The proposal id.
+    """
+    core: uint256 = self._proposal_core(proposal_id)
+    assert (core >> 224) & 255 == convert(STATUS_OPEN, uint256), "datamarket: proposal finalized"
+    dataset_id: uint256 = core & _MASK64
+    tally: uint256 = self._tally[proposal_id]
+    yes: uint256 = (tally >> 128) & _MASK127
+    no: uint256 = tally & _MASK128
+    supply: uint256 = self._value_at(empty(address), dataset_id, (core >> 64) & _MASK64)
+    params: uint256 = self._params[dataset_id]
+
+    accepted: bool = False
+    if 2 * yes > supply:
+        accepted = True
+    elif 2 * no <= supply:
+        assert block.timestamp > (core >> 128) & _MASK64, "datamarket: voting open"
+        cast: uint256 = yes + no
+        accepted = (
+            cast > 0
+            and cast * _BPS >= ((params >> 128) & 65535) * supply
+            and yes * _BPS >= ((params >> 144) & 65535) * cast
+        )
+
+    owner: uint256 = self._owner[proposal_id]
+    contributor: address = convert(convert(owner & _MASK160, uint160), address)
+    bond: uint256 = owner >> 160
+    minted: uint256 = 0
+    entry_index: uint256 = NO_ENTRY
+    if accepted:
+        info: _DatasetInfo = self._info[dataset_id]
+        if core & _EVALUATED != 0:
+            minted = self._evaluation[proposal_id].shares
+        else:
+            assert (params >> 160) & 1 == 0, "datamarket: evaluation required"
+            minted = self._items_reward((core >> 192) & _MASK32, info.base_reward_per_item, info.max_reward_per_proposal)
+        minted = min(minted, info.max_reward_per_proposal)
+        minted = min(minted, _MAX_SUPPLY - erc1155.total_supply[dataset_id])
+        entry_index = self._entry_count[dataset_id]
+        self._entries[dataset_id][entry_index] = proposal_id | (block.number << 64)
+        self._entry_count[dataset_id] = entry_index + 1
+        self._minted[proposal_id] = minted
+        self._core[proposal_id] = core | (convert(STATUS_ACCEPTED, uint256) << 224)
+    else:
+        self._core[proposal_id] = core | (convert(STATUS_REJECTED, uint256) << 224)
+
+    log ProposalFinalized(
+        proposal_id=proposal_id,
+        dataset_id=dataset_id,
+        accepted=accepted,
+        yes_votes=yes,
+        no_votes=no,
+        shares_minted=minted,
+        entry_index=entry_index,
+    )
+    if not accepted:
+        if bond > 0:
+            self._distribute(dataset_id, contributor, bond, KIND_FORFEITED_BOND)
+        return
+    if minted > 0:
+        self._mint(contributor, dataset_id, minted)
+    if bond > 0:
+        raw_call(contributor, b"", value=bond)
+
+
+@external
+@payable
+@nonreentrant
+def deposit(dataset_id: uint256):
+    """
+    @notice Pays `msg.value` to the dataset's current shareholders, pro rata.
+    @param dataset_id The dataset id.
+    """
+    assert msg.value > 0, "datamarket: zero deposit"
+    self._dataset_params(dataset_id)
+    self._distribute(dataset_id, msg.sender, msg.value, KIND_PAYMENT)
+
+
+@external
+@nonreentrant
+def withdraw(dataset_id: uint256) -> uint256:
+    """
+    @notice Sends the caller all revenue of the dataset they can withdraw.
+    @param dataset_id The dataset id.
+    @return uint256 The amount sent in wei.
+    """
+    account: uint256 = self._account[msg.sender][dataset_id]
+    amount: uint256 = self._accrued(dataset_id, msg.sender) - (account & _MASK192)
+    assert amount > 0, "datamarket: nothing to withdraw"
+    # Withdrawn never exceeds the revenue total (< 2**128), so it stays
+    # inside its 192 bits.
+    self._account[msg.sender][dataset_id] = unsafe_add(account, amount)
+    log RevenueWithdrawn(dataset_id=dataset_id, holder=msg.sender, amount=amount)
+    raw_call(msg.sender, b"", value=amount)
+    return amount
+
+
+@external
+@nonreentrant
+def safeTransferFrom(owner: address, to: address, id: uint256, amount: uint256, data: Bytes[1_024]):
+    """
+    @notice ERC-1155 transfer of `amount` shares of dataset `id`, keeping
+            voting checkpoints and revenue corrections in step.
+    @param owner The current holder.
+    @param to The receiver (a contract must accept ERC-1155 tokens).
+    @param id The dataset id.
+    @param amount The number of shares.
+    @param data Data passed on to the receiver hook.
+    """
+    assert owner == msg.sender or erc1155.isApprovedForAll[owner][msg.sender], "datamarket: not owner or approved"
+    assert to != empty(address), "datamarket: transfer to the zero address"
+    self._move(owner, to, id, amount)
+    erc1155._safe_transfer_from(owner, to, id, amount, data)
+
+
+@external
+@nonreentrant
+def safeBatchTransferFrom(
+    owner: address,
+    to: address,
+    ids: DynArray[uint256, _BATCH_SIZE],
+    amounts: DynArray[uint256, _BATCH_SIZE],
+    data: Bytes[1_024],
+):
+    """
+    @notice Batched `safeTransferFrom`.
+    @param owner The current holder.
+    @param to The receiver (a contract must accept ERC-1155 tokens).
+    @param ids The dataset ids.
+    @param amounts The numbers of shares, one per id.
+    @param data Data passed on to the receiver hook.
+    """
+    assert owner == msg.sender or erc1155.isApprovedForAll[owner][msg.sender], "datamarket: not owner or approved"
+    assert to != empty(address), "datamarket: transfer to the zero address"
+    assert len(ids) == len(amounts), "datamarket: ids and amounts length mismatch"
+    for i: uint256 in range(len(ids), bound=_BATCH_SIZE):
+        self._move(owner, to, ids[i], amounts[i])
+    erc1155._safe_batch_transfer_from(owner, to, ids, amounts, data)
+
+
+@external
+@view
+def dataset_count() -> uint256:
+    """
+    @notice Number of datasets; ids run from 1 to this number.
+    @return uint256 The dataset count.
+    """
+    return self._counts & _MASK128
+
+
+@external
+@view
+def get_dataset(dataset_id: uint256) -> Dataset:
+    """
+    @notice A dataset's parameters.
+    @param dataset_id The dataset id.
+    @return Dataset The dataset.
+    """
+    params: uint256 = self._dataset_params(dataset_id)
+    info: _DatasetInfo = self._info[dataset_id]
+    return Dataset(
+        creator=info.creator,
+        metadata_digest=info.metadata_digest,
+        quorum_bps=(params >> 128) & 65535,
+        approval_bps=(params >> 144) & 65535,
+        voting_period=(params >> 96) & _MASK32,
+        proposal_bond=params & _MASK96,
+        base_reward_per_item=info.base_reward_per_item,
+        max_reward_per_proposal=info.max_reward_per_proposal,
+        evaluation_required=(params >> 160) & 1 == 1,
+        training_fee=info.training_fee,
+        evaluator=info.evaluator,
+        entry_count=self._entry_count[dataset_id],
+        created_block=info.created_block,
+    )
+
+
+@external
+@view
+def proposal_count() -> uint256:
+    """
+    @notice Number of proposals over all datasets; ids run from 1.
+    @return uint256 The proposal count.
+    """
+    return self._counts >> 128
+
+
+@external
+@view
+def get_proposal(proposal_id: uint256) -> Proposal:
+    """
+    @notice A proposal with its tallies, status and evaluation.
+    @param proposal_id The proposal id.
+    @return Proposal The proposal (status 0 open, 1 accepted, 2 rejected).
+    """
+    core: uint256 = self._proposal_core(proposal_id)
+    owner: uint256 = self._owner[proposal_id]
+    tally: uint256 = self._tally[proposal_id]
+    evaluation: _Evaluation = self._evaluation[proposal_id]
+    return Proposal(
+        dataset_id=core & _MASK64,
+        contributor=convert(convert(owner & _MASK160, uint160), address),
+        bond=owner >> 160,
+        root=self._root[proposal_id],
+        manifest_digest=self._manifest[proposal_id],
+        item_count=(core >> 192) & _MASK32,
+        snapshot_block=(core >> 64) & _MASK64,
+        deadline=(core >> 128) & _MASK64,
+        yes_votes=(tally >> 128) & _MASK127,
+        no_votes=tally & _MASK128,
+        status=convert((core >> 224) & 255, uint8),
+        evaluated=core & _EVALUATED != 0,
+        value=evaluation.value,
+        eval_shares=evaluation.shares,
+        report_digest=evaluation.report_digest,
+        shares_minted=self._minted[proposal_id],
+    )
+
+
+@external
+@view
+def has_voted(proposal_id: uint256, voter: address) -> bool:
+    """
+    @notice Whether `voter` has voted on the proposal.
+    @param proposal_id The proposal id.
+    @param voter The address.
+    @return bool True once voted.
+    """
+    return self._voted[proposal_id][voter]
+
+
+@external
+@view
+def voting_power(proposal_id: uint256, voter: address) -> uint256:
+    """
+    @notice `voter`'s share balance at the proposal's snapshot block.
+    @param proposal_id The proposal id.
+    @param voter The address.
+    @return uint256 The voting weight.
+    """
+    core: uint256 = self._proposal_core(proposal_id)
+    return self._value_at(voter, core & _MASK64, (core >> 64) & _MASK64)
+
+
+@external
+@view
+def snapshot_supply(proposal_id: uint256) -> uint256:
+    """
+    @notice The dataset's share supply at the proposal's snapshot block.
+    @param proposal_id The proposal id.
+    @return uint256 The snapshot supply.
+    """
+    core: uint256 = self._proposal_core(proposal_id)
+    return self._value_at(empty(address), core & _MASK64, (core >> 64) & _MASK64)
+
+
+@external
+@view
+def entry_count(dataset_id: uint256) -> uint256:
+    """
+    @notice Number of registry entries (accepted proposals) of a dataset.
+    @param dataset_id The dataset id.
+    @return uint256 The entry count.
+    """
+    self._dataset_params(dataset_id)
+    return self._entry_count[dataset_id]
+
+
+@external
+@view
+def get_entry(dataset_id: uint256, index: uint256) -> Entry:
+    """
+    @notice A registry entry of a dataset.
+    @param dataset_id The dataset id.
+    @param index 0-based entry index.
+    @return Entry The entry.
+    """
+    proposal_id: uint256 = self._entry_proposal(dataset_id, index)
+    owner: uint256 = self._owner[proposal_id]
+    return Entry(
+        proposal_id=proposal_id,
+        contributor=convert(convert(owner & _MASK160, uint160), address),
+        root=self._root[proposal_id],
+        manifest_digest=self._manifest[proposal_id],
+        item_count=(self._core[proposal_id] >> 192) & _MASK32,
+        shares_minted=self._minted[proposal_id],
+        block_number=self._entries[dataset_id][index] >> 64,
+    )
+
+
+@external
+@view
+def verify_item(
+    dataset_id: uint256,
+    entry_index: uint256,
+    item_digest: bytes32,
+    label_hash: bytes32,
+    proof: DynArray[bytes32, _MAX_PROOF],
+) -> bool:
+    """
+    @notice Proves that an item is part of a registry entry.
+    @param dataset_id The dataset id.
+    @param entry_index 0-based entry index.
+    @param item_digest sha-256 digest of the item (the digest in its CID).
+    @param label_hash keccak256 of the UTF-8 label.
+    @param proof Sibling hashes from the leaf up to the root.
+    @return bool True when the leaf
+            keccak256(keccak256(item_digest ‖ label_hash)) is under the
+            entry's root.
+    """
+    proposal_id: uint256 = self._entry_proposal(dataset_id, entry_index)
+    leaf: bytes32 = keccak256(keccak256(concat(item_digest, label_hash)))
+    return merkle._verify(proof, self._root[proposal_id], leaf)
+
+
+@external
+@view
+def balance_of_at(account: address, dataset_id: uint256, block_number: uint256) -> uint256:
+    """
+    @notice `account`'s share balance at the end of a past block.
+    @param account The holder.
+    @param dataset_id The dataset id.
+    @param block_number A block before the current one.
+    @return uint256 The balance.
+    """
+    assert block_number < block.number, "datamarket: future block"
+    return self._value_at(account, dataset_id, block_number)
+
+
+@external
+@view
+def total_supply_at(dataset_id: uint256, block_number: uint256) -> uint256:
+    """
+    @notice The dataset's share supply at the end of a past block.
+    @param dataset_id The dataset id.
+    @param block_number A block before the current one.
+    @return uint256 The supply.
+    """
+    assert block_number < block.number, "datamarket: future block"
+    return self._value_at(empty(address), dataset_id, block_number)
+
+
+@external
+@view
+def withdrawable(dataset_id: uint256, holder: address) -> uint256:
+    """
+    @notice Revenue `holder` can withdraw now.
+    @param dataset_id The dataset id.
+    @param holder The holder.
+    @return uint256 Amount in wei.
+    """
+    return self._accrued(dataset_id, holder) - (self._account[holder][dataset_id] & _MASK192)
+
+
+@external
+@view
+def withdrawn(dataset_id: uint256, holder: address) -> uint256:
+    """
+    @notice Revenue `holder` has withdrawn so far.
+    @param dataset_id The dataset id.
+    @param holder The holder.
+    @return uint256 Amount in wei.
+    """
+    return self._account[holder][dataset_id] & _MASK192
+
+
+@external
+@view
+def revenue_total(dataset_id: uint256) -> uint256:
+    """
+    @notice All revenue ever paid to the dataset, forfeited bonds included.
+    @param dataset_id The dataset id.
+    @return uint256 Amount in wei.
+    """
+    return self._revenue[dataset_id] & _MASK128
+
+
+@internal
+@view
+def _dataset_params(dataset_id: uint256) -> uint256:
+    params: uint256 = self._params[dataset_id]
+    # voting_period > 0, so an existing dataset never has a zero word.
+    assert params != 0, "datamarket: unknown dataset"
+    return params
+
+
+@internal
+@view
+def _proposal_core(proposal_id: uint256) -> uint256:
+    core: uint256 = self._core[proposal_id]
+    # dataset ids start at 1, so an existing proposal never has a zero word.
+    assert core != 0, "datamarket: unknown proposal"
+    return core
+
+
+@internal
+@view
+def _entry_proposal(dataset_id: uint256, index: uint256) -> uint256:
+    self._dataset_params(dataset_id)
+    assert index < self._entry_count[dataset_id], "datamarket: unknown entry"
+    return self._entries[dataset_id][index] & _MASK64
+
+
+@internal
+@pure
+def _items_reward(item_count: uint256, base_reward_per_item: uint256, cap: uint256) -> uint256:
+    # Saturate instead of overflowing: the result is capped anyway.
+    if base_reward_per_item != 0 and item_count > cap // base_reward_per_item:
+        return cap
+    return item_count * base_reward_per_item
+
+
+@internal
+@view
+def _value_at(account: address, dataset_id: uint256, block_number: uint256) -> uint256:
+    count: uint256 = self._account[account][dataset_id] >> 192
+    if count == 0:
+        return 0
+    latest: uint256 = self._checkpoints[account][dataset_id][unsafe_sub(count, 1)]
+    if latest >> 192 <= block_number:
+        return latest & _MASK192
+    # Binary search for the first checkpoint after `block_number` among
+    # all but the latest one (which is known to be after it).
+    low: uint256 = 0
+    high: uint256 = unsafe_sub(count, 1)
+    for _: uint256 in range(_SEARCH_STEPS):
+        if low >= high:
+            break
+        mid: uint256 = unsafe_div(unsafe_add(low, high), 2)
+        if self._checkpoints[account][dataset_id][mid] >> 192 <= block_number:
+            low = unsafe_add(mid, 1)
+        else:
+            high = mid
+    if low == 0:
+        return 0
+    return self._checkpoints[account][dataset_id][unsafe_sub(low, 1)] & _MASK192
+
+
+@internal
+def _checkpoint(account: address, dataset_id: uint256, amount: uint256, increase: bool):
+    state: uint256 = self._account[account][dataset_id]
+    count: uint256 = state >> 192
+    latest: uint256 = 0
+    if count != 0:
+        latest = self._checkpoints[account][dataset_id][unsafe_sub(count, 1)]
+    value: uint256 = latest & _MASK192
+    if increase:
+        value += amount
+    else:
+        assert value >= amount, "datamarket: insufficient balance"
+        value = unsafe_sub(value, amount)
+    word: uint256 = (block.number << 192) | value
+    if count != 0 and latest >> 192 == block.number:
+        self._checkpoints[account][dataset_id][unsafe_sub(count, 1)] = word
+    else:
+        self._checkpoints[account][dataset_id][count] = word
+        self._account[account][dataset_id] = unsafe_add(state, _CHECKPOINT_ONE)
+
+
+@internal
+def _mint(to: address, dataset_id: uint256, amount: uint256):
+    # Checkpoints first: the latest checkpoint of a holder always equals
+    # their module balance, and supply lives under the zero address.
+    assert erc1155.total_supply[dataset_id] + amount <= _MAX_SUPPLY, "datamarket: supply cap"
+    self._checkpoint(to, dataset_id, amount, True)
+    self._checkpoint(empty(address), dataset_id, amount, True)
+    correction: uint256 = self._per_share[dataset_id] * amount
+    if correction != 0:
+        self._correction[dataset_id][to] -= convert(correction, int256)
+    erc1155._safe_mint(to, dataset_id, amount, b"")
+
+
+@internal
+def _move(owner: address, to: address, dataset_id: uint256, amount: uint256):
+    if amount == 0 or owner == to:
+        return
+    self._checkpoint(owner, dataset_id, amount, False)
+    self._checkpoint(to, dataset_id, amount, True)
+    correction: uint256 = self._per_share[dataset_id] * amount
+    if correction != 0:
+        self._correction[dataset_id][owner] += convert(correction, int256)
+        self._correction[dataset_id][to] -= convert(correction, int256)
+
+
+@internal
+def _distribute(dataset_id: uint256, payer: address, amount: uint256, kind: uint8):
+    supply: uint256 = erc1155.total_supply[dataset_id]
+    assert supply > 0, "datamarket: no shareholders"
+    revenue: uint256 = self._revenue[dataset_id]
+    magnified: uint256 = amount * _MAGNITUDE + (revenue >> 128)
+    self._per_share[dataset_id] += magnified // supply
+    total: uint256 = (revenue & _MASK128) + amount
+    assert total <= _MASK128, "datamarket: revenue overflow"
+    # The remainder is below supply <= _MAX_SUPPLY, so it fits in 128 bits.
+    self._revenue[dataset_id] = ((magnified % supply) << 128) | total
+    log RevenueDeposited(dataset_id=dataset_id, payer=payer, amount=amount, kind=kind)
+
+
+@internal
+@view
+def _accrued(dataset_id: uint256, holder: address) -> uint256:
+    magnified: int256 = convert(
+        self._per_share[dataset_id] * erc1155.balanceOf[holder][dataset_id], int256
+    ) + self._correction[dataset_id][holder]
+    return convert(magnified, uint256) // _MAGNITUDE

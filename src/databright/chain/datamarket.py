@@ -1,0 +1,321 @@
+"""Typed client of the DataMarket contract.
+
+Wraps the contract's ABI in plain dataclasses so callers never handle raw
+tuples; every write goes through ``Ledger.transact`` and returns what the
+transaction created (a dataset id, a proposal id, an amount).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.types import EventData, TxReceipt
+
+from databright.chain._ledger import Ledger
+from databright.errors import ChainError, NotFound
+
+__all__ = [
+    "DataMarket",
+    "Dataset",
+    "DatasetParams",
+    "Entry",
+    "Event",
+    "Proposal",
+    "ProposalStatus",
+]
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class ProposalStatus:
+    OPEN = 0
+    ACCEPTED = 1
+    REJECTED = 2
+    NAMES = {0: "open", 1: "accepted", 2: "rejected"}
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """What a dataset is created with (see DESIGN.md, Protocol rules)."""
+
+    metadata_digest: bytes
+    initial_shares: int
+    quorum_bps: int = 2000
+    approval_bps: int = 5000
+    voting_period: int = 3600
+    proposal_bond: int = 10**16
+    base_reward_per_item: int = 10
+    max_reward_per_proposal: int = 10_000
+    evaluation_required: bool = False
+    training_fee: int = 10**17
+    evaluator: str = ZERO_ADDRESS
+
+
+@dataclass(frozen=True)
+class Dataset:
+    dataset_id: int
+    creator: str
+    metadata_digest: bytes
+    quorum_bps: int
+    approval_bps: int
+    voting_period: int
+    proposal_bond: int
+    base_reward_per_item: int
+    max_reward_per_proposal: int
+    evaluation_required: bool
+    training_fee: int
+    evaluator: str
+    entry_count: int
+    created_block: int
+
+
+@dataclass(frozen=True)
+class Proposal:
+    proposal_id: int
+    dataset_id: int
+    contributor: str
+    bond: int
+    root: bytes
+    manifest_digest: bytes
+    item_count: int
+    snapshot_block: int
+    deadline: int
+    yes_votes: int
+    no_votes: int
+    status: int
+    evaluated: bool
+    value: int
+    eval_shares: int
+    report_digest: bytes
+    shares_minted: int
+
+    @property
+    def status_name(self) -> str:
+        return ProposalStatus.NAMES.get(self.status, str(self.status))
+
+
+@dataclass(frozen=True)
+class Entry:
+    proposal_id: int
+    contributor: str
+    root: bytes
+    manifest_digest: bytes
+    item_count: int
+    shares_minted: int
+    block: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decoded contract event, in chain order."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+
+def _fields(struct: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    if isinstance(struct, dict):
+        return {n: struct[n] for n in names}
+    if hasattr(struct, "_asdict"):
+        data = struct._asdict()
+        return {n: data[n] for n in names}
+    return dict(zip(names, struct, strict=True))
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return to_checksum_address(value)
+    return value
+
+
+class DataMarket:
+    """One deployed DataMarket contract."""
+
+    def __init__(self, ledger: Ledger, address: str, abi: list[dict[str, Any]]) -> None:
+        self.ledger = ledger
+        self.address = to_checksum_address(address)
+        self.contract: Contract = ledger.w3.eth.contract(address=self.address, abi=abi)
+        self._events = {
+            Web3.keccak(text=f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"): e["name"]
+            for e in abi
+            if e.get("type") == "event"
+        }
+
+    # -- reads ---------------------------------------------------------------
+
+    def _read(self, name: str, *args: Any) -> Any:
+        fn = getattr(self.contract.functions, name)
+        return self.ledger.call_rpc(lambda: fn(*args).call())
+
+    def dataset_count(self) -> int:
+        return int(self._read("dataset_count"))
+
+    def proposal_count(self) -> int:
+        return int(self._read("proposal_count"))
+
+    def dataset(self, dataset_id: int) -> Dataset:
+        if not 1 <= dataset_id <= self.dataset_count():
+            raise NotFound("dataset", dataset_id, range(1, self.dataset_count() + 1))
+        names = tuple(f for f in Dataset.__dataclass_fields__ if f != "dataset_id")
+        raw = _fields(self._read("get_dataset", dataset_id), names)
+        return Dataset(dataset_id=dataset_id, **{k: _normalise(v) for k, v in raw.items()})
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        if not 1 <= proposal_id <= self.proposal_count():
+            raise NotFound("proposal", proposal_id, range(1, self.proposal_count() + 1))
+        names = tuple(f for f in Proposal.__dataclass_fields__ if f != "proposal_id")
+        raw = _fields(self._read("get_proposal", proposal_id), names)
+        return Proposal(proposal_id=proposal_id, **{k: _normalise(v) for k, v in raw.items()})
+
+    def entry(self, dataset_id: int, index: int) -> Entry:
+        raw = _fields(self._read("get_entry", dataset_id, index), tuple(Entry.__dataclass_fields__))
+        return Entry(**{k: _normalise(v) for k, v in raw.items()})
+
+    def has_voted(self, proposal_id: int, voter: str) -> bool:
+        return bool(self._read("has_voted", proposal_id, to_checksum_address(voter)))
+
+    def voting_power(self, proposal_id: int, voter: str) -> int:
+        return int(self._read("voting_power", proposal_id, to_checksum_address(voter)))
+
+    def snapshot_supply(self, proposal_id: int) -> int:
+        return int(self._read("snapshot_supply", proposal_id))
+
+    def balance_of(self, holder: str, dataset_id: int) -> int:
+        return int(self._read("balanceOf", to_checksum_address(holder), dataset_id))
+
+    def total_supply(self, dataset_id: int) -> int:
+        return int(self._read("total_supply", dataset_id))
+
+    def withdrawable(self, dataset_id: int, holder: str) -> int:
+        return int(self._read("withdrawable", dataset_id, to_checksum_address(holder)))
+
+    def withdrawn(self, dataset_id: int, holder: str) -> int:
+        return int(self._read("withdrawn", dataset_id, to_checksum_address(holder)))
+
+    def revenue_total(self, dataset_id: int) -> int:
+        return int(self._read("revenue_total", dataset_id))
+
+    def verify_item(
+        self, dataset_id: int, entry_index: int, item_digest: bytes, label_hash: bytes, proof: list[bytes]
+    ) -> bool:
+        return bool(self._read("verify_item", dataset_id, entry_index, item_digest, label_hash, proof))
+
+    # -- writes --------------------------------------------------------------
+
+    def _send(self, account: LocalAccount, name: str, *args: Any, value: int = 0) -> TxReceipt:
+        fn = getattr(self.contract.functions, name)(*args)
+        return self.ledger.transact(account, fn, value=value)
+
+    def _created(self, receipt: TxReceipt, event: str, key: str) -> int:
+        for item in self.decode_receipt(receipt):
+            if item.name == event:
+                return int(item.args[key])
+        raise ChainError(f"transaction {receipt['transactionHash'].to_0x_hex()} emitted no {event}")
+
+    def create_dataset(self, account: LocalAccount, params: DatasetParams) -> int:
+        receipt = self._send(
+            account,
+            "create_dataset",
+            params.metadata_digest,
+            params.initial_shares,
+            params.quorum_bps,
+            params.approval_bps,
+            params.voting_period,
+            params.proposal_bond,
+            params.base_reward_per_item,
+            params.max_reward_per_proposal,
+            params.evaluation_required,
+            params.training_fee,
+            to_checksum_address(params.evaluator),
+        )
+        return self._created(receipt, "DatasetCreated", "dataset_id")
+
+    def propose(
+        self, account: LocalAccount, dataset_id: int, root: bytes, manifest_digest: bytes, item_count: int
+    ) -> int:
+        bond = self.dataset(dataset_id).proposal_bond
+        receipt = self._send(account, "propose", dataset_id, root, manifest_digest, item_count, value=bond)
+        return self._created(receipt, "ProposalCreated", "proposal_id")
+
+    def vote(self, account: LocalAccount, proposal_id: int, support: bool) -> TxReceipt:
+        return self._send(account, "vote", proposal_id, support)
+
+    def finalize(self, account: LocalAccount, proposal_id: int) -> TxReceipt:
+        return self._send(account, "finalize", proposal_id)
+
+    def post_evaluation(
+        self, account: LocalAccount, proposal_id: int, value: int, shares: int, report_digest: bytes
+    ) -> TxReceipt:
+        return self._send(account, "post_evaluation", proposal_id, value, shares, report_digest)
+
+    def set_evaluator(self, account: LocalAccount, dataset_id: int, evaluator: str) -> TxReceipt:
+        return self._send(account, "set_evaluator", dataset_id, to_checksum_address(evaluator))
+
+    def deposit(self, account: LocalAccount, dataset_id: int, amount: int) -> TxReceipt:
+        return self._send(account, "deposit", dataset_id, value=amount)
+
+    def withdraw(self, account: LocalAccount, dataset_id: int) -> int:
+        receipt = self._send(account, "withdraw", dataset_id)
+        return self._created(receipt, "RevenueWithdrawn", "amount")
+
+    def transfer(self, account: LocalAccount, to: str, dataset_id: int, amount: int) -> TxReceipt:
+        return self._send(
+            account, "safeTransferFrom", account.address, to_checksum_address(to), dataset_id, amount, b""
+        )
+
+    # -- events --------------------------------------------------------------
+
+    def _decode(self, log: Any) -> Event | None:
+        topics = log["topics"]
+        name = self._events.get(bytes(topics[0])) if topics else None
+        if name is None:
+            return None
+        data: EventData = getattr(self.contract.events, name)().process_log(log)
+        return Event(
+            name=name,
+            args={k: _normalise(v) for k, v in data["args"].items()},
+            block_number=int(log["blockNumber"]),
+            log_index=int(log["logIndex"]),
+            tx_hash=bytes(log["transactionHash"]).hex(),
+        )
+
+    def decode_receipt(self, receipt: TxReceipt) -> list[Event]:
+        events = []
+        for log in receipt["logs"]:
+            if to_checksum_address(log["address"]) == self.address:
+                decoded = self._decode(log)
+                if decoded is not None:
+                    events.append(decoded)
+        return events
+
+    def events(self, from_block: int, to_block: int) -> Iterator[Event]:
+        """Every event of this contract in ``[from_block, to_block]``, in order."""
+        logs = self.ledger.call_rpc(
+            lambda: self.ledger.w3.eth.get_logs(
+                {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
+            )
+        )
+        ordered = sorted(logs, key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
+        for log in ordered:
+            decoded = self._decode(log)
+            if decoded is not None:
+                yield decoded
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    kind = str(item["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in item["components"])
+        return f"({inner}){kind[5:]}"
+    return kind

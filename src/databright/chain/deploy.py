@@ -1,0 +1,83 @@
+"""Deploying the contracts and the deployment manifest.
+
+``HOME/deployments/<chain_id>.json`` records where the contracts live on one
+chain: chain id, addresses, the block each was deployed in, the deploying
+account, the Vyper version and the sha-256 of every contract source. Commands
+refuse to use a manifest whose contract code is no longer on the chain (a reset
+node), and warn-free reuse is possible across machines by copying the file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from databright.chain._compile import compile_contract, source_hashes
+from databright.chain._ledger import Ledger
+from databright.errors import ChainError, ConfigError
+
+__all__ = ["Deployment", "deploy", "load_deployment"]
+
+
+@dataclass
+class Deployment:
+    chain_id: int
+    contracts: dict[str, dict[str, Any]]
+    source_hashes: dict[str, str]
+    compiler: str
+    deployer: str
+    deployed_at: float = field(default_factory=time.time)
+
+    def address(self, name: str) -> str:
+        try:
+            return str(self.contracts[name]["address"])
+        except KeyError as exc:
+            raise ConfigError(f"no {name} in the deployment of chain {self.chain_id}") from exc
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.chain_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+        return path
+
+
+def load_deployment(directory: Path, chain_id: int) -> Deployment | None:
+    path = directory / f"{chain_id}.json"
+    if not path.is_file():
+        return None
+    try:
+        return Deployment(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"corrupt deployment manifest {path}: {exc}") from exc
+
+
+def deploy(ledger: Ledger, account: LocalAccount, cache_dir: Path | None = None) -> Deployment:
+    """Compile and deploy DataMarket; returns the manifest (not yet saved)."""
+    import vyper
+
+    compiled = compile_contract("data_market", cache_dir)
+    receipt = ledger.transact(account, data=compiled.bytecode, gas=None)
+    address = receipt.get("contractAddress")
+    if not address:
+        raise ChainError("deployment transaction created no contract")
+    return Deployment(
+        chain_id=ledger.chain_id,
+        contracts={
+            "DataMarket": {
+                "address": address,
+                "block": int(receipt["blockNumber"]),
+                "tx": receipt["transactionHash"].to_0x_hex(),
+                "source_sha256": compiled.source_sha256,
+            }
+        },
+        source_hashes=source_hashes(),
+        compiler=f"vyper {vyper.__version__}",
+        deployer=account.address,
+    )

@@ -1,0 +1,165 @@
+"""What every command shares: global options, the workspace, output and parsing."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from databright.config import get_settings
+from databright.errors import InputError
+from databright.workspace import Workspace
+
+__all__ = [
+    "GLOBAL_FLAGS",
+    "GLOBAL_OPTIONS",
+    "State",
+    "console",
+    "emit",
+    "format_eth",
+    "parse_duration",
+    "parse_percent",
+    "parse_wei",
+    "state",
+    "table",
+    "workspace",
+]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+# Options every command accepts, before or after the command name.
+GLOBAL_OPTIONS = ("--home", "--rpc-url", "--account", "--password-file", "--store", "--index-url")
+GLOBAL_FLAGS = ("--json",)
+
+
+@dataclass
+class State:
+    home: Path | None = None
+    rpc_url: str | None = None
+    account: str | None = None
+    password_file: Path | None = None
+    store: str | None = None
+    index_url: str | None = None
+    json: bool = False
+
+    @property
+    def home_dir(self) -> Path:
+        return (self.home or get_settings().home).expanduser()
+
+    def password(self) -> str | None:
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().rstrip("\n")
+            except OSError as exc:
+                raise InputError(f"cannot read password file {self.password_file}: {exc.strerror}") from exc
+        return get_settings().password
+
+
+state = State()
+
+
+@contextmanager
+def workspace(account: str | None = None) -> Iterator[Workspace]:
+    settings = get_settings()
+    ws = Workspace(
+        state.home_dir,
+        rpc_url=state.rpc_url or settings.rpc_url,
+        account=account or state.account or settings.account,
+        password=state.password(),
+        store_url=state.store or settings.store_url,
+        index_url=state.index_url or settings.index_url,
+    )
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def emit(data: Any, *renderables: Any) -> None:
+    """Print ``data`` as JSON under --json, else the rich renderables."""
+    if state.json:
+        sys.stdout.write(json.dumps(_plain(data), indent=2, sort_keys=True) + "\n")
+        return
+    for item in renderables:
+        console.print(item)
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        numeric = column.lower() in {"id", "items", "shares", "yes", "no", "votes", "weight", "entries"}
+        t.add_column(column, justify="right" if numeric else "left")
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    return t
+
+
+def format_eth(wei: int) -> str:
+    if wei == 0:
+        return "0 ETH"
+    text = f"{Decimal(wei) / Decimal(10**18):.6f}".rstrip("0").rstrip(".")
+    return f"{text} ETH"
+
+
+_UNITS = {"wei": 0, "gwei": 9, "eth": 18, "ether": 18}
+
+
+def parse_wei(text: str) -> int:
+    """'0.1ether', '5 gwei', '1000' (wei) -> wei."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    if not match:
+        raise InputError(f"invalid amount {text!r}: use e.g. 0.1ether, 20gwei or 1000 (wei)")
+    number, unit = match.group(1), (match.group(2).lower() or "wei")
+    if unit not in _UNITS:
+        raise InputError(f"invalid unit {unit!r} in {text!r}: use wei, gwei or ether")
+    try:
+        wei = Decimal(number) * (Decimal(10) ** _UNITS[unit])
+    except InvalidOperation as exc:
+        raise InputError(f"invalid amount {text!r}") from exc
+    if wei != wei.to_integral_value():
+        raise InputError(f"{text!r} is not a whole number of wei")
+    return int(wei)
+
+
+_DURATIONS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """'90s', '30m', '2h', '7d' or plain seconds -> seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
+    if not match or int(match.group(1)) <= 0:
+        raise InputError(f"invalid duration {text!r}: use e.g. 90s, 30m, 2h or 7d")
+    return int(match.group(1)) * _DURATIONS[match.group(2)]
+
+
+def parse_percent(text: str) -> int:
+    """'20%' or '20' -> basis points (2000)."""
+    try:
+        value = Decimal(text.strip().rstrip("%"))
+    except InvalidOperation as exc:
+        raise InputError(f"invalid percentage {text!r}: use e.g. 20%") from exc
+    if not 0 < value <= 100:
+        raise InputError(f"percentage {text!r} must be above 0 and at most 100")
+    return int(value * 100)

@@ -1,0 +1,227 @@
+"""``databright dataset create|list|show|items|export``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from databright.chain import DatasetParams
+from databright.cli._common import (
+    console,
+    emit,
+    format_eth,
+    parse_duration,
+    parse_percent,
+    parse_wei,
+    table,
+    workspace,
+)
+from databright.errors import InputError
+from databright.export import export_dataset
+from databright.operations import DatasetMetadata, create_dataset, load_batch
+
+__all__ = ["register"]
+
+app = typer.Typer(help="Create, browse and export datasets.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    description: Annotated[str, typer.Option(help="What the data is and what it is for.")] = "",
+    kind: Annotated[str, typer.Option(help="files (one file per item) or table (one row per item).")] = "files",
+    classes: Annotated[str, typer.Option(help="Comma-separated label set; empty allows any label.")] = "",
+    license_: Annotated[str, typer.Option("--license", help="Licence of the data.")] = "CC-BY-4.0",
+    initial_shares: Annotated[int, typer.Option(help="Shares minted to you, the initiator.")] = 1000,
+    quorum: Annotated[str, typer.Option(help="Participation needed, share of snapshot supply.")] = "20%",
+    approval: Annotated[str, typer.Option(help="Yes share of votes cast needed to accept.")] = "50%",
+    voting_period: Annotated[str, typer.Option(help="How long proposals are open (e.g. 1h, 7d).")] = "1h",
+    bond: Annotated[str, typer.Option(help="Bond a contributor pays per proposal.")] = "0.01ether",
+    base_reward: Annotated[int, typer.Option(help="Shares per accepted item (no evaluator).")] = 10,
+    max_reward: Annotated[int, typer.Option(help="Cap on shares per proposal.")] = 10_000,
+    evaluation_required: Annotated[bool, typer.Option(help="Proposals need an evaluation to be accepted.")] = False,
+    evaluator: Annotated[str, typer.Option(help="Evaluator account name or address.")] = "",
+    training_fee: Annotated[str, typer.Option(help="Fee paid to shareholders per training job.")] = "0.1ether",
+    seed: Annotated[Path | None, typer.Option(help="Seed data: a folder with labels CSV, or a table.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels CSV of a seed folder.")] = None,
+    file_column: Annotated[str, typer.Option(help="File name column of the labels CSV.")] = "file",
+    label_column: Annotated[str, typer.Option(help="Label column of the CSV or table.")] = "label",
+) -> None:
+    """Create a dataset (you receive its initial shares), optionally seeded with data."""
+    if initial_shares <= 0:
+        raise InputError("--initial-shares must be positive")
+    if base_reward < 0 or max_reward <= 0:
+        raise InputError("--base-reward must be >= 0 and --max-reward > 0")
+    label_set = tuple(dict.fromkeys(x.strip() for x in classes.split(",") if x.strip()))
+    with workspace() as ws:
+        signer = ws.signer()
+        params = DatasetParams(
+            metadata_digest=b"\0" * 32,
+            initial_shares=initial_shares,
+            quorum_bps=parse_percent(quorum),
+            approval_bps=parse_percent(approval),
+            voting_period=parse_duration(voting_period),
+            proposal_bond=parse_wei(bond),
+            base_reward_per_item=base_reward,
+            max_reward_per_proposal=max_reward,
+            evaluation_required=evaluation_required,
+            training_fee=parse_wei(training_fee),
+            evaluator=ws.address_of(evaluator) if evaluator else "0x" + "00" * 20,
+        )
+        batch = None
+        if seed is not None:
+            batch = load_batch(ws, seed, labels_csv=labels, file_column=file_column, label_column=label_column)
+        metadata = DatasetMetadata(name, description, kind, label_set, license_)
+        dataset_id, seed_proposal = create_dataset(ws, signer, metadata, params, seed=batch)
+        row = ws.index.dataset(dataset_id)
+        emit(
+            {"dataset_id": dataset_id, "seed_proposal": seed_proposal, "items": row.item_count},
+            f"Created dataset {dataset_id} ({name})"
+            + (f", seeded with {row.item_count} items (proposal {seed_proposal})" if seed_proposal else ""),
+        )
+
+
+def _dataset_summary(row: Any, open_count: int) -> dict[str, Any]:
+    return {
+        "dataset_id": row.dataset_id,
+        "name": row.name,
+        "kind": row.kind,
+        "creator": row.creator,
+        "items": row.item_count,
+        "entries": row.entry_count,
+        "total_shares": row.total_supply,
+        "revenue_total_wei": row.revenue_total,
+        "open_proposals": open_count,
+    }
+
+
+@app.command("list")
+def list_() -> None:
+    """List datasets with their size, shares and revenue."""
+    with workspace() as ws:
+        ws.sync()
+        open_by_dataset: dict[int, int] = {}
+        for p in ws.index.proposals(status="open"):
+            open_by_dataset[p.dataset_id] = open_by_dataset.get(p.dataset_id, 0) + 1
+        rows = [_dataset_summary(d, open_by_dataset.get(d.dataset_id, 0)) for d in ws.index.datasets()]
+    emit(
+        rows,
+        table(
+            "Datasets",
+            ["id", "name", "items", "shares", "revenue", "open proposals"],
+            [
+                (r["dataset_id"], r["name"], r["items"], r["total_shares"], format_eth(r["revenue_total_wei"]),
+                 r["open_proposals"])
+                for r in rows
+            ],
+        ),
+    )
+
+
+@app.command("show")
+def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None:
+    """Show a dataset: parameters, accepted entries and shareholders."""
+    with workspace() as ws:
+        ws.sync()
+        row = ws.index.dataset(dataset_id)
+        proposals = ws.index.proposals(dataset_id=dataset_id)
+        holders = ws.index.holders(dataset_id)
+        entries = sorted((p for p in proposals if p.status == "accepted"), key=lambda p: p.entry_index or 0)
+        withdrawable = {h.holder: ws.market.withdrawable(dataset_id, h.holder) for h in holders}
+        data = _dataset_summary(row, sum(p.status == "open" for p in proposals)) | {
+            "description": row.description,
+            "metadata_cid": row.metadata_cid,
+            "metadata": json.loads(row.metadata_json),
+            "parameters": {
+                "quorum_bps": row.quorum_bps,
+                "approval_bps": row.approval_bps,
+                "voting_period": row.voting_period,
+                "proposal_bond_wei": row.proposal_bond,
+                "base_reward_per_item": row.base_reward_per_item,
+                "max_reward_per_proposal": row.max_reward_per_proposal,
+                "evaluation_required": row.evaluation_required,
+                "training_fee_wei": row.training_fee,
+                "evaluator": row.evaluator,
+            },
+            "accepted_items": row.item_count,
+            "entries": [
+                {"entry_index": p.entry_index, "proposal_id": p.proposal_id, "contributor": p.contributor,
+                 "items": p.item_count, "shares_minted": p.shares_minted, "manifest_cid": p.manifest_cid,
+                 "root": p.root}
+                for p in entries
+            ],
+            "shareholders": [
+                {"address": h.holder, "shares": h.balance,
+                 "fraction": h.balance / row.total_supply if row.total_supply else 0.0,
+                 "withdrawn_wei": h.withdrawn, "withdrawable_wei": withdrawable[h.holder]}
+                for h in holders
+            ],
+        }
+    emit(
+        data,
+        f"[bold]Dataset {row.dataset_id}: {row.name}[/bold]  {row.description}",
+        f"{row.item_count} accepted items in {row.entry_count} entries; {row.total_supply} shares; "
+        f"revenue {format_eth(row.revenue_total)} paid in; metadata {row.metadata_cid}",
+        table(
+            "Entries",
+            ["entry", "proposal", "contributor", "items", "shares", "manifest"],
+            [(e["entry_index"], e["proposal_id"], e["contributor"], e["items"], e["shares_minted"], e["manifest_cid"])
+             for e in data["entries"]],
+        ),
+        table(
+            "Shareholders",
+            ["address", "shares", "fraction", "withdrawn", "withdrawable"],
+            [(s["address"], s["shares"], f"{s['fraction']:.1%}", format_eth(s["withdrawn_wei"]),
+              format_eth(s["withdrawable_wei"])) for s in data["shareholders"]],
+        ),
+    )
+
+
+@app.command("items")
+def items(
+    dataset_id: Annotated[int, typer.Argument(help="Dataset id.")],
+    limit: Annotated[int, typer.Option(help="Rows to print (0 for all).")] = 50,
+    pending: Annotated[bool, typer.Option(help="Show items of open proposals instead.")] = False,
+) -> None:
+    """List a dataset's accepted items (CID, label, proposal)."""
+    with workspace() as ws:
+        ws.sync()
+        ws.index.dataset(dataset_id)
+        rows = ws.index.items(dataset_id, accepted=not pending)
+    data = [
+        {"cid": r.cid, "label": r.label, "proposal_id": r.proposal_id, "position": r.position,
+         "metadata": json.loads(r.metadata_json), "duplicate_of": r.duplicate_of}
+        for r in rows
+    ]
+    shown = data if limit <= 0 else data[:limit]
+    emit(
+        data,
+        table(
+            f"Items of dataset {dataset_id} ({len(data)})",
+            ["cid", "label", "proposal", "duplicate of"],
+            [(d["cid"], d["label"], d["proposal_id"], d["duplicate_of"]) for d in shown],
+        ),
+    )
+
+
+@app.command("export")
+def export(
+    dataset_id: Annotated[int, typer.Argument(help="Dataset id.")],
+    out: Annotated[Path, typer.Argument(help="Output folder (created).")],
+) -> None:
+    """Write the accepted items as Parquet (plus their files) for pandas or Hugging Face."""
+    with workspace() as ws:
+        ws.sync()
+        result = export_dataset(ws, dataset_id, out)
+    emit(result, f"Exported {result['items']} items to {result['parquet']}")
+    if not result["items"]:
+        console.print("the dataset has no accepted items yet")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="dataset")
+
+

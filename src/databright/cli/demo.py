@@ -1,0 +1,66 @@
+"""``databright demo``: the whole data market on the embedded chain, in one command."""
+
+from __future__ import annotations
+
+import typer
+
+from databright.cli._common import console, emit, format_eth, state, table
+
+__all__ = ["register"]
+
+
+def demo() -> None:
+    """Grow a digits dataset with eight contributors, vote, finalize, pay and withdraw.
+
+    Runs on the embedded chain of --home (created if missing) and keeps its state there.
+    """
+    from databright.demo import __doc__ as policy
+    from databright.demo import run_demo
+
+    target = state.home_dir
+    quiet = state.json
+    with console.status("running the demo…", spinner="dots") if not quiet else _null():
+        result = run_demo(target, progress=(lambda _msg: None) if quiet else (lambda msg: console.print(f"• {msg}")))
+    policy_text = " ".join((policy or "").split("Voting policy of the demo's shareholders:")[-1].split())
+    emit(
+        {
+            "home": str(result.home),
+            "dataset_id": result.dataset_id,
+            "proposals": [p.__dict__ for p in result.proposals],
+            "holders": result.holders,
+            "revenue_total_wei": result.revenue_wei,
+        },
+        f"\n[bold]Voting policy:[/bold] {policy_text}\n",
+        table(
+            "Proposals",
+            ["id", "contributor", "kind", "items", "yes", "no", "outcome", "shares"],
+            [(p.proposal_id, p.contributor, p.kind, p.items, sum(w for _, s, w, _ in p.votes if s),
+              sum(w for _, s, w, _ in p.votes if not s), p.outcome, p.shares) for p in result.proposals],
+        ),
+        table(
+            "Votes",
+            ["proposal", "voter", "vote", "weight", "reason"],
+            [(p.proposal_id, v, "yes" if s else "no", w, r) for p in result.proposals for v, s, w, r in p.votes],
+        ),
+        table(
+            "Shareholders and revenue",
+            ["holder", "address", "shares", "fraction", "withdrawn"],
+            [(h["name"], h["address"], h["shares"], f"{h['fraction']:.1%}", format_eth(h["withdrawn_wei"]))
+             for h in result.holders],
+        ),
+        f"Revenue paid to dataset {result.dataset_id}: {format_eth(result.revenue_wei)} "
+        "(training fee plus forfeited bonds)",
+        f"State kept in {result.home}: try  databright --home {result.home} dataset show {result.dataset_id}",
+    )
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def register(root: typer.Typer) -> None:
+    root.command()(demo)

@@ -1,0 +1,210 @@
+"""``databright propose``, ``proposal list|show``, ``vote`` and ``finalize``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from databright.cli._common import emit, format_eth, table, workspace
+from databright.errors import InputError
+from databright.index import ProposalRow
+from databright.operations import load_batch, propose_batch
+
+__all__ = ["register"]
+
+app = typer.Typer(help="Browse proposals.", no_args_is_help=True)
+
+
+def propose(
+    dataset_id: Annotated[int, typer.Argument(help="Dataset id.")],
+    source: Annotated[Path, typer.Argument(help="A folder of files (with a labels CSV) or a CSV/Parquet table.")],
+    labels: Annotated[Path | None, typer.Option(help="Labels CSV (default: SOURCE/labels.csv).")] = None,
+    file_column: Annotated[str, typer.Option(help="File name column of the labels CSV.")] = "file",
+    label_column: Annotated[str, typer.Option(help="Label column of the CSV or table.")] = "label",
+    allow_duplicates: Annotated[bool, typer.Option(help="Propose items already in the dataset (flagged).")] = False,
+) -> None:
+    """Upload a batch, commit its Merkle root and manifest on-chain, and pay the bond."""
+    with workspace() as ws:
+        signer = ws.signer()
+        ws.sync()
+        dataset = ws.index.dataset(dataset_id)
+        batch = load_batch(ws, source, labels_csv=labels, file_column=file_column, label_column=label_column)
+        proposal_id, duplicates = propose_batch(ws, signer, dataset_id, batch, allow_duplicates=allow_duplicates)
+        row = ws.index.proposal(proposal_id)
+    emit(
+        {"proposal_id": proposal_id, "dataset_id": dataset_id, "items": batch.size, "duplicates": duplicates,
+         "manifest_cid": batch.manifest_cid, "root": "0x" + batch.manifest.root.hex(), "bond_wei": row.bond,
+         "deadline": row.deadline},
+        f"Proposal {proposal_id}: {batch.size} items to dataset {dataset_id} ({dataset.name}), "
+        f"bond {format_eth(row.bond)}, manifest {batch.manifest_cid}"
+        + (f" — {duplicates} duplicate item(s) flagged" if duplicates else ""),
+    )
+
+
+def _time_left(deadline: int, now: float) -> str:
+    left = int(deadline - now)
+    if left <= 0:
+        return "closed"
+    hours, rest = divmod(left, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _proposal_data(p: ProposalRow, now: float) -> dict[str, Any]:
+    return {
+        "proposal_id": p.proposal_id,
+        "dataset_id": p.dataset_id,
+        "contributor": p.contributor,
+        "items": p.item_count,
+        "status": p.status,
+        "yes": p.yes_votes,
+        "no": p.no_votes,
+        "voters": p.voter_count,
+        "bond_wei": p.bond,
+        "deadline": p.deadline,
+        "time_left": _time_left(p.deadline, now) if p.status == "open" else "",
+        "shares_minted": p.shares_minted,
+        "duplicates": p.duplicate_count,
+        "evaluated": p.evaluated,
+        "value": p.value,
+        "manifest_cid": p.manifest_cid,
+    }
+
+
+@app.command("list")
+def list_(
+    dataset: Annotated[int | None, typer.Option(help="Only this dataset.")] = None,
+    status: Annotated[str | None, typer.Option(help="open, accepted or rejected.")] = None,
+) -> None:
+    """List proposals with their tallies and outcomes."""
+    if status is not None and status not in {"open", "accepted", "rejected"}:
+        raise InputError(f"unknown status {status!r}: use open, accepted or rejected")
+    with workspace() as ws:
+        ws.sync()
+        if dataset is not None:
+            ws.index.dataset(dataset)
+        now = _chain_time(ws)
+        rows = [_proposal_data(p, now) for p in ws.index.proposals(dataset_id=dataset, status=status)]
+    emit(
+        rows,
+        table(
+            "Proposals",
+            ["id", "dataset", "contributor", "items", "yes", "no", "status", "shares", "dups"],
+            [(r["proposal_id"], r["dataset_id"], r["contributor"][:10] + "…", r["items"], r["yes"], r["no"],
+              r["status"] + (f" ({r['time_left']})" if r["time_left"] else ""), r["shares_minted"], r["duplicates"])
+             for r in rows],
+        ),
+    )
+
+
+def _chain_time(ws: Any) -> float:
+    block = ws.ledger.call_rpc(lambda: ws.ledger.w3.eth.get_block("latest"))
+    return float(max(int(block["timestamp"]), int(time.time())))
+
+
+@app.command("show")
+def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> None:
+    """Show a proposal: tally against quorum and approval, votes, items and flags."""
+    with workspace() as ws:
+        ws.sync()
+        p = ws.index.proposal(proposal_id)
+        d = ws.index.dataset(p.dataset_id)
+        votes = ws.index.votes(proposal_id)
+        items = ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
+        supply = ws.market.snapshot_supply(proposal_id)
+        now = _chain_time(ws)
+    cast = p.yes_votes + p.no_votes
+    data = _proposal_data(p, now) | {
+        "root": p.root,
+        "snapshot_block": p.snapshot_block,
+        "snapshot_supply": supply,
+        "quorum_needed": -(-supply * d.quorum_bps // 10_000),
+        "participation": cast / supply if supply else 0.0,
+        "approval": p.yes_votes / cast if cast else 0.0,
+        "approval_needed": d.approval_bps / 10_000,
+        "report_cid": p.report_cid,
+        "eval_shares": p.eval_shares,
+        "votes": [{"voter": v.voter, "support": v.support, "weight": v.weight} for v in votes],
+        "duplicate_items": [{"cid": i.cid, "position": i.position, "duplicate_of": i.duplicate_of}
+                            for i in items if i.duplicate_of is not None],
+        "labels": _label_counts(items),
+    }
+    emit(
+        data,
+        f"[bold]Proposal {p.proposal_id}[/bold] to dataset {d.dataset_id} ({d.name}) by {p.contributor}: "
+        f"{p.item_count} items, status {p.status}"
+        + (f", {data['time_left']} left" if data["time_left"] else ""),
+        f"tally: yes {p.yes_votes} / no {p.no_votes} of {supply} snapshot shares — participation "
+        f"{data['participation']:.0%} (quorum {d.quorum_bps / 100:g}%), approval {data['approval']:.0%} "
+        f"(needs {d.approval_bps / 100:g}%)",
+        f"manifest {p.manifest_cid}; labels {json.dumps(data['labels'])}"
+        + (f"; [yellow]{p.duplicate_count} duplicate item(s) of accepted data[/yellow]" if p.duplicate_count else ""),
+        table("Votes", ["voter", "vote", "weight"], [(v.voter, "yes" if v.support else "no", v.weight) for v in votes]),
+    )
+
+
+def _label_counts(items: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.label] = counts.get(item.label, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def vote(
+    proposal_id: Annotated[int, typer.Argument(help="Proposal id.")],
+    choice: Annotated[str, typer.Argument(help="yes or no.")],
+) -> None:
+    """Vote on a proposal with your shares at its snapshot block."""
+    if choice.lower() not in {"yes", "no", "y", "n"}:
+        raise InputError(f"vote must be yes or no, not {choice!r}")
+    support = choice.lower().startswith("y")
+    with workspace() as ws:
+        signer = ws.signer()
+        ws.sync()
+        p = ws.index.proposal(proposal_id)
+        if ws.market.has_voted(proposal_id, signer.address):
+            raise InputError(f"{signer.address} has already voted on proposal {proposal_id}")
+        weight = ws.market.voting_power(proposal_id, signer.address)
+        if weight == 0:
+            raise InputError(
+                f"{signer.address} held no shares of dataset {p.dataset_id} at block {p.snapshot_block}; cannot vote"
+            )
+        ws.market.vote(signer, proposal_id, support)
+        ws.sync()
+        p = ws.index.proposal(proposal_id)
+    emit(
+        {"proposal_id": proposal_id, "voter": signer.address, "support": support, "weight": weight,
+         "yes": p.yes_votes, "no": p.no_votes},
+        f"{signer.address} voted {'yes' if support else 'no'} with {weight} shares on proposal {proposal_id} "
+        f"(yes {p.yes_votes} / no {p.no_votes})",
+    )
+
+
+def finalize(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> None:
+    """Decide a proposal: mint shares and record the entry, or forfeit the bond."""
+    with workspace() as ws:
+        signer = ws.signer()
+        ws.sync()
+        p = ws.index.proposal(proposal_id)
+        if p.status != "open":
+            raise InputError(f"proposal {proposal_id} is already {p.status}")
+        ws.market.finalize(signer, proposal_id)
+        ws.sync()
+        p = ws.index.proposal(proposal_id)
+    emit(
+        {"proposal_id": proposal_id, "status": p.status, "shares_minted": p.shares_minted,
+         "entry_index": p.entry_index, "yes": p.yes_votes, "no": p.no_votes},
+        f"Proposal {proposal_id} {p.status}"
+        + (f": {p.shares_minted} shares minted to {p.contributor}, entry {p.entry_index}" if p.status == "accepted"
+           else f": bond {format_eth(p.bond)} paid to the shareholders"),
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.command()(propose)
+    root.add_typer(app, name="proposal")
+    root.command()(vote)
+    root.command()(finalize)

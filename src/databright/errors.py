@@ -1,0 +1,78 @@
+"""The exception tree of DataBright.
+
+Every error a user can cause is a ``DataBrightError``; the CLI prints its message
+on one line and exits non-zero. Errors from web3, vyper, SQLAlchemy and friends
+are mapped into this tree with ``raise ... from exc`` at the boundary where they
+occur, so callers never need to know which library failed.
+
+    DataBrightError
+    ├── ConfigError            bad home directory, settings, deployment manifest
+    ├── AccountError           unknown account, wrong password, bad key file
+    ├── ChainError             the ledger: node unreachable, chain in use
+    │   └── TransactionError   a transaction reverted or was rejected
+    ├── StorageError           blobs, CIDs, manifests (see databright.storage)
+    ├── IndexError_            the off-chain index
+    └── NotFound               an unknown dataset, proposal, account, ...
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "AccountError",
+    "ChainError",
+    "ConfigError",
+    "DataBrightError",
+    "IndexError_",
+    "InputError",
+    "NotFound",
+    "StorageError",
+    "TransactionError",
+]
+
+
+class DataBrightError(Exception):
+    """Base of every error DataBright raises on purpose."""
+
+
+class ConfigError(DataBrightError):
+    """The home directory, settings or deployment manifest is unusable."""
+
+
+class InputError(DataBrightError):
+    """A command was given input it cannot use (a bad file, column, amount...)."""
+
+
+class AccountError(DataBrightError):
+    """An account cannot be found, unlocked or imported."""
+
+
+class ChainError(DataBrightError):
+    """The ledger cannot be reached or used."""
+
+
+class TransactionError(ChainError):
+    """A transaction reverted or the node refused it."""
+
+
+class StorageError(DataBrightError):
+    """A blob, CID or manifest problem."""
+
+
+class IndexError_(DataBrightError):
+    """The off-chain index is unusable."""
+
+
+class NotFound(DataBrightError):
+    """A named thing does not exist."""
+
+    def __init__(self, kind: str, name: object, known: Iterable[object] = ()) -> None:
+        message = f"unknown {kind}: {name}"
+        close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+        if close:
+            message += f" (did you mean {close[0]}?)"
+        super().__init__(message)
+        self.kind = kind
+        self.name = name

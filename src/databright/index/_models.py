@@ -1,0 +1,174 @@
+"""Tables of the off-chain index.
+
+The index mirrors DataMarket events into SQL so pages, the API and the CLI can
+list and search without calling the chain. Column types stay portable: SQLite by
+default, PostgreSQL in production. Amounts in wei and share counts can exceed
+64 bits, so they are stored as decimal strings of up to 78 digits (Numeric).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "CursorRow",
+    "DatasetRow",
+    "HolderRow",
+    "ItemRow",
+    "ProposalRow",
+    "RevenueRow",
+    "VoteRow",
+]
+
+
+
+class _BigInt(TypeDecorator[int]):
+    """An arbitrary-size integer stored as decimal text.
+
+    SQLite's NUMERIC affinity silently turns integers above 2**63 into floats,
+    and wei amounts routinely exceed that, so amounts travel as strings.
+    """
+
+    impl = String(80)
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(int(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+Amount = _BigInt()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CursorRow(Base):
+    """How far the index has read the chain, and which deployment it mirrors."""
+
+    __tablename__ = "cursor"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    last_block: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    dataset_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    creator: Mapped[str] = mapped_column(String(42))
+    metadata_cid: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(20), default="")
+    metadata_json: Mapped[str] = mapped_column(Text, default="{}")
+    initial_shares: Mapped[int] = mapped_column(Amount)
+    quorum_bps: Mapped[int] = mapped_column(Integer)
+    approval_bps: Mapped[int] = mapped_column(Integer)
+    voting_period: Mapped[int] = mapped_column(BigInteger)
+    proposal_bond: Mapped[int] = mapped_column(Amount)
+    base_reward_per_item: Mapped[int] = mapped_column(Amount)
+    max_reward_per_proposal: Mapped[int] = mapped_column(Amount)
+    evaluation_required: Mapped[bool] = mapped_column(Boolean)
+    training_fee: Mapped[int] = mapped_column(Amount)
+    evaluator: Mapped[str] = mapped_column(String(42))
+    created_block: Mapped[int] = mapped_column(BigInteger)
+    total_supply: Mapped[int] = mapped_column(Amount, default=0)
+    item_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    entry_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_total: Mapped[int] = mapped_column(Amount, default=0)
+    revenue_withdrawn: Mapped[int] = mapped_column(Amount, default=0)
+
+
+class ProposalRow(Base):
+    __tablename__ = "proposals"
+    proposal_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.dataset_id"), index=True)
+    contributor: Mapped[str] = mapped_column(String(42), index=True)
+    root: Mapped[str] = mapped_column(String(66))
+    manifest_cid: Mapped[str] = mapped_column(String(80))
+    manifest_available: Mapped[bool] = mapped_column(Boolean, default=False)
+    item_count: Mapped[int] = mapped_column(BigInteger)
+    bond: Mapped[int] = mapped_column(Amount)
+    snapshot_block: Mapped[int] = mapped_column(BigInteger)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+    created_block: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    yes_votes: Mapped[int] = mapped_column(Amount, default=0)
+    no_votes: Mapped[int] = mapped_column(Amount, default=0)
+    voter_count: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    evaluated: Mapped[bool] = mapped_column(Boolean, default=False)
+    value: Mapped[int | None] = mapped_column(Amount, nullable=True)
+    eval_shares: Mapped[int | None] = mapped_column(Amount, nullable=True)
+    report_cid: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    shares_minted: Mapped[int] = mapped_column(Amount, default=0)
+    entry_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    finalized_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class VoteRow(Base):
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("proposal_id", "voter"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.proposal_id"), index=True)
+    voter: Mapped[str] = mapped_column(String(42), index=True)
+    support: Mapped[bool] = mapped_column(Boolean)
+    weight: Mapped[int] = mapped_column(Amount)
+    block: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+
+
+class HolderRow(Base):
+    __tablename__ = "holders"
+    dataset_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(42), primary_key=True)
+    balance: Mapped[int] = mapped_column(Amount, default=0)
+    withdrawn: Mapped[int] = mapped_column(Amount, default=0)
+
+
+class ItemRow(Base):
+    """One data point of a proposal (pending or accepted), from its manifest."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "position"),
+        Index("ix_items_dataset_cid", "dataset_id", "cid"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(BigInteger)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.proposal_id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    cid: Mapped[str] = mapped_column(String(80))
+    label: Mapped[str] = mapped_column(Text)
+    metadata_json: Mapped[str] = mapped_column(Text, default="{}")
+    accepted: Mapped[bool] = mapped_column(Boolean, default=False)
+    duplicate_of: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RevenueRow(Base):
+    __tablename__ = "revenue"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    account: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[int] = mapped_column(Amount)
+    kind: Mapped[str] = mapped_column(String(12))
+    block: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))

@@ -1,0 +1,160 @@
+"""What users do with a dataset, shared by the CLI, the web app and the demo.
+
+Each operation validates its input completely before the first transaction is
+sent, so bad input changes nothing: a wrong label, a duplicate item or an
+unknown dataset is reported while the chain and the index stay as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from databright.chain import DatasetParams
+from databright.errors import InputError
+from databright.storage import Manifest, canonical_json, digest_of_cid, manifest_from_folder, manifest_from_table
+from databright.workspace import Workspace
+
+__all__ = ["Batch", "DatasetMetadata", "create_dataset", "load_batch", "propose_batch", "read_metadata"]
+
+TABLE_SUFFIXES = {".csv", ".tsv", ".parquet", ".pq"}
+
+
+@dataclass(frozen=True)
+class DatasetMetadata:
+    """What a dataset says about itself; stored as a JSON blob, its CID on-chain."""
+
+    name: str
+    description: str = ""
+    kind: str = "files"  # "files" (one file per item) or "table" (one row per item)
+    labels: tuple[str, ...] = ()
+    license: str = ""
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "labels": list(self.labels),
+            "license": self.license,
+        }
+        data.update(dict(self.extra))
+        return data
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A proposal's items, uploaded, with its manifest CID."""
+
+    manifest: Manifest
+    manifest_cid: str
+
+    @property
+    def size(self) -> int:
+        return len(self.manifest)
+
+
+def read_metadata(ws: Workspace, dataset_id: int) -> dict[str, Any]:
+    row = ws.index.dataset(dataset_id)
+    data = json.loads(row.metadata_json or "{}")
+    return data if isinstance(data, dict) else {}
+
+
+def load_batch(
+    ws: Workspace,
+    source: Path,
+    *,
+    labels_csv: Path | None = None,
+    file_column: str = "file",
+    label_column: str = "label",
+) -> Batch:
+    """Upload a folder of files (with a labels CSV) or a CSV/Parquet table."""
+    source = Path(source)
+    if source.is_dir():
+        csv_path = labels_csv or source / "labels.csv"
+        if not csv_path.is_file():
+            raise InputError(f"no labels CSV {csv_path}; pass --labels FILE")
+        manifest, cid = manifest_from_folder(
+            ws.store, source, csv_path, file_column=file_column, label_column=label_column
+        )
+    elif source.is_file():
+        if source.suffix.lower() not in TABLE_SUFFIXES:
+            raise InputError(f"{source} is neither a folder nor a .csv/.tsv/.parquet table")
+        manifest, cid = manifest_from_table(ws.store, source, label_column=label_column)
+    else:
+        raise InputError(f"no such file or folder: {source}")
+    return Batch(manifest, str(cid))
+
+
+def _check_labels(batch: Batch, allowed: list[str]) -> None:
+    if not allowed:
+        return
+    permitted = set(allowed)
+    for position, item in enumerate(batch.manifest):
+        if item.label not in permitted:
+            raise InputError(
+                f"item {position} has label {item.label!r}, not one of the dataset's labels: {', '.join(allowed)}"
+            )
+
+
+def propose_batch(
+    ws: Workspace, signer: LocalAccount, dataset_id: int, batch: Batch, *, allow_duplicates: bool = False
+) -> tuple[int, int]:
+    """Propose ``batch`` to a dataset; returns (proposal id, duplicate count)."""
+    ws.sync()
+    meta = read_metadata(ws, dataset_id)
+    _check_labels(batch, [str(x) for x in meta.get("labels", [])])
+    cids = [str(c) for c in batch.manifest.item_cids]
+    duplicates = ws.index.accepted_cids(dataset_id, cids)
+    within = len(cids) - len(set(cids))
+    if (duplicates or within) and not allow_duplicates:
+        what = f"{len(duplicates)} item(s) already in dataset {dataset_id}" if duplicates else ""
+        if within:
+            what = (what + " and " if what else "") + f"{within} repeated item(s) within the batch"
+        raise InputError(f"{what}; remove them or pass --allow-duplicates to propose anyway (they are flagged)")
+    proposal_id = ws.market.propose(
+        signer, dataset_id, batch.manifest.root, digest_of_cid(batch.manifest_cid), batch.size
+    )
+    ws.sync()
+    return proposal_id, len(duplicates)
+
+
+def create_dataset(
+    ws: Workspace,
+    signer: LocalAccount,
+    metadata: DatasetMetadata,
+    params: DatasetParams,
+    *,
+    seed: Batch | None = None,
+) -> tuple[int, int | None]:
+    """Create a dataset, optionally seeded with a first batch owned by its creator.
+
+    The seed is proposed, voted for by the creator (the only shareholder, so
+    the vote decides at once) and finalized. Returns (dataset id, seed proposal id).
+    """
+    if metadata.kind not in {"files", "table"}:
+        raise InputError(f"unknown dataset kind {metadata.kind!r}: use files or table")
+    if not metadata.name.strip():
+        raise InputError("a dataset needs a name")
+    if seed is not None:
+        if params.evaluation_required:
+            raise InputError("a dataset that requires evaluations cannot be seeded at creation; propose the seed")
+        _check_labels(seed, list(metadata.labels))
+    doc = metadata.to_json() | {"created_at": int(time.time())}
+    meta_cid = ws.store.put(canonical_json(doc))
+    params = DatasetParams(**{**params.__dict__, "metadata_digest": digest_of_cid(str(meta_cid))})
+    dataset_id = ws.market.create_dataset(signer, params)
+    ws.sync()
+    if seed is None:
+        return dataset_id, None
+    proposal_id, _ = propose_batch(ws, signer, dataset_id, seed)
+    ws.market.vote(signer, proposal_id, True)
+    ws.market.finalize(signer, proposal_id)
+    ws.sync()
+    return dataset_id, proposal_id

@@ -1,0 +1,46 @@
+"""Content-addressed storage: CIDs, blob stores, Merkle commitments, manifests.
+
+See DESIGN.md ("storage") and docs/protocol.md for the rules implemented here.
+"""
+
+from __future__ import annotations
+
+from ._blobstore import BlobStore, FsspecBlobStore, LocalBlobStore, open_store
+from ._cid import CID, cid_from_digest, cid_of, digest_of_cid, is_cid
+from ._errors import BlobNotFound, IntegrityError, InvalidCID, ManifestError, StorageError
+from ._manifest import (
+    MANIFEST_VERSION,
+    Manifest,
+    ManifestItem,
+    canonical_json,
+    manifest_from_folder,
+    manifest_from_table,
+)
+from ._merkle import MerkleTree, item_leaf, label_hash, verify_proof
+
+__all__ = [
+    "BlobNotFound",
+    "BlobStore",
+    "CID",
+    "FsspecBlobStore",
+    "IntegrityError",
+    "InvalidCID",
+    "LocalBlobStore",
+    "MANIFEST_VERSION",
+    "Manifest",
+    "ManifestError",
+    "ManifestItem",
+    "MerkleTree",
+    "StorageError",
+    "canonical_json",
+    "cid_from_digest",
+    "cid_of",
+    "digest_of_cid",
+    "is_cid",
+    "item_leaf",
+    "label_hash",
+    "manifest_from_folder",
+    "manifest_from_table",
+    "open_store",
+    "verify_proof",
+]

@@ -1,0 +1,279 @@
+"""Content-addressed blob stores.
+
+A blob store maps CIDs (see :mod:`._cid`) to bytes. Writing is idempotent: the
+CID is computed from the content, so putting the same bytes twice stores them
+once. Every read re-hashes the bytes and raises :class:`IntegrityError` rather
+than return data that does not match its CID, so a blob tampered with on disk or
+in a bucket is never handed to a caller.
+
+Backends:
+- :class:`LocalBlobStore` — a directory, the default; atomic writes.
+- :class:`FsspecBlobStore` — any fsspec URL (``memory://``, ``file://``,
+  ``s3://``, ``gcs://``, …).
+
+Both shard blobs as ``<root>/<d0>/<d1>/<cid>`` where ``d0 d1`` are the first two
+bytes of the sha-256 digest in hex, so no directory grows beyond a few
+thousand entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+
+from ._cid import CID, cid_from_digest, cid_of, digest_of_cid, is_cid
+from ._errors import BlobNotFound, IntegrityError, StorageError
+
+_CHUNK = 1 << 20
+
+
+def _hash_file(path: Path) -> CID:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return cid_from_digest(h.digest())
+
+
+def _shard(cid: CID) -> tuple[str, str]:
+    digest = digest_of_cid(cid)
+    return digest[:1].hex(), digest[1:2].hex()
+
+
+class BlobStore(ABC):
+    """A content-addressed store: ``put`` bytes, get them back by CID, verified.
+
+    Subclasses provide the raw primitives (``_exists``, ``_open``, ``_write``,
+    ``_write_file``, ``_size``, ``_list``); hashing and verification live here
+    so every backend checks integrity the same way.
+    """
+
+    # -- public interface -------------------------------------------------
+
+    def put(self, data: bytes) -> CID:
+        """Store ``data`` and return its CID; a no-op if it is already stored."""
+        cid = cid_of(data)
+        if not self._exists(cid):
+            self._write(cid, bytes(data))
+        return cid
+
+    def put_file(self, path: str | os.PathLike[str]) -> CID:
+        """Store the file at ``path`` (streamed, never read whole) and return its CID."""
+        path = Path(path)
+        if not path.is_file():
+            raise StorageError(f"not a file: {path}")
+        cid = _hash_file(path)
+        if not self._exists(cid):
+            self._write_file(cid, path)
+        return cid
+
+    def get(self, cid: str) -> bytes:
+        """Return the bytes of ``cid``; BlobNotFound if absent, IntegrityError if tampered."""
+        digest = digest_of_cid(cid)
+        with self._open(CID(cid)) as f:
+            data = f.read()
+        if hashlib.sha256(data).digest() != digest:
+            raise IntegrityError(f"blob {cid} is corrupt: its content does not match its CID")
+        return data
+
+    def get_file(self, cid: str, dest: str | os.PathLike[str]) -> Path:
+        """Stream ``cid`` into ``dest``; ``dest`` only appears once the digest verified."""
+        digest = digest_of_cid(cid)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, self._open(CID(cid)) as f:
+                while chunk := f.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+            if h.digest() != digest:
+                raise IntegrityError(f"blob {cid} is corrupt: its content does not match its CID")
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return dest
+
+    def has(self, cid: str) -> bool:
+        """Return whether a blob named ``cid`` is stored (without verifying it)."""
+        return self._exists(CID(cid)) if is_cid(cid) else False
+
+    def size(self, cid: str) -> int:
+        """Return the stored size of ``cid`` in bytes."""
+        digest_of_cid(cid)
+        return self._size(CID(cid))
+
+    def cids(self) -> Iterator[CID]:
+        """Iterate over the CIDs of all stored blobs, in sorted order."""
+        return iter(sorted(CID(name) for name in self._list() if is_cid(name)))
+
+    def __contains__(self, cid: object) -> bool:
+        return isinstance(cid, str) and self.has(cid)
+
+    def __iter__(self) -> Iterator[CID]:
+        return self.cids()
+
+    # -- backend primitives ------------------------------------------------
+
+    @abstractmethod
+    def _exists(self, cid: CID) -> bool: ...
+
+    @abstractmethod
+    def _open(self, cid: CID) -> IO[bytes]:
+        """Open the stored blob for reading; raise BlobNotFound if absent."""
+
+    @abstractmethod
+    def _write(self, cid: CID, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _write_file(self, cid: CID, path: Path) -> None: ...
+
+    @abstractmethod
+    def _size(self, cid: CID) -> int: ...
+
+    @abstractmethod
+    def _list(self) -> Iterator[str]:
+        """Yield the file names under the root (non-CID names are filtered out)."""
+
+
+class LocalBlobStore(BlobStore):
+    """Blobs in a local directory; writes are atomic (temp file, fsync, rename)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore({str(self.root)!r})"
+
+    def path_of(self, cid: str) -> Path:
+        """Return where the blob ``cid`` lives (or would live) on disk."""
+        d0, d1 = _shard(CID(cid))
+        return self.root / d0 / d1 / cid
+
+    def _exists(self, cid: CID) -> bool:
+        return self.path_of(cid).is_file()
+
+    def _open(self, cid: CID) -> IO[bytes]:
+        try:
+            return open(self.path_of(cid), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(f"no blob {cid} in {self.root}") from None
+
+    def _size(self, cid: CID) -> int:
+        try:
+            return self.path_of(cid).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(f"no blob {cid} in {self.root}") from None
+
+    def _atomic_write(self, cid: CID, fill: Callable[[IO[bytes]], object]) -> None:
+        target = self.path_of(cid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                fill(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        # Make the rename itself durable.
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _write(self, cid: CID, data: bytes) -> None:
+        self._atomic_write(cid, lambda f: f.write(data))
+
+    def _write_file(self, cid: CID, path: Path) -> None:
+        def copy(out: IO[bytes]) -> None:
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, out, _CHUNK)
+
+        self._atomic_write(cid, copy)
+
+    def _list(self) -> Iterator[str]:
+        for shard in self.root.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]"):
+            for entry in shard.iterdir():
+                yield entry.name
+
+
+class FsspecBlobStore(BlobStore):
+    """Blobs under any fsspec URL: ``memory://``, ``file://``, ``s3://bucket/prefix``, …"""
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        self.url = url
+        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        self.fs: fsspec.AbstractFileSystem = fs
+        self.root: str = root.rstrip("/")
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"FsspecBlobStore({self.url!r})"
+
+    def path_of(self, cid: str) -> str:
+        """Return the backend path of the blob ``cid``."""
+        d0, d1 = _shard(CID(cid))
+        return f"{self.root}/{d0}/{d1}/{cid}"
+
+    def _exists(self, cid: CID) -> bool:
+        return bool(self.fs.isfile(self.path_of(cid)))
+
+    def _open(self, cid: CID) -> IO[bytes]:
+        try:
+            f: IO[bytes] = self.fs.open(self.path_of(cid), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(f"no blob {cid} in {self.url}") from None
+        return f
+
+    def _size(self, cid: CID) -> int:
+        try:
+            return int(self.fs.size(self.path_of(cid)))
+        except FileNotFoundError:
+            raise BlobNotFound(f"no blob {cid} in {self.url}") from None
+
+    def _write(self, cid: CID, data: bytes) -> None:
+        # Object stores write a whole object atomically; the parent makedirs
+        # is a no-op there and needed for directory-like backends.
+        path = self.path_of(cid)
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.pipe_file(path, data)
+
+    def _write_file(self, cid: CID, path: Path) -> None:
+        target = self.path_of(cid)
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.put_file(str(path), target)
+
+    def _list(self) -> Iterator[str]:
+        if not self.fs.exists(self.root):
+            return
+        for p in self.fs.find(self.root):
+            yield str(p).rsplit("/", 1)[-1]
+
+
+def open_store(url_or_path: str | os.PathLike[str], **storage_options: Any) -> BlobStore:
+    """Open the blob store at a local path, a ``file://`` URL, or any fsspec URL."""
+    if isinstance(url_or_path, os.PathLike):
+        return LocalBlobStore(url_or_path)
+    if url_or_path.startswith("file://") and not storage_options:
+        path = urllib.parse.urlparse(url_or_path).path
+        return LocalBlobStore(urllib.request.url2pathname(path))
+    if "://" in url_or_path or "::" in url_or_path:
+        return FsspecBlobStore(url_or_path, **storage_options)
+    return LocalBlobStore(url_or_path)

@@ -1,0 +1,407 @@
+"""Manifests: the list of items a proposal commits to.
+
+A manifest has one row per item — the item's CID, its label and free-form
+JSON metadata (file name, original row index, …) — and is itself stored as a
+blob, so a proposal names it by CID. Its Merkle root (docs/protocol.md) is
+computed over the item leaves in manifest order.
+
+Format: JSON Lines in canonical form (keys sorted, compact separators, UTF-8,
+``\\n`` after every line), so the same items always give the same bytes and the
+same manifest CID. The first line is the schema line::
+
+    {"databright_manifest":1,"items":<number of items>}
+
+followed by one line per item::
+
+    {"cid":"bafkrei…","label":"cat","metadata":{"filename":"img/001.png"}}
+
+:meth:`Manifest.from_bytes` accepts exactly this form and nothing else.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import numbers
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._blobstore import BlobStore
+from ._cid import CID, cid_of, digest_of_cid
+from ._errors import InvalidCID, ManifestError
+from ._merkle import MerkleTree, item_leaf
+
+MANIFEST_VERSION = 1
+_SCHEMA_KEY = "databright_manifest"
+_ITEM_KEYS = ("cid", "label", "metadata")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Return the canonical JSON encoding used for manifests and table rows."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class ManifestItem:
+    """One manifest row: an item's CID, its label and JSON metadata."""
+
+    cid: CID
+    label: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            digest_of_cid(self.cid)
+        except InvalidCID as exc:
+            raise ManifestError(str(exc)) from exc
+        if not isinstance(self.label, str):
+            raise ManifestError(f"label must be a string, got {type(self.label).__name__}")
+        try:
+            self.label.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ManifestError(f"label {self.label!r} is not valid Unicode text") from None
+        if not isinstance(self.metadata, Mapping):
+            raise ManifestError(
+                f"metadata must be a JSON object, got {type(self.metadata).__name__}"
+            )
+        try:
+            normalised = json.loads(canonical_json(dict(self.metadata)))
+        except (TypeError, ValueError) as exc:
+            raise ManifestError(f"metadata is not JSON-serialisable: {exc}") from exc
+        if normalised != self.metadata:
+            raise ManifestError(
+                "metadata does not survive a JSON round trip "
+                "(use str keys, lists not tuples, finite numbers)"
+            )
+        # Keep a private copy so later changes to the caller's dict cannot alter the row.
+        object.__setattr__(self, "metadata", normalised)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cid": str(self.cid), "label": self.label, "metadata": dict(self.metadata)}
+
+    @property
+    def leaf(self) -> bytes:
+        """This item's Merkle leaf."""
+        return item_leaf(digest_of_cid(self.cid), self.label)
+
+
+class Manifest:
+    """An ordered, non-empty batch of items with its Merkle tree."""
+
+    __slots__ = ("_items", "_tree")
+
+    def __init__(self, items: Iterable[ManifestItem]) -> None:
+        self._items = tuple(items)
+        if not self._items:
+            raise ManifestError("a manifest needs at least one item")
+        for i, item in enumerate(self._items):
+            if not isinstance(item, ManifestItem):
+                raise ManifestError(f"item {i} is a {type(item).__name__}, not a ManifestItem")
+        self._tree: MerkleTree | None = None
+
+    # -- sequence of items -------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[ManifestItem]:
+        return iter(self._items)
+
+    def __getitem__(self, index: int) -> ManifestItem:
+        return self._items[index]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Manifest) and self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"Manifest(items={len(self)}, root=0x{self.root.hex()})"
+
+    @property
+    def items(self) -> tuple[ManifestItem, ...]:
+        return self._items
+
+    @property
+    def item_cids(self) -> list[CID]:
+        return [item.cid for item in self._items]
+
+    @property
+    def labels(self) -> list[str]:
+        return [item.label for item in self._items]
+
+    # -- Merkle commitment ----------------------------------------------------
+
+    @property
+    def tree(self) -> MerkleTree:
+        if self._tree is None:
+            self._tree = MerkleTree([item.leaf for item in self._items])
+        return self._tree
+
+    @property
+    def root(self) -> bytes:
+        """The Merkle root over the item leaves, in manifest order."""
+        return self.tree.root
+
+    def leaf(self, index: int) -> bytes:
+        """The Merkle leaf of item ``index``."""
+        return self._items[index].leaf
+
+    def proof(self, index: int) -> list[bytes]:
+        """The Merkle proof of item ``index`` against :attr:`root`."""
+        return self.tree.proof(index)
+
+    # -- bytes ------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        header = canonical_json({_SCHEMA_KEY: MANIFEST_VERSION, "items": len(self)})
+        lines = [header] + [canonical_json(item.to_json()) for item in self._items]
+        return b"\n".join(lines) + b"\n"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        """Parse canonical manifest bytes; ManifestError (with line number) otherwise."""
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"manifest is not UTF-8: {exc}") from None
+        if not text:
+            raise ManifestError("manifest is empty")
+        if not text.endswith("\n"):
+            raise ManifestError("manifest must end with a newline")
+        lines = text[:-1].split("\n")
+        header = _parse_line(lines[0], 1)
+        if set(header) != {_SCHEMA_KEY, "items"}:
+            raise ManifestError(
+                f'line 1: expected schema line {{"{_SCHEMA_KEY}":{MANIFEST_VERSION},"items":N}}'
+            )
+        if header[_SCHEMA_KEY] != MANIFEST_VERSION:
+            raise ManifestError(
+                f"line 1: unsupported manifest version {header[_SCHEMA_KEY]!r} "
+                f"(this reader knows {MANIFEST_VERSION})"
+            )
+        count = header["items"]
+        if type(count) is not int or count != len(lines) - 1:
+            raise ManifestError(f"line 1: header announces {count!r} items, found {len(lines) - 1}")
+        items = []
+        for lineno, line in enumerate(lines[1:], start=2):
+            row = _parse_line(line, lineno)
+            if sorted(row) != list(_ITEM_KEYS):
+                raise ManifestError(
+                    f"line {lineno}: item keys must be {', '.join(_ITEM_KEYS)}; "
+                    f"got {', '.join(sorted(row)) or 'none'}"
+                )
+            try:
+                items.append(ManifestItem(row["cid"], row["label"], row["metadata"]))
+            except ManifestError as exc:
+                raise ManifestError(f"line {lineno}: {exc}") from None
+        return cls(items)
+
+    @property
+    def cid(self) -> CID:
+        """The CID of :meth:`to_bytes`."""
+        return cid_of(self.to_bytes())
+
+    def save(self, store: BlobStore) -> CID:
+        """Put the manifest bytes into ``store`` and return their CID."""
+        return store.put(self.to_bytes())
+
+    @classmethod
+    def load(cls, store: BlobStore, cid: str) -> Manifest:
+        """Read and parse the manifest stored under ``cid``."""
+        return cls.from_bytes(store.get(cid))
+
+
+def _parse_line(line: str, lineno: int) -> dict[str, Any]:
+    if not line:
+        raise ManifestError(f"line {lineno}: empty line")
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise ManifestError(f"line {lineno}: invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ManifestError(f"line {lineno}: expected a JSON object")
+    try:
+        canonical = canonical_json(value).decode("utf-8")
+    except ValueError as exc:
+        raise ManifestError(f"line {lineno}: {exc}") from None
+    if canonical != line:
+        raise ManifestError(
+            f"line {lineno}: not canonical JSON (sorted keys, no spaces, unescaped UTF-8)"
+        )
+    return value
+
+
+# -- builders -------------------------------------------------------------
+
+
+def manifest_from_folder(
+    store: BlobStore,
+    folder: str | os.PathLike[str],
+    labels_csv: str | os.PathLike[str],
+    *,
+    file_column: str = "file",
+    label_column: str = "label",
+) -> tuple[Manifest, CID]:
+    """Build a manifest from a folder of files and a CSV of ``file,label`` rows.
+
+    Every listed file is put into ``store`` (streamed); the manifest keeps the
+    CSV's row order, records each file's path relative to ``folder`` as
+    ``metadata["filename"]`` and is itself put into ``store``. Returns the
+    manifest and its CID.
+    """
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ManifestError(f"not a folder: {folder}")
+    labels_csv = Path(labels_csv)
+    try:
+        f = open(labels_csv, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ManifestError(f"cannot read labels CSV {labels_csv}: {exc.strerror}") from None
+    items: list[ManifestItem] = []
+    seen: dict[str, int] = {}
+    with f:
+        reader = csv.DictReader(f)
+        try:
+            columns = reader.fieldnames
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ManifestError(f"{labels_csv}: cannot parse CSV: {exc}") from None
+        if not columns:
+            raise ManifestError(f"{labels_csv} is empty (expected a header row)")
+        for name in (file_column, label_column):
+            if name not in columns:
+                raise ManifestError(
+                    f"{labels_csv} has no column {name!r}; columns: {', '.join(columns)}"
+                )
+        try:
+            for row in reader:
+                line = reader.line_num
+                name, label = row[file_column], row[label_column]
+                if not name or label is None:
+                    raise ManifestError(f"{labels_csv} line {line}: missing file name or label")
+                path = (folder / name).resolve()
+                if not path.is_relative_to(folder):
+                    raise ManifestError(
+                        f"{labels_csv} line {line}: {name!r} points outside {folder}"
+                    )
+                rel = path.relative_to(folder).as_posix()
+                if rel in seen:
+                    raise ManifestError(
+                        f"{labels_csv} line {line}: duplicate row for {rel!r} "
+                        f"(first on line {seen[rel]})"
+                    )
+                seen[rel] = line
+                if not path.is_file():
+                    raise ManifestError(f"{labels_csv} line {line}: no file {rel!r} in {folder}")
+                items.append(ManifestItem(store.put_file(path), label, {"filename": rel}))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ManifestError(f"{labels_csv}: cannot parse CSV: {exc}") from None
+    if not items:
+        raise ManifestError(f"{labels_csv} has a header but no rows")
+    manifest = Manifest(items)
+    return manifest, manifest.save(store)
+
+
+def manifest_from_table(
+    store: BlobStore,
+    table: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    label_column: str = "label",
+    feature_columns: Sequence[str] | None = None,
+) -> tuple[Manifest, CID]:
+    """Build a manifest with one item per row of a CSV/Parquet file or DataFrame.
+
+    An item's bytes are the canonical JSON object of the row's feature columns
+    (all columns but the label unless ``feature_columns`` is given; missing
+    values become ``null``); its label is the row's ``label_column`` value as
+    a string; its metadata is ``{"row": <0-based row index>}``. Item bytes and
+    the manifest are put into ``store``. Returns the manifest and its CID.
+    """
+    df = table if isinstance(table, pd.DataFrame) else _read_table(Path(table))
+    columns = [str(c) for c in df.columns]
+    if label_column not in columns:
+        raise ManifestError(
+            f"no label column {label_column!r}; columns: {', '.join(columns) or 'none'}"
+        )
+    features = (
+        [c for c in columns if c != label_column]
+        if feature_columns is None
+        else list(feature_columns)
+    )
+    missing = [c for c in features if c not in columns]
+    if missing:
+        raise ManifestError(f"no feature column {missing[0]!r}; columns: {', '.join(columns)}")
+    if len(df) == 0:
+        raise ManifestError("the table has no rows")
+    df = df.set_axis(columns, axis=1)
+    items = []
+    for i, (label, values) in enumerate(
+        zip(df[label_column].tolist(), df[features].itertuples(index=False, name=None), strict=True)
+    ):
+        if _is_missing(label):
+            raise ManifestError(f"row {i}: missing label in column {label_column!r}")
+        row = {c: _json_value(v, c, i) for c, v in zip(features, values, strict=True)}
+        cid = store.put(canonical_json(row))
+        items.append(ManifestItem(cid, str(label), {"row": i}))
+    manifest = Manifest(items)
+    return manifest, manifest.save(store)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except FileNotFoundError:
+        raise ManifestError(f"no such table: {path}") from None
+    except pd.errors.EmptyDataError:
+        raise ManifestError(f"{path} is empty") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise ManifestError(f"cannot read {path}: {exc}") from None
+    raise ManifestError(f"unsupported table format {suffix!r} (use .csv, .tsv or .parquet)")
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _json_value(value: Any, column: str, row: int) -> Any:
+    """Map a table cell to a JSON value (numpy/pandas scalars to Python ones)."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, (str, bool)):
+        return value
+    if hasattr(value, "item") and not isinstance(value, (list, dict)):
+        value = value.item()  # numpy scalar → Python scalar
+        if _is_missing(value):
+            return None
+    if isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        if math.isinf(f):
+            raise ManifestError(f"row {row}: column {column!r} holds infinity")
+        return f
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    raise ManifestError(
+        f"row {row}: column {column!r} holds a {type(value).__name__}, not a JSON value"
+    )

@@ -1,0 +1,198 @@
+"""One user's view of DataBright: a home directory bound to a chain.
+
+A ``Workspace`` resolves, lazily and once, everything a command needs: the
+ledger connection (``--rpc-url``, the running ``databright node`` of this home,
+or the embedded chain opened in-process), the DataMarket deployment, the blob
+store, the off-chain index and the signing account.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from databright.chain import DataMarket, Deployment, Keystore, Ledger, compile_contract, load_deployment
+from databright.config import Home
+from databright.errors import AccountError, ChainError, ConfigError, DataBrightError
+from databright.index import Index, ItemRecord, Loaders
+from databright.storage import BlobStore, Manifest, cid_from_digest, open_store
+
+__all__ = ["DEV_PASSWORD", "Workspace"]
+
+# The embedded chain's dev accounts are test money only; like Hardhat's and
+# anvil's well-known keys, they are encrypted with a published default password
+# unless ``databright init --password`` chose another.
+DEV_PASSWORD = "databright"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Workspace:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        rpc_url: str | None = None,
+        account: str | None = None,
+        password: str | None = None,
+        store_url: str | None = None,
+        index_url: str | None = None,
+    ) -> None:
+        self.home = Home(home)
+        self._rpc_url = rpc_url
+        self._account = account
+        self._password = password
+        self._store_url = store_url
+        self._index_url = index_url
+        self._node: Any = None
+
+    # -- configuration ------------------------------------------------------
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return self.home.read_config()
+
+    @cached_property
+    def keystore(self) -> Keystore:
+        return Keystore(self.home.keystore)
+
+    @property
+    def rpc_url(self) -> str | None:
+        """The node this workspace talks to, or None for the in-process chain."""
+        if self._rpc_url:
+            return self._rpc_url
+        configured = self.config.get("rpc_url")
+        if configured:
+            return str(configured)
+        return self.running_node_url()
+
+    def running_node_url(self) -> str | None:
+        """The URL of a ``databright node`` serving this home, if one runs."""
+        try:
+            info = json.loads(self.home.node_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(info, dict) or not _pid_alive(int(info.get("pid", 0))):
+            return None
+        return str(info["url"])
+
+    # -- ledger ---------------------------------------------------------------
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        url = self.rpc_url
+        if url is not None:
+            w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
+            try:
+                return Ledger(w3)
+            except ChainError as exc:
+                raise ChainError(f"cannot reach the node at {url}: {exc}") from exc
+        return Ledger(Web3(self._open_embedded()))
+
+    def _open_embedded(self) -> Any:
+        from databright.chain.node import EmbeddedNode, EmbeddedProvider, Genesis
+
+        if not self.home.genesis_file.is_file():
+            raise ConfigError(f"{self.home.root} has no embedded chain; run 'databright init' or pass --rpc-url")
+        genesis = Genesis.load(self.home.genesis_file)
+        self._node = EmbeddedNode(self.home.chain_db, genesis)
+        return EmbeddedProvider(self._node)
+
+    @cached_property
+    def deployment(self) -> Deployment:
+        deployment = load_deployment(self.home.deployments, self.ledger.chain_id)
+        if deployment is None:
+            raise ConfigError(f"DataMarket is not deployed on chain {self.ledger.chain_id}; run 'databright deploy'")
+        address = deployment.address("DataMarket")
+        code = self.ledger.call_rpc(lambda: self.ledger.w3.eth.get_code(Web3.to_checksum_address(address)))
+        if not code:
+            raise ConfigError(
+                f"no contract at {address} on chain {self.ledger.chain_id} (was the node reset?); "
+                "run 'databright deploy'"
+            )
+        return deployment
+
+    @cached_property
+    def market(self) -> DataMarket:
+        compiled = compile_contract("data_market", self.home.cache)
+        return DataMarket(self.ledger, self.deployment.address("DataMarket"), compiled.abi)
+
+    # -- accounts -------------------------------------------------------------
+
+    @property
+    def account_name(self) -> str:
+        name = self._account or self.config.get("default_account")
+        if not name:
+            raise AccountError("no account given; pass --account NAME or create one with 'databright account new'")
+        return str(name)
+
+    def signer(self, name: str | None = None) -> LocalAccount:
+        name = name or self.account_name
+        try:
+            return self.keystore.unlock(name, self._password or DEV_PASSWORD)
+        except AccountError as exc:
+            raise AccountError(f"{exc}; pass --password-file or set DATABRIGHT_PASSWORD") from exc
+
+    def address_of(self, name_or_address: str) -> str:
+        if Web3.is_address(name_or_address):
+            return Web3.to_checksum_address(name_or_address)
+        return self.keystore.get(name_or_address).address
+
+    # -- storage and index ---------------------------------------------------------
+
+    @cached_property
+    def store(self) -> BlobStore:
+        url = self._store_url or self.config.get("store_url") or str(self.home.blobs)
+        return open_store(str(url))
+
+    @cached_property
+    def index(self) -> Index:
+        url = self._index_url or self.config.get("index_url")
+        if not url:
+            url = f"sqlite:///{self.home.root / f'index-{self.ledger.chain_id}.sqlite'}"
+        index = Index(str(url))
+        contract = self.deployment.contracts["DataMarket"]
+        index.bind(self.ledger.chain_id, str(contract["address"]), int(contract["block"]))
+        return index
+
+    def loaders(self) -> Loaders:
+        return Loaders(cid_from_digest, self._load_manifest, self._load_json)
+
+    def _load_manifest(self, cid: str) -> list[ItemRecord] | None:
+        try:
+            manifest = Manifest.from_bytes(self.store.get(cid))
+        except DataBrightError:
+            return None
+        return [(str(item.cid), item.label, dict(item.metadata)) for item in manifest]
+
+    def _load_json(self, cid: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.store.get(cid))
+        except (DataBrightError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def sync(self) -> int:
+        """Bring the index up to the chain head; returns the events applied."""
+        return self.index.sync(self.market, self.loaders())
+
+    def close(self) -> None:
+        if "index" in self.__dict__:
+            self.index.close()
+        if self._node is not None:
+            self._node.close()
+            self._node = None

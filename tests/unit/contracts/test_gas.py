@@ -1,0 +1,113 @@
+"""Gas budgets of the DataMarket hot paths, compared with a recorded table.
+
+Costs are full transaction gas (see `market_helpers.measure`). The recorded
+table lives in gas_budget.json; an operation costing more than 2% above its
+record fails. Set DATABRIGHT_RECORD_GAS=1 to rewrite the record after an
+intended change. A Markdown table is written to test-artifacts/gas.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import boa
+
+from market_helpers import BOND, ETHER, create_dataset, make_account, measure, mine, transfer
+
+RECORD = Path(__file__).resolve().parent / "gas_budget.json"
+REPORT = Path(__file__).resolve().parents[3] / "test-artifacts" / "gas.md"
+TOLERANCE = 1.02
+
+BUDGETS = {
+    "vote (first)": 60_000,
+    "vote (second)": 60_000,
+    "propose (1 item)": 150_000,
+    "propose (1000 items)": 150_000,
+    "withdraw (first)": 60_000,
+    "withdraw (later)": 60_000,
+}
+
+
+def run_scenario(market: Any) -> dict[str, int]:
+    creator, contributor, evaluator, payer = (make_account(n) for n in ("g-creator", "g-contrib", "g-eval", "g-payer"))
+    holders = [make_account(f"g-holder-{i}") for i in range(50)]
+    gas: dict[str, int] = {}
+
+    args = (b"\x11" * 32, 1000, 2000, 5000, 3600, BOND, 10, 10_000, False, 0, evaluator)
+    gas["create_dataset"] = measure(market, creator, lambda: market.create_dataset(*args))
+    dataset = 1
+    wide = create_dataset(market, creator, initial_shares=5000)
+    for holder in holders:
+        transfer(market, creator, holder, wide, 100)
+    voter = holders[0]
+    transfer(market, creator, voter, dataset, 100)
+    mine()
+
+    root, manifest = b"\x22" * 32, b"\x33" * 32
+    gas["propose (1 item)"] = measure(
+        market, contributor, lambda: market.propose(dataset, root, manifest, 1, value=BOND)
+    )
+    gas["propose (1000 items)"] = measure(
+        market, contributor, lambda: market.propose(dataset, root, manifest, 1000, value=BOND)
+    )
+    gas["vote (first)"] = measure(market, voter, lambda: market.vote(1, True))
+    gas["vote (second)"] = measure(market, voter, lambda: market.vote(2, False))
+    gas["post_evaluation"] = measure(market, evaluator, lambda: market.post_evaluation(1, 25, 40, b"\x44" * 32))
+    with boa.env.prank(creator):
+        market.vote(1, True)
+        market.vote(2, False)
+    gas["finalize (accept)"] = measure(market, payer, lambda: market.finalize(1))
+    gas["finalize (reject)"] = measure(market, payer, lambda: market.finalize(2))
+
+    narrow = create_dataset(market, creator)
+    for ds in (narrow, wide):  # a first deposit per dataset, not measured
+        with boa.env.prank(payer):
+            market.deposit(ds, value=ETHER)
+    gas["deposit (1 holder)"] = measure(market, payer, lambda: market.deposit(narrow, value=ETHER))
+    gas["deposit (50 holders)"] = measure(market, payer, lambda: market.deposit(wide, value=ETHER))
+
+    gas["withdraw (first)"] = measure(market, holders[1], lambda: market.withdraw(wide))
+    with boa.env.prank(payer):
+        market.deposit(wide, value=ETHER)
+    gas["withdraw (later)"] = measure(market, holders[1], lambda: market.withdraw(wide))
+    gas["safeTransferFrom"] = measure(
+        market, holders[2], lambda: market.safeTransferFrom(holders[2], holders[3], wide, 10, b"")
+    )
+    return gas
+
+
+def write_report(gas: dict[str, int], recorded: dict[str, int]) -> None:
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# DataMarket gas (full transaction gas, titanoboa / py-evm prague)",
+        "",
+        "| operation | gas | recorded | budget |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for op, used in gas.items():
+        budget = f"{BUDGETS[op]:,}" if op in BUDGETS else ""
+        lines.append(f"| {op} | {used:,} | {recorded.get(op, used):,} | {budget} |")
+    REPORT.write_text("\n".join(lines) + "\n")
+
+
+def test_gas() -> None:
+    with boa.env.anchor():
+        market = boa.load(str(Path(__file__).resolve().parents[3] / "src/databright/chain/contracts/data_market.vy"))
+        gas = run_scenario(market)
+
+    if os.environ.get("DATABRIGHT_RECORD_GAS") == "1" or not RECORD.exists():
+        RECORD.write_text(json.dumps(gas, indent=2) + "\n")
+    recorded: dict[str, int] = json.loads(RECORD.read_text())
+    write_report(gas, recorded)
+
+    for op, budget in BUDGETS.items():
+        assert gas[op] <= budget, f"{op}: {gas[op]} > budget {budget}"
+    # item_count only changes a calldata byte or two.
+    assert abs(gas["propose (1 item)"] - gas["propose (1000 items)"]) <= 32
+    assert gas["deposit (1 holder)"] == gas["deposit (50 holders)"]
+    assert set(gas) == set(recorded), "gas_budget.json is out of date"
+    regressions = {op: (used, recorded[op]) for op, used in gas.items() if used > recorded[op] * TOLERANCE}
+    assert not regressions, f"gas above the recorded table by more than 2%: {regressions}"

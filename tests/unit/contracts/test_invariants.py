@@ -1,0 +1,166 @@
+"""Stateful property tests: shares, revenue and votes are conserved.
+
+A random sequence of transfers, deposits, withdrawals, proposals, votes,
+finalizations and block/time moves runs against one dataset while a small
+Python model tracks what the contract must report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boa
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from market_helpers import BOND, CONTRACT, PERIOD, create_dataset, make_account
+
+_DEPLOYER = boa.load_partial(str(CONTRACT))
+ACCOUNTS = [make_account(f"fuzz-{i}", 10**24) for i in range(4)]
+who = st.integers(min_value=0, max_value=len(ACCOUNTS) - 1)
+
+
+class DataMarketMachine(RuleBasedStateMachine):
+    @initialize()
+    def deploy(self) -> None:
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        self.market: Any = _DEPLOYER.deploy()
+        self.dataset = create_dataset(self.market, ACCOUNTS[0], initial_shares=1000, quorum_bps=3000)
+        self.balances = [1000, 0, 0, 0]
+        self.committed = [0, 0, 0, 0]  # balances at the end of the previous block
+        self.deposited = 0
+        self.open_bonds: dict[int, int] = {}
+        self.powers: dict[int, list[int]] = {}
+        self.tallies: dict[int, list[int]] = {}
+        self.voted: dict[int, set[int]] = {}
+        self._advance(blocks=1)
+
+    def teardown(self) -> None:
+        if hasattr(self, "_anchor"):
+            self._anchor.__exit__(None, None, None)
+
+    def _advance(self, blocks: int = 0, seconds: int = 0) -> None:
+        if seconds:
+            boa.env.time_travel(seconds=seconds)
+        else:
+            boa.env.time_travel(blocks=blocks)
+        self.committed = list(self.balances)
+
+    @rule(src=who, dst=who, fraction=st.integers(min_value=0, max_value=100))
+    def transfer(self, src: int, dst: int, fraction: int) -> None:
+        amount = self.balances[src] * fraction // 100
+        with boa.env.prank(ACCOUNTS[src]):
+            self.market.safeTransferFrom(ACCOUNTS[src], ACCOUNTS[dst], self.dataset, amount, b"")
+        self.balances[src] -= amount
+        self.balances[dst] += amount
+
+    @rule(payer=who, amount=st.integers(min_value=1, max_value=10**20))
+    def deposit(self, payer: int, amount: int) -> None:
+        with boa.env.prank(ACCOUNTS[payer]):
+            self.market.deposit(self.dataset, value=amount)
+        self.deposited += amount
+
+    @rule(holder=who)
+    def withdraw(self, holder: int) -> None:
+        due = self.market.withdrawable(self.dataset, ACCOUNTS[holder])
+        if due == 0:
+            with boa.env.prank(ACCOUNTS[holder]), boa.reverts("datamarket: nothing to withdraw"):
+                self.market.withdraw(self.dataset)
+            return
+        with boa.env.prank(ACCOUNTS[holder]):
+            assert self.market.withdraw(self.dataset) == due
+
+    @rule(contributor=who, items=st.integers(min_value=1, max_value=30))
+    def propose(self, contributor: int, items: int) -> None:
+        with boa.env.prank(ACCOUNTS[contributor]):
+            pid = self.market.propose(self.dataset, b"\x01" * 32, b"\x02" * 32, items, value=BOND)
+        self.open_bonds[pid] = BOND
+        self.powers[pid] = list(self.committed)
+        self.tallies[pid] = [0, 0]
+        self.voted[pid] = set()
+
+    @precondition(lambda self: bool(self.open_bonds))
+    @rule(data=st.data(), voter=who, support=st.booleans())
+    def vote(self, data: st.DataObject, voter: int, support: bool) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.open_bonds)))
+        deadline = self.market.get_proposal(pid).deadline
+        weight = self.powers[pid][voter]
+        with boa.env.prank(ACCOUNTS[voter]):
+            if boa.env.evm.patch.timestamp > deadline or voter in self.voted[pid] or weight == 0:
+                with boa.reverts():
+                    self.market.vote(pid, support)
+                return
+            self.market.vote(pid, support)
+        self.voted[pid].add(voter)
+        self.tallies[pid][0 if support else 1] += weight
+
+    @precondition(lambda self: bool(self.open_bonds))
+    @rule(data=st.data())
+    def finalize(self, data: st.DataObject) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.open_bonds)))
+        p = self.market.get_proposal(pid)
+        supply = sum(self.powers[pid])
+        decided = 2 * p.yes_votes > supply or 2 * p.no_votes > supply
+        if not decided and boa.env.evm.patch.timestamp <= p.deadline:
+            with boa.reverts("datamarket: voting open"):
+                self.market.finalize(pid)
+            return
+        contributor = ACCOUNTS.index(p.contributor)
+        self.market.finalize(pid)
+        p = self.market.get_proposal(pid)
+        del self.open_bonds[pid]
+        if p.status == 1:
+            self.balances[contributor] += p.shares_minted
+        else:
+            self.deposited += BOND
+
+    @rule(blocks=st.integers(min_value=1, max_value=3))
+    def mine(self, blocks: int) -> None:
+        self._advance(blocks=blocks)
+
+    @rule()
+    def pass_deadline(self) -> None:
+        self._advance(seconds=PERIOD + 12)
+
+    @invariant()
+    def supply_is_sum_of_balances(self) -> None:
+        if not hasattr(self, "market"):
+            return
+        balances = [self.market.balanceOf(a, self.dataset) for a in ACCOUNTS]
+        assert balances == self.balances
+        assert self.market.total_supply(self.dataset) == sum(balances)
+
+    @invariant()
+    def revenue_is_conserved(self) -> None:
+        if not hasattr(self, "market"):
+            return
+        paid = [
+            self.market.withdrawn(self.dataset, a) + self.market.withdrawable(self.dataset, a) for a in ACCOUNTS
+        ]
+        assert self.market.revenue_total(self.dataset) == self.deposited
+        assert self.deposited - len(ACCOUNTS) <= sum(paid) <= self.deposited
+        owed = sum(self.market.withdrawable(self.dataset, a) for a in ACCOUNTS)
+        assert boa.env.get_balance(self.market.address) >= owed + sum(self.open_bonds.values())
+
+    @invariant()
+    def votes_follow_the_snapshot(self) -> None:
+        if not hasattr(self, "market"):
+            return
+        for pid, powers in self.powers.items():
+            p = self.market.get_proposal(pid)
+            supply = self.market.snapshot_supply(pid)
+            assert supply == sum(powers)
+            assert p.yes_votes + p.no_votes <= supply
+            assert [p.yes_votes, p.no_votes] == self.tallies[pid]
+            assert [self.market.voting_power(pid, a) for a in ACCOUNTS] == powers
+
+
+DataMarketMachine.TestCase.settings = settings(
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestDataMarketMachine = DataMarketMachine.TestCase
