@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boa
+from eth.db.backends.memory import MemoryDB
+from eth.db.journal import JournalDB
 from eth_utils import keccak, to_canonical_address
 
 # boa resolves `from snekmate...` imports through sys.path, which holds the
@@ -100,13 +102,19 @@ TX_GAS = 21_000
 
 
 def measure(contract: Any, sender: str, call: Callable[[], Any]) -> int:
-    env = boa.env
-    env._reset_access_counters()
-    state = env.evm.vm.state
-    for addr in (sender, contract.address, state.coinbase):
-        state.mark_address_warm(to_canonical_address(addr))
-    with env.prank(sender):
-        call()
+    state = boa.env.evm.vm.state
+    db = state._account_db
+    # A fresh access journal for this call only; the old one holds the
+    # checkpoints of any open boa.env.anchor() and is put back afterwards.
+    saved = db._journal_accessed_state
+    db._journal_accessed_state = JournalDB(MemoryDB())
+    try:
+        for addr in (sender, contract.address, state.coinbase):
+            state.mark_address_warm(to_canonical_address(addr))
+        with boa.env.prank(sender):
+            call()
+    finally:
+        db._journal_accessed_state = saved
     computation = contract._computation
     assert not computation.is_error
     data = bytes(computation.msg.data)

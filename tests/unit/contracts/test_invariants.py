@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import boa
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -28,7 +28,10 @@ class DataMarketMachine(RuleBasedStateMachine):
         self._anchor.__enter__()
         self.market: Any = _DEPLOYER.deploy()
         self.dataset = create_dataset(self.market, ACCOUNTS[0], initial_shares=1000, quorum_bps=3000)
-        self.balances = [1000, 0, 0, 0]
+        for i, amount in enumerate((300, 200, 100), start=1):
+            with boa.env.prank(ACCOUNTS[0]):
+                self.market.safeTransferFrom(ACCOUNTS[0], ACCOUNTS[i], self.dataset, amount, b"")
+        self.balances = [400, 300, 200, 100]
         self.committed = [0, 0, 0, 0]  # balances at the end of the previous block
         self.deposited = 0
         self.open_bonds: dict[int, int] = {}
@@ -111,6 +114,7 @@ class DataMarketMachine(RuleBasedStateMachine):
         self.market.finalize(pid)
         p = self.market.get_proposal(pid)
         del self.open_bonds[pid]
+        event("accepted" if p.status == 1 else "rejected")
         if p.status == 1:
             self.balances[contributor] += p.shares_minted
         else:
