@@ -81,3 +81,55 @@ class Anvil:
 
     def close(self) -> None:
         stop(self.process)
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on a free loopback port (trust auth)."""
+
+    def __init__(self) -> None:
+        import pwd
+        import shutil
+        import tempfile
+
+        initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+        if initdb is None:
+            raise RuntimeError("PostgreSQL is not installed; run 'bash scripts/dev test' (it installs it)")
+        bindir = Path(initdb).resolve().parent
+        self.dir = Path(tempfile.mkdtemp(prefix="databright-pg-"))
+        self.port = free_port()
+        as_user: Any = None
+        if os.geteuid() == 0:  # the server refuses to run as root
+            user = pwd.getpwnam("postgres")
+            os.chown(self.dir, user.pw_uid, user.pw_gid)
+
+            def as_user() -> None:
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
+
+        data = self.dir / "data"
+        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "databright", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, preexec_fn=as_user)
+        self.process = subprocess.Popen(
+            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=as_user,
+        )
+        self.url = f"postgresql+psycopg://databright@127.0.0.1:{self.port}/postgres"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("PostgreSQL did not start") from None
+                time.sleep(0.1)
+        time.sleep(0.3)
+
+    def close(self) -> None:
+        import shutil
+
+        stop(self.process, signal.SIGINT)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import heapq
 import itertools
 import json
@@ -35,9 +36,16 @@ from typing import Any
 import rlp
 from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
+from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
+from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague import PragueVM
+from eth.vm.forks.prague.constants import (
+    CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+    DEPOSIT_CONTRACT_ADDRESS,
+    WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+)
 from eth._utils.address import generate_contract_address
 from eth.vm.spoof import SpoofTransaction
 from eth_hash.auto import keccak
@@ -49,6 +57,9 @@ __all__ = ["ChainError", "Genesis", "Ledger", "RpcError"]
 _GENESIS_KEY = b"databright:genesis"
 _TIME_OFFSET_KEY = b"databright:time-offset"
 ZERO_ADDRESS = b"\x00" * 20
+_EMPTY_REQUESTS_HASH = hashlib.sha256().digest()
+_REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+                      CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
 _READ_CACHE_LIMIT = 200_000
 
@@ -194,6 +205,33 @@ class SQLiteKV(BaseDB):
         self._conn.close()
 
 
+class _ReadOnlyKV(BaseDB):
+    """A second, read-only view of the committed chain for one reader thread.
+
+    Trie nodes are content-addressed and blocks only ever append, so RPC reads and
+    ``eth_call`` run on their own connection without waiting for the miner.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                     check_same_thread=False)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return row[0]  # type: ignore[no-any-return]
+
+    def _exists(self, key: bytes) -> bool:
+        return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        raise ChainError("the read view of the chain cannot be written")
+
+    def __delitem__(self, key: bytes) -> None:
+        raise ChainError("the read view of the chain cannot be written")
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (
@@ -328,8 +366,76 @@ class _Pooled:
     sender: bytes = field(compare=False)
 
 
+def _nibbles(key: bytes) -> tuple[int, ...]:
+    return tuple(n for byte in key for n in (byte >> 4, byte & 15))
+
+
+def _hex_prefix(nibbles: tuple[int, ...], leaf: bool) -> bytes:
+    flag = 2 if leaf else 0
+    padded = (flag + 1, *nibbles) if len(nibbles) % 2 else (flag, 0, *nibbles)
+    return bytes(padded[i] << 4 | padded[i + 1] for i in range(0, len(padded), 2))
+
+
+def trie_root_and_nodes(values: list[bytes]) -> tuple[bytes, dict[bytes, bytes]]:
+    """Root and nodes of the index-keyed trie of a block's transactions or receipts.
+
+    Same result as py-evm's ``make_trie_root_and_nodes``, built bottom-up from the
+    sorted keys in one pass instead of one insertion per item (which dominated the
+    cost of a 500-transaction block).
+    """
+    if not values:
+        return BLANK_ROOT_HASH, {}
+    items = sorted((_nibbles(rlp.encode(i)), v) for i, v in enumerate(values))
+    nodes: dict[bytes, bytes] = {}
+
+    def ref(node: list[Any]) -> Any:
+        encoded = rlp.encode(node)
+        if len(encoded) < 32:
+            return node
+        digest = keccak(encoded)
+        nodes[digest] = encoded
+        return digest
+
+    def build(lo: int, hi: int, depth: int) -> list[Any]:
+        if hi - lo == 1:
+            key, value = items[lo]
+            return [_hex_prefix(key[depth:], True), value]
+        first, last = items[lo][0], items[hi - 1][0]
+        shared = 0
+        while (depth + shared < min(len(first), len(last))
+               and first[depth + shared] == last[depth + shared]):
+            shared += 1
+        if shared:
+            return [_hex_prefix(first[depth:depth + shared], False),
+                    ref(build(lo, hi, depth + shared))]
+        branch: list[Any] = [b""] * 17
+        start = lo
+        if len(items[lo][0]) == depth:
+            branch[16] = items[lo][1]
+            start += 1
+        while start < hi:
+            nibble = items[start][0][depth]
+            end = start
+            while end < hi and items[end][0][depth] == nibble:
+                end += 1
+            branch[nibble] = ref(build(start, end, depth + 1))
+            start = end
+        return branch
+
+    encoded = rlp.encode(build(0, len(items), 0))
+    root = keccak(encoded)
+    nodes[root] = encoded
+    return root, nodes
+
+
 class Ledger:
-    """The chain, its pool and its miner. Every method is thread-safe."""
+    """The chain, its pool and its miner. Every method is thread-safe.
+
+    Two locks, always taken in this order: ``_lock`` guards the py-evm objects
+    (held by the miner for a whole block), ``_pool_lock`` guards the pool and the
+    per-sender (nonce, balance) cache, so submissions never wait for a block to be
+    mined: they land in the pool and the next block takes them all.
+    """
 
     def __init__(self, path: Path, genesis: Genesis) -> None:
         path = Path(path)
@@ -349,10 +455,14 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self._local = threading.local()
         self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
+        self._pool_lock = threading.Lock()
+        self._cond = threading.Condition(self._pool_lock)
         self._pool: dict[bytes, dict[int, _Pooled]] = {}
         self._by_hash: dict[bytes, _Pooled] = {}
+        self._accounts: dict[bytes, tuple[int, int]] = {}  # at self._head
         self._seq = itertools.count()
+        self._head: BlockHeaderAPI = self.chain.get_canonical_head()
+        self._builder = self.chain.get_vm(self._head).get_transaction_builder()
         self._time_offset = int(self.kv.get(_TIME_OFFSET_KEY, b"0"))
         self._next_timestamp: int | None = None
         self._closed = False
@@ -390,25 +500,22 @@ class Ledger:
                 "nonce": b"\x00" * 8, "mix_hash": b"\x00" * 32, "extra_data": b""}
 
     def _genesis_hash(self) -> bytes:
-        cache = getattr(self, "_genesis_hash_value", None)
-        if cache is None:
-            scratch = self._chain_class.from_genesis(AtomicDB(), self._genesis_params(), {
-                to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"",
-                                          "storage": {}}
-                for a, wei in self.genesis.alloc.items()
-            })
-            cache = self._genesis_hash_value = scratch.get_canonical_head().hash
-        return cache  # type: ignore[no-any-return]
+        scratch = self._chain_class.from_genesis(AtomicDB(), self._genesis_params(), {
+            to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"", "storage": {}}
+            for a, wei in self.genesis.alloc.items()
+        })
+        return scratch.get_canonical_head().hash  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             if self._closed:
                 return
             self._closed = True
             self._cond.notify_all()
-        self._miner.join(timeout=10)
-        self.kv.close()
-        self._lock_file.release()
+        self._miner.join(timeout=30)
+        with self._lock:
+            self.kv.close()
+            self._lock_file.release()
 
     # -- reads -----------------------------------------------------------------
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -420,40 +527,59 @@ class Ledger:
         return conn.execute(sql, args).fetchall()
 
     def head(self) -> BlockHeaderAPI:
-        with self._lock:
-            return self.chain.get_canonical_head()
+        return self._head
+
+    def _reader(self) -> Chain:
+        """This thread's chain over a read-only connection (see ``_ReadOnlyKV``)."""
+        reader = getattr(self._local, "chain", None)
+        if reader is None:
+            reader = self._local.chain = self._chain_class(AtomicDB(_ReadOnlyKV(self.kv.path)))
+        return reader  # type: ignore[no-any-return]
 
     def header_at(self, number: int) -> BlockHeaderAPI:
-        with self._lock:
-            return self.chain.get_canonical_block_header_by_number(number)
+        head = self._head
+        if number == head.block_number:
+            return head
+        return self._reader().get_canonical_block_header_by_number(number)
 
     @contextlib.contextmanager
     def state_at(self, header: BlockHeaderAPI) -> Iterator[Any]:
-        with self._lock:
-            yield self.chain.get_vm(header).state
+        yield self._reader().get_vm(header).state
+
+    def next_base_fee(self) -> int:
+        return calculate_expected_base_fee_per_gas(self._head)  # type: ignore[no-any-return]
 
     def pending_nonce(self, address: bytes) -> int:
-        with self._lock:
-            nonce = self.chain.get_vm(self.chain.get_canonical_head()).state.get_nonce(address)
+        nonce, _ = self._account(address)
+        with self._pool_lock:
             queued = self._pool.get(address, {})
             while nonce in queued:
                 nonce += 1
-            return nonce
+        return nonce
 
-    def next_base_fee(self) -> int:
-        with self._lock:
-            head = self.chain.get_canonical_head()
-            return self.chain.create_header_from_parent(
-                head, **self._header_params(head)).base_fee_per_gas  # type: ignore[no-any-return]
+    def _account(self, address: bytes) -> tuple[int, int]:
+        """(nonce, balance) at the head; cached so submissions skip state reads."""
+        cached = self._accounts.get(address)
+        if cached is not None:
+            return cached
+        head = self._head
+        state = self._reader().get_vm(head).state
+        account = (state.get_nonce(address), state.get_balance(address))
+        with self._pool_lock:
+            if self._head is head:  # a block may have landed meanwhile
+                if len(self._accounts) > 10_000:
+                    self._accounts.clear()
+                self._accounts[address] = account
+        return account
 
     def is_pending(self, tx_hash: bytes) -> bool:
-        with self._lock:
+        with self._pool_lock:
             return tx_hash in self._by_hash
 
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
-        with self._lock:
+        with self._pool_lock:
             item = self._by_hash.get(tx_hash)
-            return None if item is None else _tx_json(item.tx, item.sender, None, None)
+        return None if item is None else _tx_json(item.tx, item.sender, None, None)
 
     def wait_mined(self, tx_hash: bytes, timeout: float) -> None:
         """Block until ``tx_hash`` has left the pool (mined or dropped)."""
@@ -468,74 +594,66 @@ class Ledger:
     def execute(self, header: BlockHeaderAPI, sender: bytes, to: bytes, value: int,
                 data: bytes, gas: int) -> ComputationAPI:
         """Run a call on the state after ``header``, in the context of the block after it."""
-        with self._lock:
-            chain = self.chain
-            params = self._header_params(header)
-            if header.block_number != chain.get_canonical_head().block_number:
-                params["timestamp"] = header.timestamp + 1
-            context = chain.create_header_from_parent(header, **params)
-            vm = chain.get_vm(context.copy(base_fee_per_gas=0))
-            state = vm.state
-            snapshot = state.snapshot()
-            try:
-                tx = vm.create_unsigned_transaction(
-                    nonce=state.get_nonce(sender), gas_price=0, gas=gas, to=to,
-                    value=value, data=data)
-                return state.apply_transaction(SpoofTransaction(tx, from_=sender))
-            finally:
-                state.revert(snapshot)
+        chain = self._reader()
+        params = self._header_params(header)
+        if header.block_number != self._head.block_number:
+            params["timestamp"] = header.timestamp + 1
+        context = chain.create_header_from_parent(header, **params)
+        vm = chain.get_vm(context.copy(base_fee_per_gas=0))
+        state = vm.state
+        snapshot = state.snapshot()
+        try:
+            tx = vm.create_unsigned_transaction(
+                nonce=state.get_nonce(sender), gas_price=0, gas=gas, to=to,
+                value=value, data=data)
+            return state.apply_transaction(SpoofTransaction(tx, from_=sender))
+        finally:
+            state.revert(snapshot)
 
     # -- writes ----------------------------------------------------------------
     def submit(self, raw: bytes) -> bytes:
         """Validate a signed transaction and add it to the pool; returns its hash."""
-        with self._lock:
-            if self._closed:
-                raise RpcError(-32000, "node is shutting down")
-            vm = self.chain.get_vm(self.chain.get_canonical_head())
-            try:
-                tx = vm.get_transaction_builder().decode(raw)
-            except Exception as exc:  # noqa: BLE001 - any malformed input, rlp or typed
-                raise RpcError(-32602, f"invalid raw transaction: {exc}") from exc
-            tx_hash = tx.hash
+        if self._closed:
+            raise RpcError(-32000, "node is shutting down")
+        try:
+            tx = self._builder.decode(raw)
+        except Exception as exc:  # noqa: BLE001 - any malformed input, rlp or typed
+            raise RpcError(-32602, f"invalid raw transaction: {exc}") from exc
+        type_id = tx.type_id or 0
+        chain_id = ((tx.v - 35) // 2 if tx.v >= 35 else None) if type_id == 0 else tx.chain_id
+        if chain_id is not None and chain_id != self.chain_id:
+            raise RpcError(-32000, f"invalid chain id {chain_id}, expected {self.chain_id}")
+        if type_id == 3:
+            raise RpcError(-32003, "blob transactions are not supported")
+        try:
+            tx.check_signature_validity()
+            sender = tx.sender  # coincurve-backed recovery (eth-keys picks it up)
+        except Exception as exc:  # noqa: BLE001 - bad r, s or v
+            raise RpcError(-32000, f"invalid sender: {exc}") from exc
+        if tx.gas < tx.intrinsic_gas:
+            raise RpcError(-32000, f"intrinsic gas too low: have {tx.gas}, "
+                                   f"want {tx.intrinsic_gas}")
+        try:
+            tx.validate()
+        except ValidationError as exc:
+            raise RpcError(-32000, f"invalid transaction: {exc}") from exc
+        if tx.gas > self._head.gas_limit:
+            raise RpcError(-32000, "exceeds block gas limit")
+        base_fee = self.next_base_fee()
+        if tx.max_fee_per_gas < base_fee:
+            raise RpcError(-32000, f"max fee per gas less than block base fee: "
+                                   f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}")
+        nonce, balance = self._account(sender)
+        if tx.nonce < nonce:
+            raise RpcError(-32003, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
+        cost = tx.gas * tx.max_fee_per_gas + tx.value
+        if balance < cost:
+            raise RpcError(-32003, f"insufficient funds for gas * price + value: "
+                                   f"balance {balance}, tx cost {cost}")
+        tx_hash = tx.hash
+        with self._cond:
             if tx_hash in self._by_hash:
                 raise RpcError(-32000, "already known")
-            type_id = tx.type_id or 0
-            if type_id == 0:
-                chain_id = (tx.v - 35) // 2 if tx.v >= 35 else None
-            else:
-                chain_id = tx.chain_id
-            if chain_id is not None and chain_id != self.chain_id:
-                raise RpcError(-32000, f"invalid chain id {chain_id}, expected {self.chain_id}")
-            if type_id == 3:
-                raise RpcError(-32003, "blob transactions are not supported")
-            try:
-                tx.check_signature_validity()
-                sender = tx.sender
-            except Exception as exc:  # noqa: BLE001 - bad r, s or v
-                raise RpcError(-32000, f"invalid sender: {exc}") from exc
-            if tx.gas < tx.intrinsic_gas:
-                raise RpcError(-32000, f"intrinsic gas too low: have {tx.gas}, "
-                                       f"want {tx.intrinsic_gas}")
-            try:
-                tx.validate()
-            except ValidationError as exc:
-                raise RpcError(-32000, f"invalid transaction: {exc}") from exc
-            head = self.chain.get_canonical_head()
-            if tx.gas > head.gas_limit:
-                raise RpcError(-32000, "exceeds block gas limit")
-            base_fee = self.next_base_fee()
-            if tx.max_fee_per_gas < base_fee:
-                raise RpcError(-32000, f"max fee per gas less than block base fee: "
-                                       f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}")
-            state = vm.state
-            nonce = state.get_nonce(sender)
-            if tx.nonce < nonce:
-                raise RpcError(-32003, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
-            cost = tx.gas * tx.max_fee_per_gas + tx.value
-            balance = state.get_balance(sender)
-            if balance < cost:
-                raise RpcError(-32003, f"insufficient funds for gas * price + value: "
-                                       f"balance {balance}, tx cost {cost}")
             queued = self._pool.setdefault(sender, {})
             old = queued.get(tx.nonce)
             if old is not None:
@@ -546,7 +664,7 @@ class Ledger:
             queued[tx.nonce] = item
             self._by_hash[tx_hash] = item
             self._cond.notify_all()
-            return tx_hash  # type: ignore[no-any-return]
+        return tx_hash  # type: ignore[no-any-return]
 
     def increase_time(self, seconds: int) -> int:
         with self._lock:
@@ -556,10 +674,9 @@ class Ledger:
 
     def set_next_timestamp(self, timestamp: int) -> None:
         with self._lock:
-            head = self.chain.get_canonical_head()
-            if timestamp <= head.timestamp:
+            if timestamp <= self._head.timestamp:
                 raise RpcError(-32000, f"timestamp {timestamp} is not after the latest "
-                                       f"block's {head.timestamp}")
+                                       f"block's {self._head.timestamp}")
             self._next_timestamp = timestamp
 
     def mine(self, timestamp: int | None = None) -> BlockHeaderAPI:
@@ -576,13 +693,17 @@ class Ledger:
                     self._cond.wait()
                 if self._closed:
                     return
+            with self._lock:
                 self._mine_block()
 
     def _has_executable(self) -> bool:
-        if not self._by_hash:
-            return False
-        state = self.chain.get_vm(self.chain.get_canonical_head()).state
-        return any(state.get_nonce(sender) in queued for sender, queued in self._pool.items())
+        """Whether some sender's next nonce is pooled (call with ``_pool_lock``)."""
+        accounts = self._accounts
+        for sender, queued in self._pool.items():
+            account = accounts.get(sender)
+            if account is None or account[0] in queued:
+                return True
+        return False
 
     def _header_params(self, parent: BlockHeaderAPI) -> dict[str, Any]:
         now = int(time.time()) + self._time_offset
@@ -591,35 +712,39 @@ class Ledger:
                 "coinbase": ZERO_ADDRESS, "nonce": b"\x00" * 8,
                 "mix_hash": keccak(parent.hash)}
 
-    def _executable(self, state: Any) -> Iterator[_Pooled]:
+    def _executable(self, state: Any) -> list[_Pooled]:
         """Pooled transactions in arrival order, each sender's in nonce order."""
+        with self._pool_lock:
+            pool = {sender: dict(queued) for sender, queued in self._pool.items()}
         heads: list[tuple[int, bytes, int]] = []
-        for sender, queued in self._pool.items():
+        for sender, queued in pool.items():
             nonce = state.get_nonce(sender)
             if nonce in queued:
                 heads.append((queued[nonce].seq, sender, nonce))
         heapq.heapify(heads)
+        out = []
         while heads:
             _, sender, nonce = heapq.heappop(heads)
-            queued = self._pool[sender]
-            yield queued[nonce]
+            queued = pool[sender]
+            out.append(queued[nonce])
             if nonce + 1 in queued:
                 heapq.heappush(heads, (queued[nonce + 1].seq, sender, nonce + 1))
+        return out
 
     def _mine_block(self) -> BlockHeaderAPI:
+        """Build, execute and commit one block (call with ``_lock``)."""
         chain = self.chain
-        parent = chain.get_canonical_head()
+        parent = self._head
         header = chain.create_header_from_parent(parent, **self._header_params(parent))
         vm = chain.get_vm(header)
-        block = vm.get_block()
-        vm.block_preprocessing(block)
+        vm.block_preprocessing(vm.get_block())
         state = vm.state
         included: list[_Pooled] = []
         receipts: list[ReceiptAPI] = []
         dropped: list[_Pooled] = []
         current = header
         held: set[bytes] = set()  # senders whose next nonce did not make it into this block
-        for item in list(self._executable(state)):
+        for item in self._executable(state):
             tx = item.tx
             if item.sender in held:
                 continue
@@ -641,10 +766,7 @@ class Ledger:
         txs = [item.tx for item in included]
         try:
             with self.kv.write():
-                filled = vm.set_block_transactions_and_withdrawals(
-                    vm.get_block(), current, txs, receipts, withdrawals=())
-                filled = vm.block_postprocessing(filled)
-                mined = vm.mine_block(filled).block
+                mined = self._seal(vm, current, txs, receipts)
                 chain.chaindb.persist_block(mined)
                 self._index_block(mined.header, txs, [i.sender for i in included], receipts,
                                   [len(rlp.encode(mined))])
@@ -652,16 +774,42 @@ class Ledger:
             self._reopen()
             raise
         self._next_timestamp = None
-        for item in included + dropped:
-            self._forget(item)
-        # Anything now below its sender's nonce can never be mined.
+        # Refresh the cache for this block's senders; forget everyone else, whose
+        # balance a contract may have changed.
         new_state = chain.get_vm(mined.header).state
-        for sender, queued in list(self._pool.items()):
-            nonce = new_state.get_nonce(sender)
-            for stale in [q for n, q in queued.items() if n < nonce]:
-                self._forget(stale)
-        self._cond.notify_all()
+        with self._pool_lock:
+            senders = {item.sender for item in included + dropped} | set(self._pool)
+        fresh = {s: (new_state.get_nonce(s), new_state.get_balance(s)) for s in senders}
+        with self._cond:
+            self._head = mined.header
+            self._accounts = fresh
+            for item in included + dropped:
+                self._forget(item)
+            # Anything now below its sender's nonce can never be mined.
+            for sender, queued in list(self._pool.items()):
+                nonce = fresh[sender][0] if sender in fresh else new_state.get_nonce(sender)
+                for stale in [q for n, q in queued.items() if n < nonce]:
+                    self._forget(stale)
+            self._cond.notify_all()
         return mined.header
+
+    @staticmethod
+    def _seal(vm: Any, header: BlockHeaderAPI, txs: list[SignedTransactionAPI],
+              receipts: list[ReceiptAPI]) -> Any:
+        """Fill in roots and requests, then the state root (what ``mine_all`` does,
+        minus re-validating a block we just built ourselves)."""
+        tx_root, tx_nodes = trie_root_and_nodes([tx.encode() for tx in txs])
+        receipt_root, receipt_nodes = trie_root_and_nodes([r.encode() for r in receipts])
+        vm.chaindb.persist_trie_data_dict(tx_nodes)
+        vm.chaindb.persist_trie_data_dict(receipt_nodes)
+        block = vm.get_block().copy(transactions=txs, header=header.copy(
+            transaction_root=tx_root, receipt_root=receipt_root))
+        state = vm.state
+        if any(state.get_code(a) for a in _REQUEST_CONTRACTS):
+            block = vm.block_postprocessing(block)  # EIP-7685 requests, rarely present
+        else:
+            block = block.copy(header=block.header.copy(requests_hash=_EMPTY_REQUESTS_HASH))
+        return vm.finalize_block(block).block
 
     def _forget(self, item: _Pooled) -> None:
         self._by_hash.pop(item.tx.hash, None)

@@ -108,7 +108,7 @@ class Entry:
     manifest_digest: bytes
     item_count: int
     shares_minted: int
-    block: int
+    block_number: int
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,9 @@ def run_node(db_path: Path, genesis_path: Path, host: str = "127.0.0.1",
              port: int = 8545) -> None:
     """Open (or create) the chain, serve it and block until SIGINT/SIGTERM."""
     genesis = Genesis.load(genesis_path)
+    # The miner is CPU-bound; with the default 5 ms GIL switch interval every HTTP
+    # request would wait up to 5 ms per GIL hand-off while a block is built.
+    sys.setswitchinterval(0.0005)
     node = EmbeddedNode(db_path, genesis)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())

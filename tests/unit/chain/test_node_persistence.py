@@ -142,3 +142,13 @@ def test_committed_transactions_survive_sigkill(tmp_path: Path, genesis: Genesis
         assert proc.wait(timeout=30) == 0
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 16, 17, 127, 128, 129, 300])
+def test_block_trie_matches_py_evm(count: int) -> None:
+    from eth.db.trie import _make_trie_root_and_nodes
+
+    from databright.chain._evm import trie_root_and_nodes
+
+    values = [bytes([i % 251]) * (1 + i % 70) for i in range(count)]
+    assert trie_root_and_nodes(values) == _make_trie_root_and_nodes(tuple(values))

@@ -1,6 +1,10 @@
 """Gas budgets of the DataMarket hot paths, compared with a recorded table.
 
-Costs are full transaction gas (see `market_helpers.measure`). The recorded
+Costs are in-process estimates of full transaction gas (see
+`market_helpers.measure`); they run ~2,800 gas below what real receipts show
+for the same calls, so the budgets themselves are enforced on receipts by
+tests/integration/test_gas_receipts.py (embedded chain and anvil). This test
+catches regressions quickly without a node. The recorded
 table lives in gas_budget.json; an operation costing more than 2% above its
 record fails. Set DATABRIGHT_RECORD_GAS=1 to rewrite the record after an
 intended change. A Markdown table is written to test-artifacts/gas.md.

@@ -85,10 +85,16 @@ class DataMarketMachine(RuleBasedStateMachine):
         self.voted[pid] = set()
 
     @precondition(lambda self: bool(self.open_bonds))
-    @rule(data=st.data(), voter=who, support=st.booleans())
-    def vote(self, data: st.DataObject, voter: int, support: bool) -> None:
+    @rule(data=st.data(), support=st.booleans(), eligible=st.booleans())
+    def vote(self, data: st.DataObject, support: bool, eligible: bool) -> None:
+        self._vote(data, support, eligible)
+
+    def _vote(self, data: st.DataObject, support: bool, eligible: bool) -> None:
         pid = data.draw(st.sampled_from(sorted(self.open_bonds)))
         deadline = self.market.get_proposal(pid).deadline
+        # Mostly draw voters who may vote, so that proposals get decided.
+        candidates = [i for i, w in enumerate(self.powers[pid]) if w and i not in self.voted[pid]]
+        voter = data.draw(st.sampled_from(candidates)) if eligible and candidates else data.draw(who)
         weight = self.powers[pid][voter]
         with boa.env.prank(ACCOUNTS[voter]):
             if boa.env.evm.patch.timestamp > deadline or voter in self.voted[pid] or weight == 0:
@@ -98,6 +104,12 @@ class DataMarketMachine(RuleBasedStateMachine):
             self.market.vote(pid, support)
         self.voted[pid].add(voter)
         self.tallies[pid][0 if support else 1] += weight
+
+    @precondition(lambda self: bool(self.open_bonds))
+    @rule(data=st.data())
+    def vote_yes(self, data: st.DataObject) -> None:
+        """A second vote rule, so that acceptances are common enough."""
+        self._vote(data, True, True)
 
     @precondition(lambda self: bool(self.open_bonds))
     @rule(data=st.data())
@@ -163,7 +175,7 @@ class DataMarketMachine(RuleBasedStateMachine):
 
 DataMarketMachine.TestCase.settings = settings(
     max_examples=25,
-    stateful_step_count=30,
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
