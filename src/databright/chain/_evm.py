@@ -527,7 +527,12 @@ class Ledger:
         return conn.execute(sql, args).fetchall()
 
     def head(self) -> BlockHeaderAPI:
-        return self._head
+        """The latest committed block, as this thread's readers see it.
+
+        Read from the database rather than the miner's memory, so a client that
+        has seen a receipt also sees its block as the head.
+        """
+        return self._reader().get_canonical_head()
 
     def _reader(self) -> Chain:
         """This thread's chain over a read-only connection (see ``_ReadOnlyKV``)."""
@@ -537,9 +542,6 @@ class Ledger:
         return reader  # type: ignore[no-any-return]
 
     def header_at(self, number: int) -> BlockHeaderAPI:
-        head = self._head
-        if number == head.block_number:
-            return head
         return self._reader().get_canonical_block_header_by_number(number)
 
     @contextlib.contextmanager
@@ -596,7 +598,7 @@ class Ledger:
         """Run a call on the state after ``header``, in the context of the block after it."""
         chain = self._reader()
         params = self._header_params(header)
-        if header.block_number != self._head.block_number:
+        if header.block_number != chain.get_canonical_head().block_number:
             params["timestamp"] = header.timestamp + 1
         context = chain.create_header_from_parent(header, **params)
         vm = chain.get_vm(context.copy(base_fee_per_gas=0))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.types import EventData, TxReceipt
@@ -147,7 +147,7 @@ class DataMarket:
         self.address = to_checksum_address(address)
         self.contract: Contract = ledger.w3.eth.contract(address=self.address, abi=abi)
         self._events = {
-            Web3.keccak(text=f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"): e["name"]
+            bytes(Web3.keccak(text=f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})")): e["name"]
             for e in abi
             if e.get("type") == "event"
         }

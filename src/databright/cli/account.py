@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from databright.chain import Keystore
-from databright.cli._common import emit, format_eth, state, table
+from databright.cli._common import emit, format_eth, state, table, workspace
 from databright.config import Home
 from databright.errors import ChainError, ConfigError, InputError
-from databright.workspace import DEV_PASSWORD, Workspace
+from databright.workspace import DEV_PASSWORD
 
 __all__ = ["register"]
 
@@ -67,15 +67,15 @@ def list_(
     accounts = _keystore().list()
     amounts: dict[str, int | None] = {a.address: None for a in accounts}
     if balances and accounts:
-        ws = Workspace(state.home_dir, rpc_url=state.rpc_url)
         try:
-            for a in accounts:
-                amounts[a.address] = ws.ledger.balance(a.address)
+            with workspace() as ws:
+                for a in accounts:
+                    amounts[a.address] = ws.ledger.balance(a.address)
         except (ChainError, ConfigError):
             pass  # offline listing still shows names and addresses
-        finally:
-            ws.close()
-    rows = [{"name": a.name, "address": a.address, "balance_wei": amounts[a.address]} for a in accounts]
+    rows: list[dict[str, Any]] = [
+        {"name": a.name, "address": a.address, "balance_wei": amounts[a.address]} for a in accounts
+    ]
     emit(
         rows,
         table(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,7 @@ def shares(
     with workspace() as ws:
         ws.sync()
         address = ws.address_of(holder) if holder else ws.address_of(ws.account_name)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for h in ws.index.holdings(address):
             dataset = ws.index.dataset(h.dataset_id)
             rows.append({

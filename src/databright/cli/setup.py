@@ -10,6 +10,7 @@ import threading
 from typing import Annotated
 
 import typer
+from web3 import Web3
 
 from databright.chain import Keystore, deploy, load_deployment
 from databright.cli._common import emit, parse_wei, state, workspace
@@ -96,7 +97,7 @@ def deploy_cmd(
         existing = load_deployment(ws.home.deployments, ws.ledger.chain_id)
         if existing is not None and not force:
             address = existing.address("DataMarket")
-            if ws.ledger.call_rpc(lambda: ws.ledger.w3.eth.get_code(address)):
+            if ws.ledger.call_rpc(lambda: ws.ledger.w3.eth.get_code(Web3.to_checksum_address(address))):
                 raise ConfigError(f"DataMarket is already deployed at {address} on chain {existing.chain_id}")
         deployment = deploy(ws.ledger, ws.signer(), ws.home.cache)
         path = deployment.save(ws.home.deployments)
