@@ -52,7 +52,9 @@ from eth_hash.auto import keccak
 from eth_utils import ValidationError, to_canonical_address, to_checksum_address
 from pydantic import BaseModel, field_validator
 
-__all__ = ["ChainError", "Genesis", "Ledger", "RpcError"]
+from databright.errors import ChainError
+
+__all__ = ["ChainError", "Genesis", "PersistentChain", "RpcError"]
 
 _GENESIS_KEY = b"databright:genesis"
 _TIME_OFFSET_KEY = b"databright:time-offset"
@@ -62,10 +64,6 @@ _REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADD
                       CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
 _READ_CACHE_LIMIT = 200_000
-
-
-class ChainError(Exception):
-    """The embedded chain could not do what was asked."""
 
 
 class RpcError(ChainError):
@@ -428,7 +426,7 @@ def trie_root_and_nodes(values: list[bytes]) -> tuple[bytes, dict[bytes, bytes]]
     return root, nodes
 
 
-class Ledger:
+class PersistentChain:
     """The chain, its pool and its miner. Every method is thread-safe.
 
     Two locks, always taken in this order: ``_lock`` guards the py-evm objects
@@ -669,8 +667,15 @@ class Ledger:
         return tx_hash  # type: ignore[no-any-return]
 
     def increase_time(self, seconds: int) -> int:
+        """Move the clock forward: the next block is at least ``seconds`` after the latest.
+
+        Blocks mined faster than one per second run ahead of the wall clock (each
+        is at least its parent + 1), so the offset is measured from whichever is
+        later, as anvil does.
+        """
         with self._lock:
-            self._time_offset += seconds
+            ahead = self._head.timestamp - (int(time.time()) + self._time_offset)
+            self._time_offset += seconds + max(ahead, 0)
             self.kv[_TIME_OFFSET_KEY] = str(self._time_offset).encode()
             return self._time_offset
 

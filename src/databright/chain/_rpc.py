@@ -14,9 +14,8 @@ from typing import Any
 
 from eth.exceptions import Revert
 from eth_abi import decode as abi_decode
-from eth_utils import to_canonical_address
 
-from ._evm import DEFAULT_PRIORITY_FEE, Ledger, RpcError, hb, hx
+from ._evm import DEFAULT_PRIORITY_FEE, PersistentChain, RpcError, hb, hx
 
 __all__ = ["Dispatcher", "RpcServer"]
 
@@ -72,7 +71,7 @@ def revert_error(output: bytes) -> RpcError:
 class Dispatcher:
     """Maps JSON-RPC method names onto the ledger."""
 
-    def __init__(self, ledger: Ledger, client_version: str) -> None:
+    def __init__(self, ledger: PersistentChain, client_version: str) -> None:
         self.ledger = ledger
         self.client_version = client_version
         self._filters: dict[str, tuple[str, Any, int]] = {}

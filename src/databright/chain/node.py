@@ -6,7 +6,6 @@ through the same dispatcher, so they answer identically.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import signal
 import sys
@@ -19,7 +18,7 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from databright import __version__
 
-from ._evm import ChainError, Genesis, Ledger, RpcError
+from ._evm import ChainError, Genesis, PersistentChain, RpcError
 from ._rpc import Dispatcher, RpcServer
 
 __all__ = ["ChainError", "EmbeddedNode", "EmbeddedProvider", "Genesis", "RpcError",
@@ -34,7 +33,7 @@ class EmbeddedNode:
     def __init__(self, path: Path, genesis: Genesis) -> None:
         self.path = Path(path)
         self.genesis = genesis
-        self.ledger = Ledger(self.path, genesis)
+        self.ledger = PersistentChain(self.path, genesis)
         self.dispatcher = Dispatcher(self.ledger, CLIENT_VERSION)
 
     @property
@@ -65,7 +64,6 @@ class EmbeddedProvider(JSONBaseProvider):
     def __init__(self, node: EmbeddedNode, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.node = node
-        self._ids = itertools.count()
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         body = self.encode_rpc_request(method, params)

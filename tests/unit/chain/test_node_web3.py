@@ -131,8 +131,6 @@ def test_pending_nonce_counts_pool(node: EmbeddedNode, accounts: list[LocalAccou
     assert node.handle("eth_getTransactionCount", [sender.address, "pending"]) == "0x0"
     hashes = [node.handle("eth_sendRawTransaction", ["0x" + sign_transfer(sender, n).hex()])
               for n in (0, 2)]
-    assert node.handle("eth_getTransactionCount", [sender.address, "pending"]) in (
-        "0x3", "0x0", "0x1", "0x2")  # the miner may already have taken some
     for h in hashes:
         assert node.handle("eth_getTransactionReceipt", [h])["status"] == "0x1"
     assert node.handle("eth_getTransactionCount", [sender.address, "latest"]) == "0x3"

@@ -1,0 +1,247 @@
+"""Turning dataset items into tensors, and choosing a spec from a sample of them.
+
+A "table" dataset stores each row's feature columns as canonical JSON
+(``{"a":1.0,"b":2}``); a "files" dataset stores each file as it is, and the
+files this module trains on are images (PNG, JPEG, GIF, BMP, WebP, … — whatever
+Pillow identifies). Items come from contributors, so every item is treated as
+hostile: undecodable bytes, non-numeric cells and oversized images raise
+:class:`~databright.errors.InputError` naming the item, and nothing is unpickled.
+
+Encoding is deterministic: missing or null cells become 0.0 before
+normalisation; images become grey (ITU-R 601-2 luma, Pillow's integer
+conversion) or RGB as the spec says, alpha is dropped, and they are resized to
+the spec's shape by exact area averaging (each output pixel is the
+overlap-weighted mean of the source pixels under it), computed in float64.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps
+
+from databright.errors import InputError
+from databright.ml._spec import ModelSpec, Normalization
+
+__all__ = ["default_spec", "encode_items", "encode_labels"]
+
+#: Images with more pixels than this are refused before they are decoded.
+MAX_IMAGE_PIXELS = 1 << 24
+#: Largest side :func:`default_spec` keeps; larger images are scaled down to it.
+MAX_DEFAULT_SIDE = 64
+#: Images up to this many pixels (per channel) get an MLP, larger ones a CNN.
+MLP_MAX_PIXELS = 16 * 16
+
+_HIGH_DEPTH_GREY = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def encode_items(spec: ModelSpec, blobs: Sequence[bytes]) -> NDArray[np.float32]:
+    """Encode items as a float32 array of shape ``(len(blobs), *spec.input_shape)``."""
+    if spec.input == "table":
+        raw = _table_matrix([_parse_row(blob, i) for i, blob in enumerate(blobs)], spec.features)
+        out = raw
+        if spec.normalize is not None:
+            out = (raw - np.asarray(spec.normalize.mean)) / np.asarray(spec.normalize.std)
+    else:
+        assert spec.image_shape is not None
+        channels, height, width = spec.image_shape
+        out = np.empty((len(blobs), channels, height, width), dtype=np.float64)
+        for i, blob in enumerate(blobs):
+            out[i] = _resize(_decode_image(blob, i, channels), height, width)
+        if spec.normalize is not None:
+            mean = np.asarray(spec.normalize.mean).reshape(1, channels, 1, 1)
+            std = np.asarray(spec.normalize.std).reshape(1, channels, 1, 1)
+            out = (out - mean) / std
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def encode_labels(spec: ModelSpec, labels: Sequence[str]) -> NDArray[np.int64]:
+    """Map label strings to class indices in ``spec.classes`` order."""
+    index = {label: i for i, label in enumerate(spec.classes)}
+    out = np.empty(len(labels), dtype=np.int64)
+    for i, label in enumerate(labels):
+        try:
+            out[i] = index[label]
+        except (KeyError, TypeError):
+            raise InputError(
+                f"label {label!r} of item {i} is not one of the spec's classes "
+                f"({', '.join(spec.classes)})"
+            ) from None
+    return out
+
+
+def default_spec(kind: str, sample_items: Sequence[bytes], labels: Sequence[str]) -> ModelSpec:
+    """Choose a model for a dataset of ``kind`` ("table" or "files") from a sample.
+
+    Tables get an MLP over the columns whose values in the sample are all
+    numbers (or null), in sorted column order. Images get an MLP when they are
+    small (at most 16x16 pixels, like 8x8 digits) and a CNN with two conv layers
+    otherwise; the shape is the sample's most common one (scaled down to at most
+    64 pixels a side), grey unless some sample image has colour. Classes are the
+    sample's labels, sorted; normalisation is the sample's per-feature (or
+    per-channel) mean and standard deviation.
+    """
+    if len(sample_items) != len(labels):
+        raise InputError(f"{len(sample_items)} sample items but {len(labels)} labels")
+    if not sample_items:
+        raise InputError("default_spec needs at least one sample item")
+    if any(not isinstance(label, str) for label in labels):
+        raise InputError("labels must be strings")
+    classes = tuple(sorted(set(labels)))
+    if kind == "table":
+        rows = [_parse_row(blob, i) for i, blob in enumerate(sample_items)]
+        features = _numeric_columns(rows)
+        layout: dict[str, Any] = {"kind": "mlp", "input": "table", "features": features}
+        raw = _table_matrix(rows, features)
+        mean, std = raw.mean(axis=0), raw.std(axis=0)
+    elif kind == "files":
+        arrays = [_decode_image(blob, i, 3) for i, blob in enumerate(sample_items)]
+        colour = not all(_is_grey(a) for a in arrays)
+        channels = 3 if colour else 1
+        height, width = _default_size(Counter(a.shape[1:] for a in arrays))
+        small = height * width <= MLP_MAX_PIXELS
+        layout = {
+            "kind": "mlp" if small else "cnn",
+            "input": "image",
+            "image_shape": (channels, height, width),
+            **({} if small else _CNN_RECIPE),
+        }
+        encoded = np.stack([_resize(a if colour else a[:1], height, width) for a in arrays])
+        mean, std = encoded.mean(axis=(0, 2, 3)), encoded.std(axis=(0, 2, 3))
+    else:
+        raise InputError(f"unknown dataset kind {kind!r} (expected 'table' or 'files')")
+    # A constant column carries no information; dividing by 1 keeps it finite.
+    std = np.where(std > 1e-8, std, 1.0)
+    normalize = Normalization(mean=tuple(map(float, mean)), std=tuple(map(float, std)))
+    return ModelSpec(**layout, classes=classes, normalize=normalize)
+
+
+_CNN_RECIPE: dict[str, Any] = {
+    "hidden": (8, 16),
+    "lr": 3e-3,
+    "batch_size": 64,
+    "pretrain_steps": 300,
+    "finetune_steps": 100,
+}
+
+
+# -- tables -----------------------------------------------------------------
+
+
+def _parse_row(blob: bytes, index: int) -> dict[str, Any]:
+    try:
+        row = json.loads(blob)
+    except (UnicodeDecodeError, ValueError):
+        raise InputError(f"item {index} is not a JSON table row") from None
+    if not isinstance(row, dict):
+        raise InputError(f"item {index} is not a JSON object of feature columns")
+    return row
+
+
+def _is_number(value: object) -> bool:
+    return value is None or (
+        isinstance(value, int | float) and math.isfinite(value)  # bool is an int: 0/1
+    )
+
+
+def _table_matrix(rows: Sequence[dict[str, Any]], features: Sequence[str]) -> NDArray[np.float64]:
+    out = np.zeros((len(rows), len(features)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        for j, feature in enumerate(features):
+            value = row.get(feature)
+            if not _is_number(value):
+                raise InputError(
+                    f"item {i}: feature {feature!r} is not a finite number ({value!r})"
+                )
+            if value is not None:
+                out[i, j] = float(value)
+    return out
+
+
+def _numeric_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    columns = sorted({key for row in rows for key in row})
+    numeric = tuple(c for c in columns if all(_is_number(row.get(c)) for row in rows))
+    if not numeric:
+        raise InputError("the sample rows have no numeric feature columns")
+    return numeric
+
+
+# -- images -----------------------------------------------------------------
+
+
+def _decode_image(blob: bytes, index: int, channels: int) -> NDArray[np.float64]:
+    """Decode an item to a ``(channels, height, width)`` float64 array in [0, 1]."""
+    try:
+        image = Image.open(io.BytesIO(blob))
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise InputError(
+                f"item {index} is a {width}x{height} image, larger than "
+                f"{MAX_IMAGE_PIXELS} pixels"
+            )
+        image.load()
+        # Phone photos store their rotation in EXIF; apply it so pixels are upright.
+        return _pixels(ImageOps.exif_transpose(image), channels)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"item {index} is an image larger than {MAX_IMAGE_PIXELS} pixels"
+        ) from None
+    except Exception as exc:
+        # Items are hostile and Pillow's parsers fail in many ways (OSError,
+        # ValueError, struct.error, ...); all of them mean "not a usable image".
+        raise InputError(f"item {index} cannot be decoded as an image ({exc})") from None
+
+
+def _pixels(image: Image.Image, channels: int) -> NDArray[np.float64]:
+    """Pixels as a ``(channels, height, width)`` float64 array in [0, 1]."""
+    if image.mode in _HIGH_DEPTH_GREY:
+        # 16-bit grey (PNG) arrives as I or I;16; Pillow's L conversion would clip it.
+        grey = np.clip(np.asarray(image, dtype=np.float64) / 65535.0, 0.0, 1.0)
+        return np.repeat(grey[None], channels, axis=0)
+    if image.mode in ("P", "PA"):
+        # Palette transparency must go through RGBA, or Pillow warns on conversion.
+        image = image.convert("RGBA")
+    if channels == 1:
+        array = np.asarray(image.convert("L"), dtype=np.float64)[None]
+    else:
+        array = np.asarray(image.convert("RGB"), dtype=np.float64).transpose(2, 0, 1)
+    return array / 255.0
+
+
+def _is_grey(rgb: NDArray[np.float64]) -> bool:
+    return bool(np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[1], rgb[2]))
+
+
+def _area_weights(source: int, target: int) -> NDArray[np.float64]:
+    """Row-stochastic ``(target, source)`` matrix of exact area-average weights."""
+    edges = np.arange(target + 1, dtype=np.float64) * (source / target)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pixel = np.arange(source, dtype=np.float64)[None, :]
+    overlap = np.clip(np.minimum(hi, pixel + 1.0) - np.maximum(lo, pixel), 0.0, None)
+    weights: NDArray[np.float64] = overlap / overlap.sum(axis=1, keepdims=True)
+    return weights
+
+
+def _resize(array: NDArray[np.float64], height: int, width: int) -> NDArray[np.float64]:
+    if array.shape[1:] == (height, width):
+        return array
+    rows = _area_weights(array.shape[1], height)
+    cols = _area_weights(array.shape[2], width)
+    resized: NDArray[np.float64] = np.einsum("hy,cyx,wx->chw", rows, array, cols)
+    return resized
+
+
+def _default_size(sizes: Counter[tuple[int, ...]]) -> tuple[int, int]:
+    # Most common size; ties go to the smaller image so the choice is deterministic.
+    (height, width), _ = min(sizes.items(), key=lambda kv: (-kv[1], kv[0][0] * kv[0][1], kv[0]))
+    scale = min(1.0, MAX_DEFAULT_SIDE / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
