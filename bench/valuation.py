@@ -85,6 +85,8 @@ def main() -> None:
         print(f"threadpool: {pool['internal_api']} {pool.get('version')} "
               f"({pool.get('architecture')}), {pool['num_threads']} threads, "
               f"{pool['filepath']}")
+    print("load average before the run: {:.1f} {:.1f} {:.1f} (other processes "
+          "competing for the CPUs inflate every timing)".format(*os.getloadavg()))
     if os.environ.get("OPENBLAS_CORETYPE"):
         print(f"note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} is set; "
               "it can slow the distance matrix product")

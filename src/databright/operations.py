@@ -20,7 +20,15 @@ from databright.errors import InputError
 from databright.storage import Manifest, canonical_json, digest_of_cid, manifest_from_folder, manifest_from_table
 from databright.workspace import Workspace
 
-__all__ = ["Batch", "DatasetMetadata", "create_dataset", "load_batch", "propose_batch", "read_metadata"]
+__all__ = [
+    "Batch",
+    "DatasetMetadata",
+    "create_dataset",
+    "evaluation_metadata",
+    "load_batch",
+    "propose_batch",
+    "read_metadata",
+]
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".parquet", ".pq"}
 
@@ -125,6 +133,32 @@ def propose_batch(
     return proposal_id, len(duplicates)
 
 
+def evaluation_metadata(
+    ws: Workspace, metadata: DatasetMetadata, validation: Batch, sample: Batch | None, policy: dict[str, Any]
+) -> DatasetMetadata:
+    """Add what an evaluator needs: the validation split, a default model spec, the reward policy.
+
+    The model spec is chosen from the data (an MLP for tables and small images,
+    a small CNN for larger images) with the seed and validation items as sample.
+    """
+    from databright.ml import default_spec  # torch: imported only when a model is involved
+    from databright.valuation import RewardPolicy
+
+    batches = [b for b in (sample, validation) if b is not None]
+    items = [item for b in batches for item in b.manifest]
+    labels = list(metadata.labels) or sorted({item.label for item in items})
+    _check_labels(validation, labels)
+    spec = default_spec(metadata.kind, [ws.store.get(item.cid) for item in items], [item.label for item in items])
+    spec = spec.model_copy(update={"classes": tuple(labels)})
+    extra = dict(metadata.extra) | {
+        "validation": validation.manifest_cid,
+        "model_spec": json.loads(spec.to_json()),
+        "reward_policy": RewardPolicy.model_validate(policy).model_dump(mode="json"),
+    }
+    return DatasetMetadata(metadata.name, metadata.description, metadata.kind, tuple(labels), metadata.license,
+                           tuple(sorted(extra.items())))
+
+
 def create_dataset(
     ws: Workspace,
     signer: LocalAccount,
@@ -136,25 +170,45 @@ def create_dataset(
     """Create a dataset, optionally seeded with a first batch owned by its creator.
 
     The seed is proposed, voted for by the creator (the only shareholder, so
-    the vote decides at once) and finalized. Returns (dataset id, seed proposal id).
+    the vote decides at once) and finalized. A seed has nothing to be valued
+    against, so when the dataset requires evaluations the creator acts as its
+    evaluator for the seed alone — posting the base reward per item, with a
+    report saying so — and then hands the role to the dataset's evaluator.
+    Returns (dataset id, seed proposal id).
     """
     if metadata.kind not in {"files", "table"}:
         raise InputError(f"unknown dataset kind {metadata.kind!r}: use files or table")
     if not metadata.name.strip():
         raise InputError("a dataset needs a name")
+    if params.evaluation_required and int(params.evaluator, 16) == 0:
+        raise InputError("a dataset that requires evaluations needs an evaluator")
     if seed is not None:
-        if params.evaluation_required:
-            raise InputError("a dataset that requires evaluations cannot be seeded at creation; propose the seed")
         _check_labels(seed, list(metadata.labels))
     doc = metadata.to_json() | {"created_at": int(time.time())}
     meta_cid = ws.store.put(canonical_json(doc))
-    params = DatasetParams(**{**params.__dict__, "metadata_digest": digest_of_cid(str(meta_cid))})
+    interim = seed is not None and params.evaluation_required
+    final_evaluator = params.evaluator
+    params = DatasetParams(
+        **{
+            **params.__dict__,
+            "metadata_digest": digest_of_cid(str(meta_cid)),
+            "evaluator": signer.address if interim else params.evaluator,
+        }
+    )
     dataset_id = ws.market.create_dataset(signer, params)
     ws.sync()
     if seed is None:
         return dataset_id, None
     proposal_id, _ = propose_batch(ws, signer, dataset_id, seed)
+    if interim:
+        shares = min(seed.size * params.base_reward_per_item, params.max_reward_per_proposal)
+        report = canonical_json({"databright_seed": 1, "dataset_id": dataset_id, "proposal_id": proposal_id,
+                                 "items": seed.size, "shares": shares,
+                                 "rule": "seed: base_reward_per_item x items, capped"})
+        ws.market.post_evaluation(signer, proposal_id, 0, shares, digest_of_cid(str(ws.store.put(report))))
     ws.market.vote(signer, proposal_id, True)
     ws.market.finalize(signer, proposal_id)
+    if interim:
+        ws.market.set_evaluator(signer, dataset_id, final_evaluator)
     ws.sync()
     return dataset_id, proposal_id

@@ -6,7 +6,15 @@ import importlib
 
 import pytest
 
-PARTS = ["databright.chain", "databright.cli", "databright.index", "databright.storage", "databright.errors"]
+PARTS = [
+    "databright.chain",
+    "databright.cli",
+    "databright.errors",
+    "databright.index",
+    "databright.ml",
+    "databright.storage",
+    "databright.valuation",
+]
 
 
 @pytest.mark.parametrize("name", PARTS)

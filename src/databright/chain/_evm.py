@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import rlp
+import trie.hexary
 from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
 from eth.constants import BLANK_ROOT_HASH
@@ -64,6 +65,36 @@ _REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADD
                       CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
 _READ_CACHE_LIMIT = 200_000
+
+
+def _copy_node(node: list[Any]) -> list[Any]:
+    return [_copy_node(item) if item.__class__ is list else item for item in node]
+
+
+_NODE_CACHE: dict[bytes, Any] = {}
+_NODE_CACHE_LIMIT = 100_000
+
+
+def _cached_decode_node(encoded: Any) -> Any:
+    """``trie``'s ``decode_node`` with a cache keyed by the node's encoding.
+
+    Every block opens a fresh py-evm state whose tries decode the same upper nodes
+    again with the pure-Python rlp codec; the decoding is a pure function of the
+    bytes, so cache it. The trie edits decoded nodes in place: hand out copies.
+    """
+    if encoded.__class__ is not bytes or len(encoded) < 32:
+        return _decode_node(encoded)
+    node = _NODE_CACHE.get(encoded)
+    if node is None:
+        node = _decode_node(encoded)
+        if len(_NODE_CACHE) >= _NODE_CACHE_LIMIT:
+            _NODE_CACHE.clear()
+        _NODE_CACHE[encoded] = node
+    return _copy_node(node) if node.__class__ is list else node
+
+
+_decode_node = trie.hexary.decode_node
+if not os.environ.get("NOCACHE"): trie.hexary.decode_node = _cached_decode_node  # type: ignore[attr-defined]
 
 
 class RpcError(ChainError):

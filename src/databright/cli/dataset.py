@@ -21,7 +21,7 @@ from databright.cli._common import (
 )
 from databright.errors import InputError
 from databright.export import export_dataset
-from databright.operations import DatasetMetadata, create_dataset, load_batch
+from databright.operations import DatasetMetadata, create_dataset, evaluation_metadata, load_batch
 
 __all__ = ["register"]
 
@@ -46,6 +46,12 @@ def create(
     evaluator: Annotated[str, typer.Option(help="Evaluator account name or address.")] = "",
     training_fee: Annotated[str, typer.Option(help="Fee paid to shareholders per training job.")] = "0.1ether",
     seed: Annotated[Path | None, typer.Option(help="Seed data: a folder with labels CSV, or a table.")] = None,
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation split for the evaluator: a folder with labels CSV, or a table.")
+    ] = None,
+    shares_per_point: Annotated[
+        int, typer.Option(help="Reward policy: shares per percentage point of accuracy gained.")
+    ] = 100,
     labels: Annotated[Path | None, typer.Option(help="Labels CSV of a seed folder.")] = None,
     file_column: Annotated[str, typer.Option(help="File name column of the labels CSV.")] = "file",
     label_column: Annotated[str, typer.Option(help="Label column of the CSV or table.")] = "label",
@@ -71,10 +77,16 @@ def create(
             training_fee=parse_wei(training_fee),
             evaluator=ws.address_of(evaluator) if evaluator else "0x" + "00" * 20,
         )
+        if evaluator and validation is None:
+            raise InputError("an evaluator needs a validation split: pass --validation")
         batch = None
         if seed is not None:
             batch = load_batch(ws, seed, labels_csv=labels, file_column=file_column, label_column=label_column)
         metadata = DatasetMetadata(name, description, kind, label_set, license_)
+        if validation is not None:
+            held_out = load_batch(ws, validation, file_column=file_column, label_column=label_column)
+            policy = {"shares_per_point": shares_per_point}
+            metadata = evaluation_metadata(ws, metadata, held_out, batch, policy)
         dataset_id, seed_proposal = create_dataset(ws, signer, metadata, params, seed=batch)
         row = ws.index.dataset(dataset_id)
         emit(

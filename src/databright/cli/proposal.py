@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from databright.cli._common import emit, format_eth, table, workspace
-from databright.errors import InputError
+from databright.cli.evaluate import signal_rows
+from databright.errors import DataBrightError, InputError
 from databright.index import ProposalRow
 from databright.operations import load_batch, propose_batch
 
@@ -116,6 +117,7 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         items = ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
         supply = ws.market.snapshot_supply(proposal_id)
         now = _chain_time(ws)
+        report = _report(ws, p.report_cid)
     cast = p.yes_votes + p.no_votes
     data = _proposal_data(p, now) | {
         "root": p.root,
@@ -131,6 +133,7 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         "duplicate_items": [{"cid": i.cid, "position": i.position, "duplicate_of": i.duplicate_of}
                             for i in items if i.duplicate_of is not None],
         "labels": _label_counts(items),
+        "evaluation": None if report is None else {"report_cid": p.report_cid, **report["results"]},
     }
     emit(
         data,
@@ -143,7 +146,23 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         f"manifest {p.manifest_cid}; labels {json.dumps(data['labels'])}"
         + (f"; [yellow]{p.duplicate_count} duplicate item(s) of accepted data[/yellow]" if p.duplicate_count else ""),
         table("Votes", ["voter", "vote", "weight"], [(v.voter, "yes" if v.support else "no", v.weight) for v in votes]),
+        *(
+            [table(f"Evaluation (report {p.report_cid})", ["signal", "value"], signal_rows(report))]
+            if report is not None
+            else ["not evaluated yet" if not p.evaluated else f"evaluation report {p.report_cid} not readable here"]
+        ),
     )
+
+
+def _report(ws: Any, report_cid: str | None) -> dict[str, Any] | None:
+    if not report_cid:
+        return None
+    from databright.evaluator import load_report
+
+    try:
+        return load_report(ws.store, report_cid)
+    except DataBrightError:
+        return None  # a seed's note, or a report kept in another store
 
 
 def _label_counts(items: list[Any]) -> dict[str, int]:

@@ -1,7 +1,27 @@
-"""Data valuation: how much each training point is worth to a model."""
+"""Data valuation: how much a contribution is worth.
+
+- ``knn_shapley``: exact KNN-Shapley values (Jia et al., PVLDB 2019), vectorised;
+- ``loo_gain``: leave-one-out gain in validation accuracy of the dataset's best
+  model fine-tuned with and without a batch;
+- ``RewardPolicy``: the published mapping from gain to shares (diminishing returns);
+- ``quality_signals``: what shareholders see before they vote.
+"""
 
 from __future__ import annotations
 
 from databright.valuation._knn_shapley import KNNShapley, knn_shapley
+from databright.valuation._loo import Gain, SeedScore, loo_gain
+from databright.valuation._policy import RewardPolicy, value_ppm
+from databright.valuation._signals import Signals, quality_signals
 
-__all__ = ["KNNShapley", "knn_shapley"]
+__all__ = [
+    "Gain",
+    "KNNShapley",
+    "RewardPolicy",
+    "SeedScore",
+    "Signals",
+    "knn_shapley",
+    "loo_gain",
+    "quality_signals",
+    "value_ppm",
+]

@@ -42,9 +42,10 @@ bounded, and on each tile:
 * the recursion is a reverse cumulative sum along each row, in float64, and the
   values are scattered back to training indices.
 
-Tiles run on a thread pool (the NumPy kernels involved release the GIL), and their
-rows are added to the result one test point at a time in test order, so the
-result does not depend on the tile size or the number of threads.
+Tiles run on a thread pool (the sort and the scatter release the GIL), with BLAS
+held to one thread meanwhile, and buffers reused from tile to tile.  Their rows
+are added to the result one test point at a time in test order, so the result
+does not depend on the tile size or the number of threads.
 
 References:
     .. [1] Jia, R., Dao, D., Wang, B., Hubis, F. A., Gurel, N. M., Li, B.,
@@ -56,6 +57,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,6 +65,7 @@ from typing import Any, Final, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
+from threadpoolctl import threadpool_limits
 
 __all__ = ["KNNShapley", "knn_shapley"]
 
@@ -94,7 +97,7 @@ def knn_shapley(
         dtype: ``np.float64`` (default) or ``np.float32`` for the distances;
             values are always accumulated in float64.
         tile_size: Test points per tile.  By default, as many as keep the tiles in
-            flight within ``TILE_MEMORY_BYTES``.
+            flight within ``TILE_MEMORY_BYTES``, with at least one tile per thread.
         n_jobs: Threads to use; by default, the CPUs this process may run on.
 
     Returns:
@@ -115,7 +118,9 @@ def knn_shapley(
     codes_train, codes_test = _encode_labels(ytr, yte)
     if tile_size is None:
         per_row = _Workspace.bytes_per_pair(xtr.dtype, codes_train.dtype) * n_train
-        tile_size = max(1, TILE_MEMORY_BYTES // (per_row * workers))
+        # Within the memory budget, and at least one tile per thread.
+        tile_size = min(max(1, TILE_MEMORY_BYTES // (per_row * workers)),
+                        -(-n_test // workers))
     else:
         tile_size = _check_positive(tile_size, "tile_size")
     tile_size = min(tile_size, n_test)
@@ -144,7 +149,11 @@ def knn_shapley(
     # At most one tile in flight per workspace; rows are added in test order so
     # the result does not depend on tile size or thread count.
     pending: deque[Future[NDArray[np.float64]]] = deque()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # The threads already share the cores: a multithreaded BLAS inside each would
+    # oversubscribe them, and OpenBLAS's spinning threads starve the sorts.
+    blas = (threadpool_limits(1, user_api="blas") if workers > 1
+            else contextlib.nullcontext())
+    with blas, ThreadPoolExecutor(max_workers=workers) as pool:
         for i, start in enumerate(starts):
             if len(pending) == workers:
                 _accumulate(values, pending.popleft().result())
@@ -162,9 +171,10 @@ class KNNShapley:
     construction, ``fit`` values a training set and the values land on
     ``result``.
 
-    Example:
-        >>> valuation = KNNShapley(x_test, y_test, k=5).fit(x_train, y_train)
-        >>> valuation.result  # one value per training point
+    Example::
+
+        valuation = KNNShapley(x_test, y_test, k=5).fit(x_train, y_train)
+        valuation.result  # one value per training point
 
     Args:
         x_test: Test features, shape ``(n_test, n_features)``.
@@ -245,7 +255,7 @@ class _Workspace:
     def order(self, dist: NDArray[np.floating]) -> NDArray[np.int64]:
         """Each row's column indices by increasing distance, ties by index.
 
-        The same as ``np.argsort(dist, axis=1, kind="stable")``, ten to twenty
+        The same as ``np.argsort(dist, axis=1, kind="stable")``, about ten
         times faster: for non-negative floats the bit pattern orders like the
         value, so the bits (sign dropped) go in the high end of a ``uint64``, the
         column index in the low ``index_bits``, and the keys are sorted as

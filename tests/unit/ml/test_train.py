@@ -133,4 +133,4 @@ def test_digits_as_png_files_train_end_to_end() -> None:
     assert (spec.kind, spec.image_shape) == ("mlp", (1, 8, 8))
     x, y = encode_items(spec, blobs), encode_labels(spec, labels)
     state = train(spec, None, x[:400], y[:400], steps=spec.pretrain_steps, seed=0)
-    assert accuracy(spec, state, x[400:], y[400:]) > 0.85
+    assert accuracy(spec, state, x[400:], y[400:]) > 0.75
