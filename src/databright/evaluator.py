@@ -132,7 +132,13 @@ def compute_results(
         "scores": [{"seed": s.seed, "with": s.with_batch, "without": s.without_batch} for s in gain.scores],
         "gain": {"mean": gain.mean, "std": gain.std},
         "value_ppm": value_ppm(gain.mean),
-        "shares": policy.shares(gain.mean, int(inputs["cap"])),
+        "shares": policy.shares(
+            gain.mean,
+            new_items=len(batch_cids) - len(signals.exact_duplicates),
+            accepted_items=len(accepted_cids),
+            base_reward=int(inputs["base_reward"]),
+            cap=int(inputs["cap"]),
+        ),
         "signals": signals.to_json(),
     }
 
@@ -241,6 +247,7 @@ class Evaluator:
             "spec": json.loads(spec.to_json()),
             "policy": policy.model_dump(mode="json"),
             "cap": int(dataset.max_reward_per_proposal),
+            "base_reward": int(dataset.base_reward_per_item),
             "accepted": self._accepted(proposal.dataset_id, before=proposal_id),
             "proposal": proposal.manifest_cid,
             "validation": validation_cid,

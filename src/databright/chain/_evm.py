@@ -35,6 +35,7 @@ from typing import Any
 
 import rlp
 import trie.hexary
+from trie.utils.nodes import decode_node as _decode_node
 from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
 from eth.constants import BLANK_ROOT_HASH
@@ -63,26 +64,29 @@ ZERO_ADDRESS = b"\x00" * 20
 _EMPTY_REQUESTS_HASH = hashlib.sha256().digest()
 _REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
                       CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
+_REQUEST_CONTRACT_SET = frozenset(_REQUEST_CONTRACTS)
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
 _READ_CACHE_LIMIT = 200_000
+_WAL_CHECKPOINT_BYTES = 4 << 20
 
 
 def _copy_node(node: list[Any]) -> list[Any]:
     return [_copy_node(item) if item.__class__ is list else item for item in node]
 
 
-_NODE_CACHE: dict[bytes, Any] = {}
+_NODE_CACHE: dict[bytes, bytes | list[Any]] = {}
 _NODE_CACHE_LIMIT = 100_000
 
 
-def _cached_decode_node(encoded: Any) -> Any:
+def _cached_decode_node(encoded: bytes | list[Any]) -> bytes | list[Any]:
     """``trie``'s ``decode_node`` with a cache keyed by the node's encoding.
 
     Every block opens a fresh py-evm state whose tries decode the same upper nodes
-    again with the pure-Python rlp codec; the decoding is a pure function of the
-    bytes, so cache it. The trie edits decoded nodes in place: hand out copies.
+    again with the pure-Python rlp codec; decoding is a pure function of the
+    bytes, so cache it (keyed by content, the cache can never be stale). The trie
+    edits decoded nodes in place, so callers get copies.
     """
-    if encoded.__class__ is not bytes or len(encoded) < 32:
+    if not isinstance(encoded, bytes) or len(encoded) < 32:
         return _decode_node(encoded)
     node = _NODE_CACHE.get(encoded)
     if node is None:
@@ -90,11 +94,10 @@ def _cached_decode_node(encoded: Any) -> Any:
         if len(_NODE_CACHE) >= _NODE_CACHE_LIMIT:
             _NODE_CACHE.clear()
         _NODE_CACHE[encoded] = node
-    return _copy_node(node) if node.__class__ is list else node
+    return _copy_node(node) if isinstance(node, list) else node
 
 
-_decode_node = trie.hexary.decode_node
-if not os.environ.get("NOCACHE"): trie.hexary.decode_node = _cached_decode_node  # type: ignore[attr-defined]
+setattr(trie.hexary, "decode_node", _cached_decode_node)  # noqa: B010 - hexary's own lookup
 
 
 class RpcError(ChainError):
@@ -144,12 +147,39 @@ class SQLiteKV(BaseDB):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"):
+        # Checkpoints (copying the WAL back into the database, with an fsync) run
+        # on a thread of their own, not inside a block's commit.
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536",
+                       "wal_autocheckpoint=0"):
             self._conn.execute(f"PRAGMA {pragma}")
         self._conn.executescript(_SCHEMA)
         self._pending: dict[bytes, bytes | None] | None = None
         self._rows: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._cache: dict[bytes, bytes] = {}
+        self._wal = Path(f"{path}-wal")
+        self._checkpoint_due = threading.Event()
+        self._closing = False
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
+                                              name="databright-checkpoint")
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
+                if self._closing:
+                    return
+                with contextlib.suppress(sqlite3.Error):  # busy: the next one catches up
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def _maybe_checkpoint(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._wal.stat().st_size > _WAL_CHECKPOINT_BYTES:
+                self._checkpoint_due.set()
 
     def __getitem__(self, key: bytes) -> bytes:
         if self._pending is not None and key in self._pending:
@@ -227,10 +257,16 @@ class SQLiteKV(BaseDB):
                     self._cache.pop(k, None)
                 elif len(v) < 4096:
                     self._cache[k] = v
+            self._maybe_checkpoint()
         finally:
             self._pending, self._rows = None, []
 
     def close(self) -> None:
+        self._closing = True
+        self._checkpoint_due.set()
+        self._checkpointer.join(timeout=30)
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._conn.close()
 
 
@@ -494,6 +530,8 @@ class PersistentChain:
         self._builder = self.chain.get_vm(self._head).get_transaction_builder()
         self._time_offset = int(self.kv.get(_TIME_OFFSET_KEY, b"0"))
         self._next_timestamp: int | None = None
+        self._touched: set[bytes] | None = None  # accounts the block being built changed
+        self._request_code: bool | None = None  # see _has_request_contracts
         self._closed = False
         self._miner = threading.Thread(target=self._mine_loop, name="databright-miner",
                                        daemon=True)
@@ -657,8 +695,10 @@ class PersistentChain:
         if type_id == 3:
             raise RpcError(-32003, "blob transactions are not supported")
         try:
-            tx.check_signature_validity()
-            sender = tx.sender  # coincurve-backed recovery (eth-keys picks it up)
+            # One recovery (coincurve-backed): ``check_signature_validity`` would
+            # recover the key a second time and verify the signature against the
+            # key it was just recovered from, which cannot fail.
+            sender = tx.sender
         except Exception as exc:  # noqa: BLE001 - bad r, s or v
             raise RpcError(-32000, f"invalid sender: {exc}") from exc
         if tx.gas < tx.intrinsic_gas:
@@ -802,6 +842,9 @@ class PersistentChain:
             included.append(item)
             receipts.append(receipt)
         txs = [item.tx for item in included]
+        with self._pool_lock:
+            pooled = set(self._pool)
+        fresh = self._refreshed_accounts(state, pooled | {item.sender for item in included + dropped})
         try:
             with self.kv.write():
                 mined = self._seal(vm, current, txs, receipts)
@@ -812,27 +855,60 @@ class PersistentChain:
             self._reopen()
             raise
         self._next_timestamp = None
-        # Refresh the cache for this block's senders; forget everyone else, whose
-        # balance a contract may have changed.
-        new_state = chain.get_vm(mined.header).state
-        with self._pool_lock:
-            senders = {item.sender for item in included + dropped} | set(self._pool)
-        fresh = {s: (new_state.get_nonce(s), new_state.get_balance(s)) for s in senders}
         with self._cond:
             self._head = mined.header
             self._accounts = fresh
             for item in included + dropped:
                 self._forget(item)
             # Anything now below its sender's nonce can never be mined.
+            # (A sender pooled while this block was sealed is checked next block.)
             for sender, queued in list(self._pool.items()):
-                nonce = fresh[sender][0] if sender in fresh else new_state.get_nonce(sender)
+                if sender not in fresh:
+                    continue
+                nonce = fresh[sender][0]
                 for stale in [q for n, q in queued.items() if n < nonce]:
                     self._forget(stale)
             self._cond.notify_all()
         return mined.header
 
-    @staticmethod
-    def _seal(vm: Any, header: BlockHeaderAPI, txs: list[SignedTransactionAPI],
+    def _refreshed_accounts(self, state: Any, wanted: set[bytes]) -> dict[bytes, tuple[int, int]]:
+        """The (nonce, balance) cache as of the block ``state`` is building.
+
+        Accounts the block did not touch keep their cached values; touched ones
+        (senders, coinbase, anything a contract paid) are re-read from the live
+        state, where py-evm already holds them decoded. Call before sealing.
+        """
+        try:
+            diff = state._account_db._journaltrie.diff()
+            touched = set(diff.pending_keys()) | set(diff.deleted_keys())
+        except AttributeError:  # another py-evm layout: forget everything
+            touched = None
+        with self._pool_lock:
+            cached = dict(self._accounts)
+        self._touched = touched
+        if touched is None:
+            keep: dict[bytes, tuple[int, int]] = {}
+        else:
+            keep = {a: v for a, v in cached.items() if a not in touched}
+            wanted = wanted | (touched & cached.keys())
+        if len(keep) > 10_000:
+            keep = {}
+        for address in wanted:
+            if address not in keep:
+                keep[address] = (state.get_nonce(address), state.get_balance(address))
+        return keep
+
+    def _has_request_contracts(self, state: Any) -> bool:
+        """Whether an EIP-7685 request contract has code; asked once per block.
+
+        Only a block that touches one of those accounts can change the answer.
+        """
+        touched = self._touched
+        if self._request_code is None or touched is None or touched & _REQUEST_CONTRACT_SET:
+            self._request_code = any(state.get_code(a) for a in _REQUEST_CONTRACTS)
+        return self._request_code
+
+    def _seal(self, vm: Any, header: BlockHeaderAPI, txs: list[SignedTransactionAPI],
               receipts: list[ReceiptAPI]) -> Any:
         """Fill in roots and requests, then the state root (what ``mine_all`` does,
         minus re-validating a block we just built ourselves)."""
@@ -842,8 +918,7 @@ class PersistentChain:
         vm.chaindb.persist_trie_data_dict(receipt_nodes)
         block = vm.get_block().copy(transactions=txs, header=header.copy(
             transaction_root=tx_root, receipt_root=receipt_root))
-        state = vm.state
-        if any(state.get_code(a) for a in _REQUEST_CONTRACTS):
+        if self._has_request_contracts(vm.state):
             block = vm.block_postprocessing(block)  # EIP-7685 requests, rarely present
         else:
             block = block.copy(header=block.header.copy(requests_hash=_EMPTY_REQUESTS_HASH))
@@ -859,6 +934,7 @@ class PersistentChain:
 
     def _reopen(self) -> None:
         self.chain = self._chain_class(AtomicDB(self.kv))
+        self._request_code = None
 
     def _index_block(self, header: BlockHeaderAPI, txs: list[SignedTransactionAPI],
                      senders: list[bytes], receipts: list[ReceiptAPI],

@@ -25,6 +25,7 @@ __all__ = ["ChainError", "EmbeddedNode", "EmbeddedProvider", "Genesis", "RpcErro
            "main", "run_node", "serve"]
 
 CLIENT_VERSION = f"databright/{__version__}"
+_SWITCH_INTERVAL_S = 0.0005
 
 
 class EmbeddedNode:
@@ -83,7 +84,13 @@ class EmbeddedProvider(JSONBaseProvider):
 
 
 def serve(node: EmbeddedNode, host: str = "127.0.0.1", port: int = 0) -> RpcServer:
-    """Serve ``node`` over JSON-RPC/HTTP on a background thread; returns the server."""
+    """Serve ``node`` over JSON-RPC/HTTP on a background thread; returns the server.
+
+    Also shortens the GIL switch interval: the miner is CPU-bound, and with the
+    default 5 ms every HTTP request would wait up to 5 ms per GIL hand-off while
+    a block is built.
+    """
+    sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
     return RpcServer(node.dispatcher, host, port).start()
 
 
@@ -91,9 +98,6 @@ def run_node(db_path: Path, genesis_path: Path, host: str = "127.0.0.1",
              port: int = 8545) -> None:
     """Open (or create) the chain, serve it and block until SIGINT/SIGTERM."""
     genesis = Genesis.load(genesis_path)
-    # The miner is CPU-bound; with the default 5 ms GIL switch interval every HTTP
-    # request would wait up to 5 ms per GIL hand-off while a block is built.
-    sys.setswitchinterval(0.0005)
     node = EmbeddedNode(db_path, genesis)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -34,8 +35,10 @@ __all__ = [
     "workspace",
 ]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output (logs, CI, a pager) gets wide tables instead of rich's 80 columns.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "130"))
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 # Options every command accepts, before or after the command name.
 GLOBAL_OPTIONS = ("--home", "--rpc-url", "--account", "--password-file", "--store", "--index-url")
@@ -109,7 +112,8 @@ def emit(data: Any, *renderables: Any) -> None:
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        numeric = column.lower() in {"id", "items", "shares", "yes", "no", "votes", "weight", "entries"}
+        numeric = column.lower() in {"id", "items", "shares", "yes", "no", "votes", "weight", "entries", "gain",
+                                     "knn sum"}
         t.add_column(column, justify="right" if numeric else "left")
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))

@@ -49,9 +49,9 @@ def create(
     validation: Annotated[
         Path | None, typer.Option(help="Validation split for the evaluator: a folder with labels CSV, or a table.")
     ] = None,
-    shares_per_point: Annotated[
-        int, typer.Option(help="Reward policy: shares per percentage point of accuracy gained.")
-    ] = 100,
+    half_life: Annotated[
+        int, typer.Option(help="Reward policy: dataset growth (items) that halves a batch's reward.")
+    ] = 200,
     labels: Annotated[Path | None, typer.Option(help="Labels CSV of a seed folder.")] = None,
     file_column: Annotated[str, typer.Option(help="File name column of the labels CSV.")] = "file",
     label_column: Annotated[str, typer.Option(help="Label column of the CSV or table.")] = "label",
@@ -85,7 +85,7 @@ def create(
         metadata = DatasetMetadata(name, description, kind, label_set, license_)
         if validation is not None:
             held_out = load_batch(ws, validation, file_column=file_column, label_column=label_column)
-            policy = {"shares_per_point": shares_per_point}
+            policy = {"half_life_items": half_life}
             metadata = evaluation_metadata(ws, metadata, held_out, batch, policy)
         dataset_id, seed_proposal = create_dataset(ws, signer, metadata, params, seed=batch)
         row = ws.index.dataset(dataset_id)

@@ -29,12 +29,15 @@ def demo() -> None:
             "proposals": [p.__dict__ for p in result.proposals],
             "holders": result.holders,
             "revenue_total_wei": result.revenue_wei,
+            "report": str(result.report),
+            "evaluation_latency_s": result.latency,
         },
         f"\n[bold]Voting policy:[/bold] {policy_text}\n",
         table(
-            "Proposals",
-            ["id", "contributor", "kind", "items", "yes", "no", "outcome", "shares"],
-            [(p.proposal_id, p.contributor, p.kind, p.items, sum(w for _, s, w, _ in p.votes if s),
+            "Proposals, their evaluations and outcomes",
+            ["id", "by", "batch", "gain", "knn sum", "flags", "yes", "no", "outcome", "shares"],
+            [(p.proposal_id, p.contributor, f"{p.items} {_KIND[p.kind]}", f"{p.gain * 100:+.2f}",
+              f"{p.knn_sum:+.3f}", _flags(p), sum(w for _, s, w, _ in p.votes if s),
               sum(w for _, s, w, _ in p.votes if not s), p.outcome, p.shares) for p in result.proposals],
         ),
         table(
@@ -50,8 +53,22 @@ def demo() -> None:
         ),
         f"Revenue paid to dataset {result.dataset_id}: {format_eth(result.revenue_wei)} "
         "(training fee plus forfeited bonds)",
+        f"Median evaluation latency per proposal: {result.latency:.2f} s",
+        f"Report with plots: {result.report}",
         f"State kept in {result.home}: try  databright --home {result.home} dataset show {result.dataset_id}",
     )
+
+
+_KIND = {"clean": "clean", "flipped labels": "flipped", "repeats accepted items": "repeats"}
+
+
+def _flags(p: object) -> str:
+    flags = []
+    if getattr(p, "duplicates", 0):
+        flags.append(f"{p.duplicates} dup")  # type: ignore[attr-defined]
+    if getattr(p, "mislabels", 0):
+        flags.append(f"{p.mislabels} mislab")  # type: ignore[attr-defined]
+    return ", ".join(flags)
 
 
 class _null:

@@ -188,19 +188,28 @@ def train(
     *,
     steps: int,
     seed: Seed,
+    extra: tuple[NDArray[np.floating], NDArray[np.integer]] | None = None,
 ) -> dict[str, Tensor]:
     """Train from scratch (``state`` None) or fine-tune from ``state`` for ``steps`` steps.
 
     ``x`` is encoded items (:func:`encode_items`), ``y`` class indices
     (:func:`encode_labels`). Returns the new state dict; the given one is not changed.
+
+    ``extra`` items join every minibatch in proportion to their number, drawn
+    from a random stream of their own, while the minibatches of ``x`` follow
+    exactly the sequence they follow without ``extra``. Training with and
+    without ``extra`` under one seed is therefore paired (common random
+    numbers): the two runs differ by the extra items alone, which is what a
+    leave-one-out comparison wants to measure.
     """
     xt, yt = _tensors(spec, x, y)
     assert yt is not None
+    xe, ye = _tensors(spec, *extra) if extra is not None else (None, None)
     if steps < 0:
         raise InputError(f"steps must be non-negative, got {steps}")
     if len(xt) == 0 and steps > 0:
         raise InputError("cannot train on zero items")
-    init_seed, batch_seed = _seeds(seed, 2)
+    init_seed, batch_seed, extra_seed = _seeds(seed, 3)
     with single_thread():
         model = _initialised(spec, init_seed) if state is None else _load(spec, state)
         model.train()
@@ -212,13 +221,30 @@ def train(
             optimizer = torch.optim.SGD(
                 params, lr=spec.lr, momentum=0.9, weight_decay=spec.weight_decay
             )
+        extra_batches = _extra_batches(len(xt), xe, spec.batch_size, _generator(extra_seed))
         for index in _batches(len(xt), spec.batch_size, steps, _generator(batch_seed)):
             xb, yb = (xt, yt) if index is None else (xt[index], yt[index])
+            if xe is not None and ye is not None:
+                pick = next(extra_batches)
+                xb = torch.cat([xb, xe if pick is None else xe[pick]])
+                yb = torch.cat([yb, ye if pick is None else ye[pick]])
             optimizer.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(model(xb), yb)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         return _state(model)
+
+
+def _extra_batches(
+    n: int, extra: Tensor | None, batch_size: int, generator: torch.Generator
+) -> Iterator[Tensor | None]:
+    """Index batches of the extra items, sized in proportion to ``batch_size / n``."""
+    if extra is None or batch_size == 0 or batch_size >= n:
+        while True:
+            yield None
+    size = max(1, round(batch_size * len(extra) / n))
+    while True:
+        yield torch.randint(len(extra), (size,), generator=generator)
 
 
 def _batches(

@@ -3,7 +3,10 @@
 The value of a batch is how much it improves the dataset's best model: the
 checkpoint is fine-tuned on the accepted items with the batch and, separately,
 without it — same seeds, same number of steps, one thread — and the gain is the
-difference in validation accuracy, averaged over seeds. Because the model is
+difference in validation accuracy, averaged over seeds. The two runs of a seed
+are paired: the accepted items' minibatches follow the same sequence in both,
+and the batch's items join them in proportion (``ml.train``'s ``extra``), so
+the difference is the batch's doing rather than minibatch luck. Because the model is
 already trained on everything accepted so far, the same batch adds less the
 larger the dataset has grown: the measure has diminishing returns built in.
 """
@@ -54,12 +57,13 @@ class Gain:
 def _fit_score(
     spec: ModelSpec,
     checkpoint: dict[str, Tensor] | None,
-    train_set: Arrays,
+    accepted: Arrays,
+    batch: Arrays | None,
     validation: Arrays,
     seed: int,
 ) -> float:
     steps = spec.pretrain_steps if checkpoint is None else spec.finetune_steps
-    state = train(spec, checkpoint, train_set[0], train_set[1], steps=steps, seed=seed)
+    state = train(spec, checkpoint, accepted[0], accepted[1], steps=steps, seed=seed, extra=batch)
     return accuracy(spec, state, validation[0], validation[1])
 
 
@@ -79,11 +83,10 @@ def loo_gain(
     same for every proposal against the same accepted set and checkpoint);
     the scores computed here are returned so the caller can cache them.
     """
-    joined = (np.concatenate([accepted[0], batch[0]]), np.concatenate([accepted[1], batch[1]]))
     scores, computed = [], {}
     for seed in seeds:
         without = baseline(seed)
         if without is None:
-            without = computed[seed] = _fit_score(spec, checkpoint, accepted, validation, seed)
-        scores.append(SeedScore(seed, _fit_score(spec, checkpoint, joined, validation, seed), without))
+            without = computed[seed] = _fit_score(spec, checkpoint, accepted, None, validation, seed)
+        scores.append(SeedScore(seed, _fit_score(spec, checkpoint, accepted, batch, validation, seed), without))
     return Gain(tuple(scores)), computed
