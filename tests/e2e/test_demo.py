@@ -1,0 +1,41 @@
+"""The README's demo command, as a user runs it, and what it leaves behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent / "databright"
+
+
+def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    demo = subprocess.run([str(BIN), "--home", str(home), "demo", "--json"], capture_output=True, text=True,
+                          timeout=900)
+    assert demo.returncode == 0, demo.stderr
+    result = json.loads(demo.stdout)
+    proposals = {p["kind"]: p for p in result["proposals"]}
+    flipped = proposals["flipped labels"]
+    assert flipped["gain"] < 0 and flipped["outcome"] == "rejected" and flipped["mislabels"] > 20
+    assert proposals["repeats accepted items"]["outcome"] == "rejected"
+    clean = [p for p in result["proposals"] if p["kind"] == "clean"]
+    assert all(p["outcome"] == "accepted" for p in clean)
+    shares = [p["shares"] for p in clean]
+    assert shares == sorted(shares, reverse=True) and shares[0] > shares[-1] > 0
+    report = Path(result["report"])
+    assert report.is_file() and (report.parent / "value-per-proposal.png").stat().st_size > 1000
+
+    shown = subprocess.run([str(BIN), "--home", str(home), "dataset", "show", "1", "--json"],
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    dataset = json.loads(shown.stdout)
+    assert dataset["accepted_items"] == 179 + 100 * len(clean)
+    assert {h["address"] for h in dataset["shareholders"]} >= {h["address"] for h in result["holders"]}
+    assert len(dataset["shareholders"]) == 1 + len(clean)
+
+    verify = subprocess.run([str(BIN), "--home", str(home), "evaluate", "--verify", flipped["report_cid"], "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["identical"] is True
