@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 BIN = Path(sys.executable).parent / "databright"
 
 
@@ -34,6 +36,19 @@ def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
     assert dataset["accepted_items"] == 179 + 100 * len(clean)
     assert {h["address"] for h in dataset["shareholders"]} >= {h["address"] for h in result["holders"]}
     assert len(dataset["shareholders"]) == 1 + len(clean)
+
+    export = tmp_path / "export"
+    exported = subprocess.run([str(BIN), "--home", str(home), "dataset", "export", "1", str(export), "--json"],
+                              capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    frame = pd.read_parquet(export / "items.parquet")
+    assert len(frame) == dataset["accepted_items"]
+    assert all((export / f).is_file() for f in frame["file"])
+    assert (export / frame["file"][0]).read_bytes().startswith(b"\x89PNG")
+    import datasets
+
+    loaded = datasets.load_dataset("parquet", data_files=str(export / "items.parquet"), split="train")
+    assert loaded.num_rows == len(frame)
 
     verify = subprocess.run([str(BIN), "--home", str(home), "evaluate", "--verify", flipped["report_cid"], "--json"],
                             capture_output=True, text=True, timeout=300)

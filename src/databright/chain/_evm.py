@@ -19,28 +19,23 @@ as the pool is non-empty, so pipelined clients get many transactions per block.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import heapq
 import itertools
 import json
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import rlp
-import trie.hexary
-from trie.utils.nodes import decode_node as _decode_node
-from eth.abc import BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
+from eth._utils.address import generate_contract_address
+from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
-from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
-from eth.db.backends.base import BaseDB
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.constants import (
@@ -48,15 +43,30 @@ from eth.vm.forks.prague.constants import (
     DEPOSIT_CONTRACT_ADDRESS,
     WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
 )
-from eth._utils.address import generate_contract_address
 from eth.vm.spoof import SpoofTransaction
 from eth_hash.auto import keccak
-from eth_utils import ValidationError, to_canonical_address, to_checksum_address
+from eth_typing import Address, BlockNumber
+from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.exceptions import ValidationError
 from pydantic import BaseModel, field_validator
 
 from databright.errors import ChainError
 
-__all__ = ["ChainError", "Genesis", "PersistentChain", "RpcError"]
+from ._codec import (
+    base_fee,
+    checksum,
+    effective_price,
+    hb,
+    header_json,
+    hx,
+    trie_root_and_nodes,
+    legacy_v,
+    tx_json,
+)
+from ._kv import ChainLock, ReadOnlyKV, SQLiteKV
+
+__all__ = ["ChainError", "Genesis", "PersistentChain", "RpcError", "hb", "hx",
+           "trie_root_and_nodes"]
 
 _GENESIS_KEY = b"databright:genesis"
 _TIME_OFFSET_KEY = b"databright:time-offset"
@@ -66,38 +76,6 @@ _REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADD
                       CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
 _REQUEST_CONTRACT_SET = frozenset(_REQUEST_CONTRACTS)
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
-_READ_CACHE_LIMIT = 200_000
-_WAL_CHECKPOINT_BYTES = 4 << 20
-
-
-def _copy_node(node: list[Any]) -> list[Any]:
-    return [_copy_node(item) if item.__class__ is list else item for item in node]
-
-
-_NODE_CACHE: dict[bytes, bytes | list[Any]] = {}
-_NODE_CACHE_LIMIT = 100_000
-
-
-def _cached_decode_node(encoded: bytes | list[Any]) -> bytes | list[Any]:
-    """``trie``'s ``decode_node`` with a cache keyed by the node's encoding.
-
-    Every block opens a fresh py-evm state whose tries decode the same upper nodes
-    again with the pure-Python rlp codec; decoding is a pure function of the
-    bytes, so cache it (keyed by content, the cache can never be stale). The trie
-    edits decoded nodes in place, so callers get copies.
-    """
-    if not isinstance(encoded, bytes) or len(encoded) < 32:
-        return _decode_node(encoded)
-    node = _NODE_CACHE.get(encoded)
-    if node is None:
-        node = _decode_node(encoded)
-        if len(_NODE_CACHE) >= _NODE_CACHE_LIMIT:
-            _NODE_CACHE.clear()
-        _NODE_CACHE[encoded] = node
-    return _copy_node(node) if isinstance(node, list) else node
-
-
-setattr(trie.hexary, "decode_node", _cached_decode_node)  # noqa: B010 - hexary's own lookup
 
 
 class RpcError(ChainError):
@@ -141,356 +119,11 @@ class Genesis(BaseModel):
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")
 
 
-class SQLiteKV(BaseDB):
-    """py-evm's key/value store over SQLite; writes inside ``write()`` are one transaction."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # Checkpoints (copying the WAL back into the database, with an fsync) run
-        # on a thread of their own, not inside a block's commit.
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536",
-                       "wal_autocheckpoint=0"):
-            self._conn.execute(f"PRAGMA {pragma}")
-        self._conn.executescript(_SCHEMA)
-        self._pending: dict[bytes, bytes | None] | None = None
-        self._rows: list[tuple[str, list[tuple[Any, ...]]]] = []
-        self._cache: dict[bytes, bytes] = {}
-        self._wal = Path(f"{path}-wal")
-        self._checkpoint_due = threading.Event()
-        self._closing = False
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
-                                              name="databright-checkpoint")
-        self._checkpointer.start()
-
-    def _checkpoint_loop(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            while True:
-                self._checkpoint_due.wait()
-                self._checkpoint_due.clear()
-                if self._closing:
-                    return
-                with contextlib.suppress(sqlite3.Error):  # busy: the next one catches up
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
-
-    def _maybe_checkpoint(self) -> None:
-        with contextlib.suppress(OSError):
-            if self._wal.stat().st_size > _WAL_CHECKPOINT_BYTES:
-                self._checkpoint_due.set()
-
-    def __getitem__(self, key: bytes) -> bytes:
-        if self._pending is not None and key in self._pending:
-            value = self._pending[key]
-            if value is None:
-                raise KeyError(key)
-            return value
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
-        if row is None:
-            raise KeyError(key)
-        if len(self._cache) > _READ_CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[key] = row[0]
-        return row[0]  # type: ignore[no-any-return]
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        if self._pending is None:
-            with self.write():
-                self[key] = value
-            return
-        self._pending[key] = bytes(value)
-
-    def __delitem__(self, key: bytes) -> None:
-        if key not in self:
-            raise KeyError(key)
-        if self._pending is None:
-            with self.write():
-                del self[key]
-            return
-        self._pending[key] = None
-
-    def _exists(self, key: bytes) -> bool:
-        try:
-            self[key]
-        except KeyError:
-            return False
-        return True
-
-    def add_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Queue index rows to be written in the current transaction."""
-        self._rows.append((sql, rows))
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[None]:
-        """Buffer every write and commit them as ONE SQLite transaction (or none)."""
-        if self._pending is not None:
-            yield
-            return
-        self._pending, self._rows = {}, []
-        try:
-            yield
-            pending, rows = self._pending, self._rows
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
-                    [(k, v) for k, v in pending.items() if v is not None],
-                )
-                conn.executemany(
-                    "DELETE FROM kv WHERE k = ?", [(k,) for k, v in pending.items() if v is None]
-                )
-                for sql, batch in rows:
-                    conn.executemany(sql, batch)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            for k, v in pending.items():
-                if v is None:
-                    self._cache.pop(k, None)
-                elif len(v) < 4096:
-                    self._cache[k] = v
-            self._maybe_checkpoint()
-        finally:
-            self._pending, self._rows = None, []
-
-    def close(self) -> None:
-        self._closing = True
-        self._checkpoint_due.set()
-        self._checkpointer.join(timeout=30)
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        self._conn.close()
-
-
-class _ReadOnlyKV(BaseDB):
-    """A second, read-only view of the committed chain for one reader thread.
-
-    Trie nodes are content-addressed and blocks only ever append, so RPC reads and
-    ``eth_call`` run on their own connection without waiting for the miner.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                     check_same_thread=False)
-
-    def __getitem__(self, key: bytes) -> bytes:
-        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
-        if row is None:
-            raise KeyError(key)
-        return row[0]  # type: ignore[no-any-return]
-
-    def _exists(self, key: bytes) -> bool:
-        return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        raise ChainError("the read view of the chain cannot be written")
-
-    def __delitem__(self, key: bytes) -> None:
-        raise ChainError("the read view of the chain cannot be written")
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS blocks (
-    number INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, header TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS txs (
-    hash BLOB PRIMARY KEY, block INTEGER NOT NULL, idx INTEGER NOT NULL,
-    tx TEXT NOT NULL, receipt TEXT NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS txs_by_block ON txs (block, idx);
-CREATE TABLE IF NOT EXISTS logs (
-    block INTEGER NOT NULL, log_index INTEGER NOT NULL, address BLOB NOT NULL,
-    topic0 BLOB, topic1 BLOB, topic2 BLOB, topic3 BLOB, log TEXT NOT NULL,
-    PRIMARY KEY (block, log_index)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS logs_by_address ON logs (address, block);
-CREATE INDEX IF NOT EXISTS logs_by_topic0 ON logs (topic0, block);
-"""
-
-
-class _ChainLock:
-    """An exclusive ``fcntl`` lock beside the database: one writer per chain."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = open(path, "a+")  # noqa: SIM115 - held for the ledger's lifetime
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.seek(0)
-            pid = self._file.read().strip() or "?"
-            self._file.close()
-            raise ChainError(f"chain is in use by another process (pid {pid})") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(str(os.getpid()))
-        self._file.flush()
-
-    def release(self) -> None:
-        self._file.close()
-
-
-def hx(value: int) -> str:
-    return hex(value)
-
-
-def hb(value: bytes) -> str:
-    return "0x" + bytes(value).hex()
-
-
-def _tx_json(tx: SignedTransactionAPI, sender: bytes, header: BlockHeaderAPI | None,
-             index: int | None) -> dict[str, Any]:
-    type_id = tx.type_id or 0
-    out: dict[str, Any] = {
-        "hash": hb(tx.hash),
-        "type": hx(type_id),
-        "nonce": hx(tx.nonce),
-        "from": to_checksum_address(sender),
-        "to": to_checksum_address(tx.to) if tx.to else None,
-        "value": hx(tx.value),
-        "gas": hx(tx.gas),
-        "input": hb(tx.data),
-        "r": hx(tx.r),
-        "s": hx(tx.s),
-        "blockHash": hb(header.hash) if header else None,
-        "blockNumber": hx(header.block_number) if header else None,
-        "transactionIndex": hx(index) if index is not None else None,
-    }
-    if type_id == 0:
-        out["gasPrice"] = hx(tx.gas_price)
-        out["v"] = hx(tx.v)
-        if tx.v >= 35:
-            out["chainId"] = hx((tx.v - 35) // 2)
-    else:
-        out["chainId"] = hx(tx.chain_id)
-        out["v"] = hx(tx.y_parity)
-        out["yParity"] = hx(tx.y_parity)
-        out["accessList"] = [
-            {"address": to_checksum_address(a), "storageKeys": [hb(k.to_bytes(32, "big"))
-                                                                for k in keys]}
-            for a, keys in tx.access_list
-        ]
-        if type_id == 1:
-            out["gasPrice"] = hx(tx.gas_price)
-        else:
-            out["maxFeePerGas"] = hx(tx.max_fee_per_gas)
-            out["maxPriorityFeePerGas"] = hx(tx.max_priority_fee_per_gas)
-            price = tx.max_fee_per_gas
-            if header is not None:
-                price = _effective_price(tx, header.base_fee_per_gas)
-            out["gasPrice"] = hx(price)
-    return out
-
-
-def _effective_price(tx: SignedTransactionAPI, base_fee: int) -> int:
-    if (tx.type_id or 0) in (0, 1):
-        return tx.gas_price  # type: ignore[no-any-return]
-    return min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)  # type: ignore[no-any-return]
-
-
-def _header_json(header: BlockHeaderAPI, size: int) -> dict[str, Any]:
-    return {
-        "number": hx(header.block_number),
-        "hash": hb(header.hash),
-        "parentHash": hb(header.parent_hash),
-        "nonce": hb(header.nonce),
-        "mixHash": hb(header.mix_hash),
-        "sha3Uncles": hb(header.uncles_hash),
-        "logsBloom": hb(header.bloom.to_bytes(256, "big")),
-        "transactionsRoot": hb(header.transaction_root),
-        "stateRoot": hb(header.state_root),
-        "receiptsRoot": hb(header.receipt_root),
-        "miner": to_checksum_address(header.coinbase),
-        "difficulty": hx(header.difficulty),
-        "totalDifficulty": hx(header.difficulty),
-        "extraData": hb(header.extra_data),
-        "size": hx(size),
-        "gasLimit": hx(header.gas_limit),
-        "gasUsed": hx(header.gas_used),
-        "timestamp": hx(header.timestamp),
-        "baseFeePerGas": hx(header.base_fee_per_gas),
-        "withdrawalsRoot": hb(header.withdrawals_root),
-        "withdrawals": [],
-        "blobGasUsed": hx(header.blob_gas_used),
-        "excessBlobGas": hx(header.excess_blob_gas),
-        "parentBeaconBlockRoot": hb(header.parent_beacon_block_root),
-        "requestsHash": hb(header.requests_hash),
-        "uncles": [],
-    }
-
-
 @dataclass(order=True)
 class _Pooled:
     seq: int
     tx: SignedTransactionAPI = field(compare=False)
     sender: bytes = field(compare=False)
-
-
-def _nibbles(key: bytes) -> tuple[int, ...]:
-    return tuple(n for byte in key for n in (byte >> 4, byte & 15))
-
-
-def _hex_prefix(nibbles: tuple[int, ...], leaf: bool) -> bytes:
-    flag = 2 if leaf else 0
-    padded = (flag + 1, *nibbles) if len(nibbles) % 2 else (flag, 0, *nibbles)
-    return bytes(padded[i] << 4 | padded[i + 1] for i in range(0, len(padded), 2))
-
-
-def trie_root_and_nodes(values: list[bytes]) -> tuple[bytes, dict[bytes, bytes]]:
-    """Root and nodes of the index-keyed trie of a block's transactions or receipts.
-
-    Same result as py-evm's ``make_trie_root_and_nodes``, built bottom-up from the
-    sorted keys in one pass instead of one insertion per item (which dominated the
-    cost of a 500-transaction block).
-    """
-    if not values:
-        return BLANK_ROOT_HASH, {}
-    items = sorted((_nibbles(rlp.encode(i)), v) for i, v in enumerate(values))
-    nodes: dict[bytes, bytes] = {}
-
-    def ref(node: list[Any]) -> Any:
-        encoded = rlp.encode(node)
-        if len(encoded) < 32:
-            return node
-        digest = keccak(encoded)
-        nodes[digest] = encoded
-        return digest
-
-    def build(lo: int, hi: int, depth: int) -> list[Any]:
-        if hi - lo == 1:
-            key, value = items[lo]
-            return [_hex_prefix(key[depth:], True), value]
-        first, last = items[lo][0], items[hi - 1][0]
-        shared = 0
-        while (depth + shared < min(len(first), len(last))
-               and first[depth + shared] == last[depth + shared]):
-            shared += 1
-        if shared:
-            return [_hex_prefix(first[depth:depth + shared], False),
-                    ref(build(lo, hi, depth + shared))]
-        branch: list[Any] = [b""] * 17
-        start = lo
-        if len(items[lo][0]) == depth:
-            branch[16] = items[lo][1]
-            start += 1
-        while start < hi:
-            nibble = items[start][0][depth]
-            end = start
-            while end < hi and items[end][0][depth] == nibble:
-                end += 1
-            branch[nibble] = ref(build(start, end, depth + 1))
-            start = end
-        return branch
-
-    encoded = rlp.encode(build(0, len(items), 0))
-    root = keccak(encoded)
-    nodes[root] = encoded
-    return root, nodes
 
 
 class PersistentChain:
@@ -505,13 +138,13 @@ class PersistentChain:
     def __init__(self, path: Path, genesis: Genesis) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _ChainLock(path.with_name(path.name + ".lock"))
+        self._lock_file = ChainLock(path.with_name(path.name + ".lock"))
         try:
             self.kv = SQLiteKV(path)
-            self._chain_class = type(
+            self._chain_class = cast(type[Chain], type(
                 "DataBrightChain", (Chain,),
                 {"vm_configuration": ((0, PragueVM),), "chain_id": genesis.chain_id},
-            )
+            ))
             self.genesis = genesis
             self._open_chain()
         except BaseException:
@@ -545,17 +178,17 @@ class PersistentChain:
                 chain = self._chain_class(db)
                 stored = json.loads(self.kv[_GENESIS_KEY])
                 given = json.loads(self.genesis.model_dump_json())
-                if stored != given or chain.get_canonical_block_hash(0) != self._genesis_hash():
+                if stored != given or chain.get_canonical_block_hash(BlockNumber(0)) != self._genesis_hash():
                     raise ChainError(
                         f"{self.kv.path} holds a chain with another genesis "
                         f"(chain id {stored.get('chain_id')}); refusing to open it with "
                         f"chain id {self.genesis.chain_id}")
             else:
-                chain = self._chain_class.from_genesis(db, self._genesis_params(), {
+                chain = cast(Chain, self._chain_class.from_genesis(db, self._genesis_params(), {
                     to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"",
                                               "storage": {}}
                     for a, wei in self.genesis.alloc.items()
-                })
+                }))
                 head = chain.get_canonical_head()
                 self.kv[_GENESIS_KEY] = self.genesis.model_dump_json().encode()
                 self._index_block(head, [], [], [], [])
@@ -571,7 +204,7 @@ class PersistentChain:
             to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"", "storage": {}}
             for a, wei in self.genesis.alloc.items()
         })
-        return scratch.get_canonical_head().hash  # type: ignore[no-any-return]
+        return scratch.get_canonical_head().hash
 
     def close(self) -> None:
         with self._cond:
@@ -602,21 +235,21 @@ class PersistentChain:
         return self._reader().get_canonical_head()
 
     def _reader(self) -> Chain:
-        """This thread's chain over a read-only connection (see ``_ReadOnlyKV``)."""
+        """This thread's chain over a read-only connection (see ``ReadOnlyKV``)."""
         reader = getattr(self._local, "chain", None)
         if reader is None:
-            reader = self._local.chain = self._chain_class(AtomicDB(_ReadOnlyKV(self.kv.path)))
-        return reader  # type: ignore[no-any-return]
+            reader = self._local.chain = self._chain_class(AtomicDB(ReadOnlyKV(self.kv.path)))
+        return cast(Chain, reader)
 
     def header_at(self, number: int) -> BlockHeaderAPI:
-        return self._reader().get_canonical_block_header_by_number(number)
+        return self._reader().get_canonical_block_header_by_number(BlockNumber(number))
 
     @contextlib.contextmanager
     def state_at(self, header: BlockHeaderAPI) -> Iterator[Any]:
         yield self._reader().get_vm(header).state
 
     def next_base_fee(self) -> int:
-        return calculate_expected_base_fee_per_gas(self._head)  # type: ignore[no-any-return]
+        return calculate_expected_base_fee_per_gas(self._head)
 
     def pending_nonce(self, address: bytes) -> int:
         nonce, _ = self._account(address)
@@ -633,7 +266,7 @@ class PersistentChain:
             return cached
         head = self._head
         state = self._reader().get_vm(head).state
-        account = (state.get_nonce(address), state.get_balance(address))
+        account = (state.get_nonce(Address(address)), state.get_balance(Address(address)))
         with self._pool_lock:
             if self._head is head:  # a block may have landed meanwhile
                 if len(self._accounts) > 10_000:
@@ -648,7 +281,7 @@ class PersistentChain:
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
         with self._pool_lock:
             item = self._by_hash.get(tx_hash)
-        return None if item is None else _tx_json(item.tx, item.sender, None, None)
+        return None if item is None else tx_json(item.tx, item.sender, None, None)
 
     def wait_mined(self, tx_hash: bytes, timeout: float) -> None:
         """Block until ``tx_hash`` has left the pool (mined or dropped)."""
@@ -673,9 +306,9 @@ class PersistentChain:
         snapshot = state.snapshot()
         try:
             tx = vm.create_unsigned_transaction(
-                nonce=state.get_nonce(sender), gas_price=0, gas=gas, to=to,
+                nonce=state.get_nonce(Address(sender)), gas_price=0, gas=gas, to=Address(to),
                 value=value, data=data)
-            return state.apply_transaction(SpoofTransaction(tx, from_=sender))
+            return state.apply_transaction(cast(SignedTransactionAPI, SpoofTransaction(tx, from_=sender)))
         finally:
             state.revert(snapshot)
 
@@ -689,7 +322,8 @@ class PersistentChain:
         except Exception as exc:  # noqa: BLE001 - any malformed input, rlp or typed
             raise RpcError(-32602, f"invalid raw transaction: {exc}") from exc
         type_id = tx.type_id or 0
-        chain_id = ((tx.v - 35) // 2 if tx.v >= 35 else None) if type_id == 0 else tx.chain_id
+        v = legacy_v(tx) if type_id == 0 else 0
+        chain_id = ((v - 35) // 2 if v >= 35 else None) if type_id == 0 else tx.chain_id
         if chain_id is not None and chain_id != self.chain_id:
             raise RpcError(-32000, f"invalid chain id {chain_id}, expected {self.chain_id}")
         if type_id == 3:
@@ -735,7 +369,7 @@ class PersistentChain:
             queued[tx.nonce] = item
             self._by_hash[tx_hash] = item
             self._cond.notify_all()
-        return tx_hash  # type: ignore[no-any-return]
+        return tx_hash
 
     def increase_time(self, seconds: int) -> int:
         """Move the clock forward: the next block is at least ``seconds`` after the latest.
@@ -814,7 +448,7 @@ class PersistentChain:
         chain = self.chain
         parent = self._head
         header = chain.create_header_from_parent(parent, **self._header_params(parent))
-        vm = chain.get_vm(header)
+        vm = cast(PragueVM, chain.get_vm(header))  # the only VM of this chain
         vm.block_preprocessing(vm.get_block())
         state = vm.state
         included: list[_Pooled] = []
@@ -908,8 +542,8 @@ class PersistentChain:
             self._request_code = any(state.get_code(a) for a in _REQUEST_CONTRACTS)
         return self._request_code
 
-    def _seal(self, vm: Any, header: BlockHeaderAPI, txs: list[SignedTransactionAPI],
-              receipts: list[ReceiptAPI]) -> Any:
+    def _seal(self, vm: PragueVM, header: BlockHeaderAPI, txs: list[SignedTransactionAPI],
+              receipts: list[ReceiptAPI]) -> BlockAPI:
         """Fill in roots and requests, then the state root (what ``mine_all`` does,
         minus re-validating a block we just built ourselves)."""
         tx_root, tx_nodes = trie_root_and_nodes([tx.encode() for tx in txs])
@@ -944,12 +578,12 @@ class PersistentChain:
         log_index = 0
         previous_gas = 0
         for index, (tx, sender, receipt) in enumerate(zip(txs, senders, receipts, strict=True)):
-            tx_json = _tx_json(tx, sender, header, index)
+            tx_view = tx_json(tx, sender, header, index)
             logs = []
             for log in receipt.logs:
                 topics = [t.to_bytes(32, "big") for t in log.topics]
                 entry = {
-                    "address": to_checksum_address(log.address),
+                    "address": checksum(log.address),
                     "topics": [hb(t) for t in topics],
                     "data": hb(log.data),
                     "blockNumber": hx(number), "blockHash": hb(block_hash),
@@ -963,15 +597,15 @@ class PersistentChain:
                 log_index += 1
             contract = None
             if not tx.to:
-                contract = to_checksum_address(generate_contract_address(sender, tx.nonce))
+                contract = checksum(generate_contract_address(Address(sender), tx.nonce))
             receipt_json = {
                 "transactionHash": hb(tx.hash), "transactionIndex": hx(index),
                 "blockHash": hb(block_hash), "blockNumber": hx(number),
-                "from": to_checksum_address(sender),
-                "to": to_checksum_address(tx.to) if tx.to else None,
+                "from": checksum(sender),
+                "to": checksum(tx.to) if tx.to else None,
                 "cumulativeGasUsed": hx(receipt.gas_used),
                 "gasUsed": hx(receipt.gas_used - previous_gas),
-                "effectiveGasPrice": hx(_effective_price(tx, header.base_fee_per_gas)),
+                "effectiveGasPrice": hx(effective_price(tx, base_fee(header))),
                 "contractAddress": contract,
                 "logs": logs,
                 "logsBloom": hb(receipt.bloom.to_bytes(256, "big")),
@@ -979,12 +613,12 @@ class PersistentChain:
                 "type": hx(tx.type_id or 0),
             }
             previous_gas = receipt.gas_used
-            tx_rows.append((bytes(tx.hash), number, index, json.dumps(tx_json),
+            tx_rows.append((bytes(tx.hash), number, index, json.dumps(tx_view),
                             json.dumps(receipt_json)))
         block_size = size[0] if size else len(rlp.encode(header)) + 3
         self.kv.add_rows("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)",
                          [(number, bytes(block_hash),
-                           json.dumps(_header_json(header, block_size)))])
+                           json.dumps(header_json(header, block_size)))])
         if tx_rows:
             self.kv.add_rows("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?)", tx_rows)
         if log_rows:

@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from eth.exceptions import Revert
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 
-from ._evm import DEFAULT_PRIORITY_FEE, PersistentChain, RpcError, hb, hx
+from ._codec import base_fee, hb, hx
+from ._evm import DEFAULT_PRIORITY_FEE, PersistentChain, RpcError
 
 __all__ = ["Dispatcher", "RpcServer"]
 
@@ -212,10 +213,10 @@ class Dispatcher:
         base_fees, ratios, rewards = [], [], []
         for number in range(first, last + 1):
             header = self.ledger.header_at(number)
-            base_fees.append(hx(header.base_fee_per_gas))
+            base_fees.append(hx(base_fee(header)))
             ratios.append(header.gas_used / header.gas_limit)
             if percentiles:
-                rewards.append(self._rewards(number, header.base_fee_per_gas, percentiles))
+                rewards.append(self._rewards(number, base_fee(header), percentiles))
         base_fees.append(hx(self._next_base_fee_after(last)))
         result: dict[str, Any] = {
             "oldestBlock": hx(first), "baseFeePerGas": base_fees, "gasUsedRatio": ratios,
@@ -229,7 +230,7 @@ class Dispatcher:
     def _next_base_fee_after(self, number: int) -> int:
         if number >= self.ledger.head().block_number:
             return self.ledger.next_base_fee()
-        return int(self.ledger.header_at(number + 1).base_fee_per_gas)
+        return base_fee(self.ledger.header_at(number + 1))
 
     def _rewards(self, number: int, base_fee: int, percentiles: list[float]) -> list[str]:
         rows = self.ledger.query("SELECT tx, receipt FROM txs WHERE block = ? ORDER BY idx",

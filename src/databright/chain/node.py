@@ -25,7 +25,7 @@ __all__ = ["ChainError", "EmbeddedNode", "EmbeddedProvider", "Genesis", "RpcErro
            "main", "run_node", "serve"]
 
 CLIENT_VERSION = f"databright/{__version__}"
-_SWITCH_INTERVAL_S = float(__import__("os").environ.get("SWI", "0.0005"))
+_SWITCH_INTERVAL_S = 0.0001
 
 
 class EmbeddedNode:

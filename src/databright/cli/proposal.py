@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from databright.cli._common import emit, format_eth, table, workspace
+from databright.cli._common import console, emit, format_eth, table, workspace
 from databright.cli.evaluate import signal_rows
 from databright.errors import DataBrightError, InputError
 from databright.index import ProposalRow
@@ -33,8 +33,12 @@ def propose(
         signer = ws.signer()
         ws.sync()
         dataset = ws.index.dataset(dataset_id)
-        batch = load_batch(ws, source, labels_csv=labels, file_column=file_column, label_column=label_column)
-        proposal_id, duplicates = propose_batch(ws, signer, dataset_id, batch, allow_duplicates=allow_duplicates)
+        with console.status(f"uploading {source} to the blob store…"):
+            batch = load_batch(ws, source, labels_csv=labels, file_column=file_column, label_column=label_column)
+        with console.status(f"proposing {batch.size} items…"):
+            proposal_id, duplicates = propose_batch(
+                ws, signer, dataset_id, batch, allow_duplicates=allow_duplicates
+            )
         row = ws.index.proposal(proposal_id)
     emit(
         {"proposal_id": proposal_id, "dataset_id": dataset_id, "items": batch.size, "duplicates": duplicates,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import time
+
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,6 +21,7 @@ from databright.chain import DataMarket
 from databright.errors import IndexError_, NotFound
 from databright.index._models import (
     Base,
+    CommentRow,
     CursorRow,
     DatasetRow,
     HolderRow,
@@ -30,6 +33,7 @@ from databright.index._models import (
 from databright.index._sync import ItemRecord, Loaders, apply_events
 
 __all__ = [
+    "CommentRow",
     "DatasetRow",
     "HolderRow",
     "Index",
@@ -180,4 +184,20 @@ class Index:
     def revenue(self, dataset_id: int) -> list[RevenueRow]:
         with self.session() as session:
             query = select(RevenueRow).where(RevenueRow.dataset_id == dataset_id).order_by(RevenueRow.id)
+            return list(session.scalars(query))
+
+    # -- discussion threads (off-chain: the index owns them) --------------------
+
+    def add_comment(self, proposal_id: int, author: str, body: str, message: str, signature: str) -> CommentRow:
+        """Store a comment whose ``message`` the caller has checked ``author`` signed."""
+        self.proposal(proposal_id)
+        row = CommentRow(proposal_id=proposal_id, author=author, body=body, message=message,
+                         signature=signature, created=time.time())
+        with self._sessions.begin() as session:
+            session.add(row)
+        return row
+
+    def comments(self, proposal_id: int) -> list[CommentRow]:
+        with self.session() as session:
+            query = select(CommentRow).where(CommentRow.proposal_id == proposal_id).order_by(CommentRow.id)
             return list(session.scalars(query))

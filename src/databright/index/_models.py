@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Float,
     Boolean,
     ForeignKey,
     Index,
@@ -24,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "CommentRow",
     "CursorRow",
     "DatasetRow",
     "HolderRow",
@@ -172,3 +174,16 @@ class RevenueRow(Base):
     kind: Mapped[str] = mapped_column(String(12))
     block: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66))
+
+
+class CommentRow(Base):
+    """One signed message of a proposal's discussion thread (off-chain only)."""
+
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.proposal_id"), index=True)
+    author: Mapped[str] = mapped_column(String(42))
+    body: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(140))
+    created: Mapped[float] = mapped_column(Float)

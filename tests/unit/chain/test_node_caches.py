@@ -12,18 +12,18 @@ from eth.vm.forks.prague import PragueVM
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from databright.chain import _evm
+from databright.chain import _codec
 from databright.chain.node import EmbeddedNode, Genesis, RpcError
 
 
 def test_decoded_trie_nodes_are_copies() -> None:
     node = [b"\x01" * 32] * 16 + [[b"\x20", b"\x05"]]
     encoded = rlp.encode(node)
-    first = _evm._cached_decode_node(encoded)
+    first = _codec._cached_decode_node(encoded)
     assert isinstance(first, list)
     first[0] = b"changed"
     first[16][1] = b"changed"
-    assert _evm._cached_decode_node(encoded) == node
+    assert _codec._cached_decode_node(encoded) == node
 
 
 def test_balance_paid_to_a_cached_account_is_seen(node: EmbeddedNode,

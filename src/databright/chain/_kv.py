@@ -1,0 +1,223 @@
+"""The SQLite file under the chain: py-evm's key/value store and the RPC index tables.
+
+* ``kv`` — py-evm's key/value store (trie nodes, headers, canonical lookups).
+* ``blocks``, ``txs``, ``logs`` — a JSON-RPC view written in the *same* SQLite
+  transaction as the block (see ``SQLiteKV.add_rows``).
+
+WAL mode with ``synchronous=NORMAL``: a committed transaction survives ``kill -9``
+(the OS already holds the WAL pages). Checkpoints run on a background thread so a
+block's commit never pays for one.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from eth.db.backends.base import BaseDB
+
+from databright.errors import ChainError
+
+__all__ = ["SQLiteKV", "ReadOnlyKV", "ChainLock"]
+
+_READ_CACHE_LIMIT = 200_000
+_WAL_CHECKPOINT_BYTES = 4 << 20
+
+
+class SQLiteKV(BaseDB):
+    """py-evm's key/value store over SQLite; writes inside ``write()`` are one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Checkpoints (copying the WAL back into the database, with an fsync) run
+        # on a thread of their own, not inside a block's commit.
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536",
+                       "wal_autocheckpoint=0"):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn.executescript(_SCHEMA)
+        self._pending: dict[bytes, bytes | None] | None = None
+        self._rows: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self._cache: dict[bytes, bytes] = {}
+        self._wal = Path(f"{path}-wal")
+        self._checkpoint_due = threading.Event()
+        self._closing = False
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
+                                              name="databright-checkpoint")
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
+                if self._closing:
+                    return
+                with contextlib.suppress(sqlite3.Error):  # busy: the next one catches up
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def _maybe_checkpoint(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._wal.stat().st_size > _WAL_CHECKPOINT_BYTES:
+                self._checkpoint_due.set()
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if self._pending is not None and key in self._pending:
+            value = self._pending[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        if len(self._cache) > _READ_CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = row[0]
+        return row[0]  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        if self._pending is None:
+            with self.write():
+                self[key] = value
+            return
+        self._pending[key] = bytes(value)
+
+    def __delitem__(self, key: bytes) -> None:
+        if key not in self:
+            raise KeyError(key)
+        if self._pending is None:
+            with self.write():
+                del self[key]
+            return
+        self._pending[key] = None
+
+    def _exists(self, key: bytes) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def add_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Queue index rows to be written in the current transaction."""
+        self._rows.append((sql, rows))
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        """Buffer every write and commit them as ONE SQLite transaction (or none)."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending, self._rows = {}, []
+        try:
+            yield
+            pending, rows = self._pending, self._rows
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
+                    [(k, v) for k, v in pending.items() if v is not None],
+                )
+                conn.executemany(
+                    "DELETE FROM kv WHERE k = ?", [(k,) for k, v in pending.items() if v is None]
+                )
+                for sql, batch in rows:
+                    conn.executemany(sql, batch)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            for k, v in pending.items():
+                if v is None:
+                    self._cache.pop(k, None)
+                elif len(v) < 4096:
+                    self._cache[k] = v
+            self._maybe_checkpoint()
+        finally:
+            self._pending, self._rows = None, []
+
+    def close(self) -> None:
+        self._closing = True
+        self._checkpoint_due.set()
+        self._checkpointer.join(timeout=30)
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._conn.close()
+
+
+class ReadOnlyKV(BaseDB):
+    """A second, read-only view of the committed chain for one reader thread.
+
+    Trie nodes are content-addressed and blocks only ever append, so RPC reads and
+    ``eth_call`` run on their own connection without waiting for the miner.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                     check_same_thread=False)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return row[0]  # type: ignore[no-any-return]
+
+    def _exists(self, key: bytes) -> bool:
+        return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        raise ChainError("the read view of the chain cannot be written")
+
+    def __delitem__(self, key: bytes) -> None:
+        raise ChainError("the read view of the chain cannot be written")
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, header TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (
+    hash BLOB PRIMARY KEY, block INTEGER NOT NULL, idx INTEGER NOT NULL,
+    tx TEXT NOT NULL, receipt TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS txs_by_block ON txs (block, idx);
+CREATE TABLE IF NOT EXISTS logs (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, address BLOB NOT NULL,
+    topic0 BLOB, topic1 BLOB, topic2 BLOB, topic3 BLOB, log TEXT NOT NULL,
+    PRIMARY KEY (block, log_index)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS logs_by_address ON logs (address, block);
+CREATE INDEX IF NOT EXISTS logs_by_topic0 ON logs (topic0, block);
+"""
+
+
+class ChainLock:
+    """An exclusive ``fcntl`` lock beside the database: one writer per chain."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "a+")  # noqa: SIM115 - held for the ledger's lifetime
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            pid = self._file.read().strip() or "?"
+            self._file.close()
+            raise ChainError(f"chain is in use by another process (pid {pid})") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        self._file.close()

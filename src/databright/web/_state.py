@@ -1,0 +1,75 @@
+"""What the web app shares between requests: the workspace, one write lock, signers.
+
+Pages and the API read the index only; the chain is touched by writes (a
+transaction, then ``sync``, under one lock so two requests never interleave
+nonces) and by the indexer loop, which also notes the chain's clock so pages can
+show the time left on a vote without asking the node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from eth_account.signers.local import LocalAccount
+
+from databright.workspace import Workspace
+
+__all__ = ["WebState"]
+
+T = TypeVar("T")
+
+
+class WebState:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.lock = threading.RLock()
+        # Keys unlocked by local sign-in live here only, keyed by session id.
+        self._signers: dict[str, LocalAccount] = {}
+        self._supply: dict[int, int] = {}
+        self._head: tuple[float, float] = (0.0, time.time())
+        self.chain_id = ws.ledger.chain_id
+        self.contract = ws.market.address
+
+    # -- chain clock and cached immutable reads ---------------------------------
+
+    def refresh(self) -> int:
+        """Sync the index with the chain and note the head's timestamp."""
+        with self.lock:
+            applied = self.ws.sync()
+            ledger = self.ws.ledger
+            block = ledger.call_rpc(lambda: ledger.w3.eth.get_block("latest"))
+            self._head = (float(block["timestamp"]), time.time())
+        return applied
+
+    def now(self) -> float:
+        stamp, seen = self._head
+        return max(stamp + (time.time() - seen), time.time())
+
+    def snapshot_supply(self, proposal_id: int) -> int:
+        """Shares at a proposal's snapshot: fixed once the proposal exists, so cached."""
+        if proposal_id not in self._supply:
+            self._supply[proposal_id] = self.ws.market.snapshot_supply(proposal_id)
+        return self._supply[proposal_id]
+
+    # -- writes ------------------------------------------------------------------
+
+    def write(self, action: Callable[[], T]) -> T:
+        """Run a transaction, then bring the index up to date, under the write lock."""
+        with self.lock:
+            result = action()
+            self.ws.sync()
+            return result
+
+    # -- local sign-in -------------------------------------------------------------
+
+    def keep_signer(self, session_id: str, account: LocalAccount) -> None:
+        self._signers[session_id] = account
+
+    def signer(self, session_id: str) -> LocalAccount | None:
+        return self._signers.get(session_id)
+
+    def forget(self, session_id: str) -> None:
+        self._signers.pop(session_id, None)

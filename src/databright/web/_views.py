@@ -1,0 +1,79 @@
+"""Index rows turned into API bodies, and the tally rule as pages explain it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from databright.index import DatasetRow, ProposalRow
+from databright.web._state import WebState
+from databright.web.schemas import DatasetPublic, HolderPublic, ProposalPublic, TallyPublic
+
+__all__ = ["dataset_public", "holders_public", "metadata", "proposal_public", "tally"]
+
+_BPS = 10_000
+
+
+def metadata(row: DatasetRow) -> dict[str, Any]:
+    try:
+        data = json.loads(row.metadata_json or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def dataset_public(state: WebState, row: DatasetRow) -> DatasetPublic:
+    index = state.ws.index
+    meta = metadata(row)
+    return DatasetPublic(
+        dataset_id=row.dataset_id, name=row.name or f"dataset {row.dataset_id}", description=row.description,
+        kind=row.kind, labels=[str(x) for x in meta.get("labels", [])], license=str(meta.get("license", "")),
+        creator=row.creator, items=row.item_count, entries=row.entry_count,
+        shareholders=sum(1 for h in index.holders(row.dataset_id) if h.balance > 0),
+        total_shares=row.total_supply, revenue_total_wei=row.revenue_total,
+        revenue_withdrawn_wei=row.revenue_withdrawn,
+        open_proposals=len(index.proposals(dataset_id=row.dataset_id, status="open")),
+        quorum_bps=row.quorum_bps, approval_bps=row.approval_bps, voting_period_s=row.voting_period,
+        proposal_bond_wei=row.proposal_bond, evaluation_required=row.evaluation_required,
+        evaluator=row.evaluator, metadata_cid=row.metadata_cid,
+    )
+
+
+def holders_public(state: WebState, dataset_id: int) -> list[HolderPublic]:
+    supply = state.ws.index.dataset(dataset_id).total_supply
+    return [HolderPublic(address=h.holder, shares=h.balance, fraction=h.balance / supply if supply else 0.0,
+                         withdrawn_wei=h.withdrawn) for h in state.ws.index.holders(dataset_id)]
+
+
+def tally(state: WebState, p: ProposalRow, d: DatasetRow) -> TallyPublic:
+    """Where a vote stands against quorum and approval, and what finalizing would do now."""
+    supply = state.snapshot_supply(p.proposal_id)
+    cast = p.yes_votes + p.no_votes
+    left = max(0, int(p.deadline - state.now()))
+    if p.status != "open":
+        outcome = p.status
+    elif 2 * p.yes_votes > supply:
+        outcome = "accepted when finalized"
+    elif 2 * p.no_votes > supply:
+        outcome = "rejected when finalized"
+    elif left > 0:
+        outcome = "voting"
+    else:
+        passed = cast > 0 and cast * _BPS >= d.quorum_bps * supply and p.yes_votes * _BPS >= d.approval_bps * cast
+        outcome = ("accepted" if passed else "rejected") + " when finalized"
+    return TallyPublic(
+        yes=p.yes_votes, no=p.no_votes, voters=p.voter_count, snapshot_supply=supply,
+        quorum_needed=-(-supply * d.quorum_bps // _BPS), participation=cast / supply if supply else 0.0,
+        approval=p.yes_votes / cast if cast else 0.0, approval_needed=d.approval_bps / _BPS,
+        time_left_s=left if p.status == "open" else 0, outcome=outcome,
+    )
+
+
+def proposal_public(state: WebState, p: ProposalRow, d: DatasetRow | None = None) -> ProposalPublic:
+    d = d or state.ws.index.dataset(p.dataset_id)
+    return ProposalPublic(
+        proposal_id=p.proposal_id, dataset_id=p.dataset_id, contributor=p.contributor, items=p.item_count,
+        status=p.status, bond_wei=p.bond, deadline=p.deadline, manifest_cid=p.manifest_cid, root=p.root,
+        evaluated=p.evaluated, report_cid=p.report_cid, shares_minted=p.shares_minted,
+        duplicates=p.duplicate_count, tally=tally(state, p, d),
+    )

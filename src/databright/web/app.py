@@ -1,0 +1,110 @@
+"""The FastAPI application: pages under ``/``, the REST API under ``/api/v1``.
+
+``create_app`` takes a ``Workspace``; the app reads its index and writes through
+it (transactions, then sync) under one lock. Errors a user can cause become a
+4xx: a JSON ``{"error": ...}`` from the API, a message on the page otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from databright import __version__
+from databright.errors import (
+    AccountError,
+    ChainError,
+    DataBrightError,
+    InputError,
+    NotFound,
+    StorageError,
+    TransactionError,
+)
+from databright.storage import BlobNotFound
+from databright.web._pages import render
+from databright.web._state import WebState
+from databright.web.deps import Forbidden, SignInRequired, UploadTooLarge
+from databright.web.routers import accounts, auth, blobs, comments, datasets, models, proposals
+from databright.workspace import Workspace
+
+__all__ = ["MAX_UPLOAD_BYTES", "create_app", "load_secret"]
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+_STATUS: list[tuple[type[DataBrightError], int]] = [
+    (BlobNotFound, 404), (UploadTooLarge, 413),
+    (NotFound, 404), (SignInRequired, 401), (Forbidden, 403), (AccountError, 403),
+    (TransactionError, 409), (ChainError, 503), (InputError, 400), (StorageError, 400),
+]
+
+
+def load_secret(home: Path) -> str:
+    """The cookie-signing secret of this home, created (mode 0600) on first use."""
+    path = home / "web" / "secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _is_api(request):
+        return JSONResponse({"error": message}, status_code=status)
+    return render(request, "error.html", status_code=status, status=status, message=message)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DataBrightError)
+    async def _domain(request: Request, exc: DataBrightError) -> Response:
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return _error(request, status, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()[:5]
+        )
+        return _error(request, 422, problems or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return _error(request, exc.status_code, "page not found" if exc.status_code == 404 else message)
+
+
+def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+    app = FastAPI(
+        title="DataBright",
+        version=__version__,
+        summary="Datasets as markets: browse datasets, proposals, models and accounts; vote, comment, withdraw.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    state = WebState(ws)
+    state.refresh()
+    app.state.web = state
+    app.state.max_upload_bytes = max_upload_bytes
+    app.add_middleware(SessionMiddleware, secret_key=secret or load_secret(ws.home.root),
+                       session_cookie="databright_session", same_site="lax", https_only=False,
+                       max_age=7 * 24 * 3600)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for module in (datasets, proposals, comments, models, accounts, auth, blobs):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    return app

@@ -1,0 +1,78 @@
+"""Accounts: shares per dataset, proposals and their state, withdrawable revenue and withdrawals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from eth_account.signers.local import LocalAccount
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from web3 import Web3
+
+from databright.errors import DataBrightError, InputError
+from databright.web._pages import back, eth, render
+from databright.web._state import WebState
+from databright.web._views import proposal_public
+from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, SignerDep, StateDep
+from databright.web.schemas import AccountPublic, HoldingPublic, WithdrawalCreate, WithdrawalPublic
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["accounts"])
+
+
+def account(state: WebState, address: str) -> AccountPublic:
+    if not Web3.is_address(address):
+        raise InputError(f"{address!r} is not an Ethereum address")
+    address = Web3.to_checksum_address(address)
+    index = state.ws.index
+    holdings = []
+    for h in index.holdings(address):
+        d = index.dataset(h.dataset_id)
+        # Pending revenue is pull-accounted on-chain; one cheap view call per dataset held.
+        pending = state.ws.market.withdrawable(h.dataset_id, address)
+        holdings.append(HoldingPublic(dataset_id=d.dataset_id, dataset=d.name, shares=h.balance,
+                                      fraction=h.balance / d.total_supply if d.total_supply else 0.0,
+                                      withdrawn_wei=h.withdrawn, withdrawable_wei=pending))
+    proposals = [proposal_public(state, p) for p in index.proposals() if p.contributor.lower() == address.lower()]
+    return AccountPublic(address=address, holdings=holdings, proposals=proposals)
+
+
+def withdraw(state: WebState, signer: LocalAccount, dataset_id: int) -> int:
+    state.ws.index.dataset(dataset_id)
+    if state.ws.market.withdrawable(dataset_id, signer.address) == 0:
+        raise InputError(f"nothing to withdraw from dataset {dataset_id}")
+    return state.write(lambda: state.ws.market.withdraw(signer, dataset_id))
+
+
+@router.get("/api/v1/accounts/me", response_model=AccountPublic)
+def get_me(state: StateDep, user: CurrentUser) -> AccountPublic:
+    return account(state, user.address)
+
+
+@router.get("/api/v1/accounts/{address}", response_model=AccountPublic)
+def get_account(address: str, state: StateDep) -> AccountPublic:
+    return account(state, address)
+
+
+@router.post("/api/v1/accounts/me/withdrawals", response_model=WithdrawalPublic, status_code=201)
+def post_withdrawal(body: WithdrawalCreate, state: StateDep, signer: SignerDep, _: CsrfChecked) -> WithdrawalPublic:
+    return WithdrawalPublic(dataset_id=body.dataset_id, amount_wei=withdraw(state, signer, body.dataset_id))
+
+
+@router.get("/account", response_class=HTMLResponse, include_in_schema=False)
+def account_page(request: Request, state: StateDep, user: OptionalUser) -> Response:
+    if user is None:
+        return back(request, "/signin?next=/account", "Sign in to see your account.", "info")
+    names = {d.dataset_id: d.name for d in state.ws.index.datasets()}
+    return render(request, "account.html", account=account(state, user.address), names=names)
+
+
+@router.post("/account/withdraw", include_in_schema=False)
+def withdraw_form(request: Request, dataset_id: Annotated[int, Form(ge=1, le=2**63)], state: StateDep,
+                  signer: SignerDep, _: CsrfChecked) -> RedirectResponse:
+    try:
+        amount = withdraw(state, signer, dataset_id)
+    except DataBrightError as exc:
+        return back(request, "/account", str(exc).splitlines()[0], "error")
+    return back(request, "/account", f"Withdrew {eth(amount)} from dataset {dataset_id}.")

@@ -1,0 +1,171 @@
+"""Proposals: the shareholder dashboard, one proposal's page, its live tally, votes and finalizing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from eth_account.signers.local import LocalAccount
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from databright.errors import DataBrightError, InputError
+from databright.web._charts import histogram
+from databright.web._pages import back, render
+from databright.web._state import WebState
+from databright.web._views import proposal_public
+from databright.web.deps import CsrfChecked, OptionalUser, SignerDep, StateDep
+from databright.web.schemas import ProposalPublic, VoteCreate, VotePublic
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["proposals"])
+Status = Literal["open", "accepted", "rejected"]
+
+
+def vote(state: WebState, signer: LocalAccount, proposal_id: int, support: bool) -> int:
+    """Vote with the signer's shares at the snapshot; checked first so a refusal costs nothing."""
+    p = state.ws.index.proposal(proposal_id)
+    if p.status != "open":
+        raise InputError(f"proposal {proposal_id} is already {p.status}")
+    market = state.ws.market
+    if market.has_voted(proposal_id, signer.address):
+        raise InputError(f"{signer.address} has already voted on proposal {proposal_id}")
+    weight = market.voting_power(proposal_id, signer.address)
+    if weight == 0:
+        raise InputError(f"you held no shares of dataset {p.dataset_id} at the proposal's snapshot, so you cannot vote")
+    state.write(lambda: market.vote(signer, proposal_id, support))
+    return weight
+
+
+def finalize(state: WebState, signer: LocalAccount, proposal_id: int) -> str:
+    p = state.ws.index.proposal(proposal_id)
+    if p.status != "open":
+        raise InputError(f"proposal {proposal_id} is already {p.status}")
+    state.write(lambda: state.ws.market.finalize(signer, proposal_id))
+    return state.ws.index.proposal(proposal_id).status
+
+
+def _votes(state: WebState, proposal_id: int) -> list[VotePublic]:
+    state.ws.index.proposal(proposal_id)
+    return [VotePublic(voter=v.voter, support=v.support, weight=v.weight, tx_hash=v.tx_hash)
+            for v in state.ws.index.votes(proposal_id)]
+
+
+# -- API ------------------------------------------------------------------------
+
+
+@router.get("/api/v1/proposals", response_model=list[ProposalPublic])
+def list_proposals(state: StateDep, dataset_id: Annotated[int | None, Query(ge=1, le=2**63)] = None,
+                   status: Status | None = None) -> list[ProposalPublic]:
+    if dataset_id is not None:
+        state.ws.index.dataset(dataset_id)
+    return [proposal_public(state, p) for p in state.ws.index.proposals(dataset_id=dataset_id, status=status)]
+
+
+@router.get("/api/v1/proposals/{proposal_id}", response_model=ProposalPublic)
+def get_proposal(proposal_id: int, state: StateDep) -> ProposalPublic:
+    return proposal_public(state, state.ws.index.proposal(proposal_id))
+
+
+@router.get("/api/v1/proposals/{proposal_id}/votes", response_model=list[VotePublic])
+def get_votes(proposal_id: int, state: StateDep) -> list[VotePublic]:
+    return _votes(state, proposal_id)
+
+
+@router.post("/api/v1/proposals/{proposal_id}/votes", response_model=ProposalPublic, status_code=201)
+def post_vote(proposal_id: int, body: VoteCreate, state: StateDep, signer: SignerDep,
+              _: CsrfChecked) -> ProposalPublic:
+    vote(state, signer, proposal_id, body.support)
+    return get_proposal(proposal_id, state)
+
+
+@router.post("/api/v1/proposals/{proposal_id}/finalize", response_model=ProposalPublic)
+def post_finalize(proposal_id: int, state: StateDep, signer: SignerDep, _: CsrfChecked) -> ProposalPublic:
+    finalize(state, signer, proposal_id)
+    return get_proposal(proposal_id, state)
+
+
+# -- pages ----------------------------------------------------------------------
+
+
+@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+def dashboard(request: Request, state: StateDep, user: OptionalUser,
+              status: Annotated[Status | Literal[""] | None, Query()] = None) -> HTMLResponse:
+    index = state.ws.index
+    proposals = index.proposals(status=status or None)
+    names = {d.dataset_id: d.name for d in index.datasets()}
+    awaiting: list[ProposalPublic] = []
+    others: list[ProposalPublic] = []
+    held = {h.dataset_id for h in index.holdings(user.address) if h.balance > 0} if user else set()
+    for p in sorted(proposals, key=lambda p: -p.proposal_id):
+        public = proposal_public(state, p)
+        mine = user is not None and p.status == "open" and p.dataset_id in held and not any(
+            v.voter.lower() == user.address.lower() for v in index.votes(p.proposal_id))
+        (awaiting if mine else others).append(public)
+    return render(request, "dashboard.html", awaiting=awaiting, others=others, names=names, status=status or "")
+
+
+def _evaluation(state: WebState, report_cid: str | None) -> dict[str, Any] | None:
+    if not report_cid:
+        return None
+    from databright.evaluator import load_report
+
+    try:
+        results = load_report(state.ws.store, report_cid)["results"]
+    except (DataBrightError, KeyError):
+        return None  # a seed's note, or a report this store does not hold
+    signals = results.get("signals", {})
+    values = [float(v) for v in signals.get("knn_values", [])]
+    return {"gain": results["gain"], "shares": results.get("shares"), "seeds": len(results.get("scores", [])),
+            "signals": signals, "histogram": histogram(values, "KNN-Shapley value per item"),
+            "mislabels": set(signals.get("suspected_mislabels", [])),
+            "duplicates": set(signals.get("exact_duplicates", [])) | {
+                int(pair[0]) if isinstance(pair, list) else int(pair) for pair in signals.get("near_duplicates", [])},
+            "values": values}
+
+
+def _live(state: WebState, proposal_id: int) -> dict[str, Any]:
+    p = state.ws.index.proposal(proposal_id)
+    d = state.ws.index.dataset(p.dataset_id)
+    return {"p": proposal_public(state, p, d), "d": d, "votes": _votes(state, proposal_id)}
+
+
+@router.get("/proposals/{proposal_id}", response_class=HTMLResponse, include_in_schema=False)
+def proposal_page(request: Request, proposal_id: int, state: StateDep, user: OptionalUser) -> HTMLResponse:
+    live = _live(state, proposal_id)
+    p = live["p"]
+    items = state.ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
+    evaluation = _evaluation(state, p.report_cid)
+    voted = user is not None and any(v.voter.lower() == user.address.lower() for v in live["votes"])
+    return render(request, "proposal.html", **live, items=items[:200], item_total=len(items),
+                  evaluation=evaluation, voted=voted, kind=live["d"].kind)
+
+
+@router.get("/proposals/{proposal_id}/live", response_class=HTMLResponse, include_in_schema=False)
+def proposal_live(request: Request, proposal_id: int, state: StateDep, user: OptionalUser) -> HTMLResponse:
+    """The tally and votes fragment that the proposal page polls."""
+    live = _live(state, proposal_id)
+    voted = user is not None and any(v.voter.lower() == user.address.lower() for v in live["votes"])
+    return render(request, "_tally.html", **live, voted=voted)
+
+
+@router.post("/proposals/{proposal_id}/vote", include_in_schema=False)
+def vote_form(request: Request, proposal_id: int, support: Annotated[Literal["yes", "no"], Form()],
+              state: StateDep, signer: SignerDep, _: CsrfChecked) -> RedirectResponse:
+    here = f"/proposals/{proposal_id}"
+    try:
+        weight = vote(state, signer, proposal_id, support == "yes")
+    except DataBrightError as exc:
+        return back(request, here, str(exc).splitlines()[0], "error")
+    return back(request, here, f"You voted {support} with {weight:,} shares.")
+
+
+@router.post("/proposals/{proposal_id}/finalize", include_in_schema=False)
+def finalize_form(request: Request, proposal_id: int, state: StateDep, signer: SignerDep,
+                  _: CsrfChecked) -> RedirectResponse:
+    here = f"/proposals/{proposal_id}"
+    try:
+        status = finalize(state, signer, proposal_id)
+    except DataBrightError as exc:
+        return back(request, here, str(exc).splitlines()[0], "error")
+    return back(request, here, f"Proposal {proposal_id} is {status}.")

@@ -1,0 +1,193 @@
+"""Request (``*Create``) and response (``*Public``) bodies of the REST API.
+
+Amounts in wei and share counts are integers of any size; JSON carries them
+exactly (clients in JavaScript should parse them as BigInt).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "AccountPublic",
+    "CommentCreate",
+    "CommentPublic",
+    "DatasetPublic",
+    "ErrorPublic",
+    "HolderPublic",
+    "HoldingPublic",
+    "ItemPublic",
+    "LocalSignInCreate",
+    "ModelPublic",
+    "NoncePublic",
+    "ProposalPublic",
+    "SessionPublic",
+    "SiweSignInCreate",
+    "TallyPublic",
+    "VoteCreate",
+    "VotePublic",
+    "WithdrawalCreate",
+    "WithdrawalPublic",
+]
+
+
+class ErrorPublic(BaseModel):
+    error: str
+
+
+class DatasetPublic(BaseModel):
+    dataset_id: int
+    name: str
+    description: str
+    kind: str
+    labels: list[str]
+    license: str
+    creator: str
+    items: int
+    entries: int
+    shareholders: int
+    total_shares: int
+    revenue_total_wei: int
+    revenue_withdrawn_wei: int
+    open_proposals: int
+    quorum_bps: int
+    approval_bps: int
+    voting_period_s: int
+    proposal_bond_wei: int
+    evaluation_required: bool
+    evaluator: str
+    metadata_cid: str
+
+
+class HolderPublic(BaseModel):
+    address: str
+    shares: int
+    fraction: float
+    withdrawn_wei: int
+
+
+class ItemPublic(BaseModel):
+    cid: str
+    label: str
+    proposal_id: int
+    position: int
+    accepted: bool
+    duplicate_of: int | None
+    filename: str
+
+
+class TallyPublic(BaseModel):
+    yes: int
+    no: int
+    voters: int
+    snapshot_supply: int
+    quorum_needed: int
+    participation: float
+    approval: float
+    approval_needed: float
+    time_left_s: int
+    outcome: str
+
+
+class ProposalPublic(BaseModel):
+    proposal_id: int
+    dataset_id: int
+    contributor: str
+    items: int
+    status: str
+    bond_wei: int
+    deadline: int
+    manifest_cid: str
+    root: str
+    evaluated: bool
+    report_cid: str | None
+    shares_minted: int
+    duplicates: int
+    tally: TallyPublic
+
+
+class VoteCreate(BaseModel):
+    support: bool
+
+
+class VotePublic(BaseModel):
+    voter: str
+    support: bool
+    weight: int
+    tx_hash: str
+
+
+class CommentCreate(BaseModel):
+    body: str = Field(min_length=1, max_length=4000)
+    # A browser wallet signs the message itself; local accounts leave these out.
+    date: str | None = Field(default=None, max_length=40)
+    signature: str | None = Field(default=None, max_length=140)
+
+
+class CommentPublic(BaseModel):
+    comment_id: int
+    proposal_id: int
+    author: str
+    body: str
+    message: str
+    signature: str
+    verified: bool
+    created: float
+
+
+class ModelPublic(BaseModel):
+    dataset_id: int
+    dataset: str
+    evaluator: str
+    kind: str
+    spec: str
+    score: float | None
+    checkpoint_cid: str | None
+    checkpoint_digest: str | None
+    versions: int
+
+
+class HoldingPublic(BaseModel):
+    dataset_id: int
+    dataset: str
+    shares: int
+    fraction: float
+    withdrawn_wei: int
+    withdrawable_wei: int
+
+
+class AccountPublic(BaseModel):
+    address: str
+    holdings: list[HoldingPublic]
+    proposals: list[ProposalPublic]
+
+
+class WithdrawalCreate(BaseModel):
+    dataset_id: int = Field(ge=1, le=2**63)
+
+
+class WithdrawalPublic(BaseModel):
+    dataset_id: int
+    amount_wei: int
+
+
+class LocalSignInCreate(BaseModel):
+    account: str = Field(min_length=1, max_length=100)
+    password: str = Field(max_length=1000)
+
+
+class SiweSignInCreate(BaseModel):
+    message: str = Field(max_length=2000)
+    signature: str = Field(max_length=140)
+
+
+class NoncePublic(BaseModel):
+    nonce: str
+    message_template: str
+
+
+class SessionPublic(BaseModel):
+    address: str | None
+    name: str | None
+    mode: str | None
+    csrf_token: str
