@@ -14,6 +14,7 @@ PARTS = [
     "databright.ml",
     "databright.storage",
     "databright.valuation",
+    "databright.web",
 ]
 
 

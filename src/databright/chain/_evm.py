@@ -1,20 +1,25 @@
 """A persistent py-evm chain in one SQLite file, with a pool and a single miner.
 
-Layout of the SQLite file:
-
-* ``kv`` — py-evm's key/value store (trie nodes, headers, canonical lookups).
-* ``blocks``, ``txs``, ``logs`` — a JSON-RPC view written in the *same* SQLite
-  transaction as the block, so receipts, blocks and ``eth_getLogs`` are answered
-  with one indexed query instead of trie walks.
+The SQLite file (``_kv``): py-evm's key/value store plus ``blocks``, ``txs`` and
+``logs`` tables, a JSON-RPC view written in the *same* SQLite transaction as the
+block, so receipts, blocks and ``eth_getLogs`` are answered with one indexed
+query instead of trie walks. JSON shapes and the block tries are in ``_codec``.
 
 Durability: every block is one SQLite transaction in WAL mode with
 ``synchronous=NORMAL``. A committed block survives ``kill -9`` of this process
 (the OS already holds the WAL pages); only a power loss or kernel crash may drop
-the last blocks, which is the trade geth and anvil make as well.
+the last blocks, which is the trade geth and anvil make as well. A transaction
+leaves the pool (and its receipt becomes visible) only after that commit.
 
 Concurrency: one lock guards the py-evm objects (they are not thread-safe); the
 miner thread takes *all* executable pooled transactions into one block as soon
 as the pool is non-empty, so pipelined clients get many transactions per block.
+
+Per-block costs kept off the hot path: submissions check nonce and balance
+against a (nonce, balance) cache that survives blocks (only accounts a block
+touched are re-read, from the miner's live state); a submitted transaction's
+signature is recovered once; decoded trie nodes are cached by content
+(``_codec``); WAL checkpoints run on their own thread (``_kv``).
 """
 from __future__ import annotations
 
@@ -550,12 +555,13 @@ class PersistentChain:
         receipt_root, receipt_nodes = trie_root_and_nodes([r.encode() for r in receipts])
         vm.chaindb.persist_trie_data_dict(tx_nodes)
         vm.chaindb.persist_trie_data_dict(receipt_nodes)
-        block = vm.get_block().copy(transactions=txs, header=header.copy(
-            transaction_root=tx_root, receipt_root=receipt_root))
+        roots = {"transaction_root": tx_root, "receipt_root": receipt_root}
         if self._has_request_contracts(vm.state):
+            block = vm.get_block().copy(transactions=txs, header=header.copy(**roots))
             block = vm.block_postprocessing(block)  # EIP-7685 requests, rarely present
-        else:
-            block = block.copy(header=block.header.copy(requests_hash=_EMPTY_REQUESTS_HASH))
+        else:  # one header copy: each re-validates every field
+            block = vm.get_block().copy(transactions=txs, header=header.copy(
+                requests_hash=_EMPTY_REQUESTS_HASH, **roots))
         return vm.finalize_block(block).block
 
     def _forget(self, item: _Pooled) -> None:

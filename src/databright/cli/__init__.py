@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import click
 import typer
 
-from databright.cli import account, dataset, demo, evaluate, proposal, revenue, setup
+from databright.cli import account, dataset, demo, evaluate, proposal, revenue, serve, setup
 from databright.cli._common import GLOBAL_FLAGS, GLOBAL_OPTIONS, err_console, state
 from databright.errors import DataBrightError
 
@@ -63,6 +63,7 @@ proposal.register(app)
 revenue.register(app)
 evaluate.register(app)
 demo.register(app)
+serve.register(app)
 
 
 def _hoist(argv: list[str]) -> list[str]:

@@ -63,7 +63,7 @@ def histogram(values: Sequence[float], label: str, bins: int = 20) -> str:
                     f'height="{h:.1f}" class="{cls}"><title>{c} items in [{left:.4f}, {left + width:.4f})</title>'
                     f'</rect>')
     body = ("".join(bars) + f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - PAD}" y2="{H - PAD}" class="base"/>'
-            + _axis_text(PAD, H - PAD + 18, f"{lo:.4f}", "start") + _axis_text(W - PAD, H - PAD + 18, f"{hi:.4f}", "end")
+            + _axis_text(PAD, H - PAD + 18, f"{lo:.3g}", "start") + _axis_text(W - PAD, H - PAD + 18, f"{hi:.3g}", "end")
             + _axis_text(PAD - 6, PAD, str(top), "end"))
     return _frame(body, label)
 

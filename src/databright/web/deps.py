@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from eth_account.signers.local import LocalAccount
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from databright.errors import AccountError, DataBrightError, InputError
 from databright.web._state import WebState
@@ -20,8 +20,10 @@ from databright.web._state import WebState
 __all__ = [
     "CsrfChecked",
     "CurrentUser",
+    "DatasetId",
     "Forbidden",
     "OptionalUser",
+    "ProposalId",
     "SessionDep",
     "SignInRequired",
     "SignerDep",
@@ -30,6 +32,12 @@ __all__ = [
     "User",
     "WebSession",
 ]
+
+
+# Ids are stored as signed 64-bit integers; larger ones cannot exist.
+MAX_ID = 2**63 - 1
+DatasetId = Annotated[int, Path(ge=0, le=MAX_ID)]
+ProposalId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
 class Forbidden(DataBrightError):

@@ -163,7 +163,7 @@ class AccountPublic(BaseModel):
 
 
 class WithdrawalCreate(BaseModel):
-    dataset_id: int = Field(ge=1, le=2**63)
+    dataset_id: int = Field(ge=1, le=2**63 - 1)
 
 
 class WithdrawalPublic(BaseModel):

@@ -40,6 +40,8 @@ def test_balance_paid_to_a_cached_account_is_seen(node: EmbeddedNode,
         node.ledger.submit(sign_transfer(poor, 1, value=1))
     paid = node.ledger.submit(sign_transfer(accounts[1], 0, to=poor.address, value=10**18))
     node.handle("eth_getTransactionReceipt", ["0x" + paid.hex()])
+    touched = node.ledger._touched  # the block's diff was read, not the forget-all fallback
+    assert touched is not None and bytes.fromhex(poor.address[2:]) in touched
     again = node.ledger.submit(sign_transfer(poor, 1, value=10**17))
     assert node.handle("eth_getTransactionReceipt", ["0x" + again.hex()])["status"] == "0x1"
     assert int(node.handle("eth_getBalance", [poor.address]), 16) > 10**18 - 10**17 - fee

@@ -69,7 +69,7 @@ def account_page(request: Request, state: StateDep, user: OptionalUser) -> Respo
 
 
 @router.post("/account/withdraw", include_in_schema=False)
-def withdraw_form(request: Request, dataset_id: Annotated[int, Form(ge=1, le=2**63)], state: StateDep,
+def withdraw_form(request: Request, dataset_id: Annotated[int, Form(ge=1, le=2**63 - 1)], state: StateDep,
                   signer: SignerDep, _: CsrfChecked) -> RedirectResponse:
     try:
         amount = withdraw(state, signer, dataset_id)

@@ -14,7 +14,7 @@ from databright.index import CommentRow
 from databright.web._auth import comment_date, comment_message, recover
 from databright.web._pages import back, render
 from databright.web._state import WebState
-from databright.web.deps import CsrfChecked, CurrentUser, SessionDep, StateDep, User
+from databright.web.deps import CsrfChecked, CurrentUser, ProposalId, SessionDep, StateDep, User
 from databright.web.schemas import CommentCreate, CommentPublic
 
 __all__ = ["router"]
@@ -69,25 +69,25 @@ def add_comment(state: WebState, session: SessionDep, user: User, proposal_id: i
 
 
 @router.get("/api/v1/proposals/{proposal_id}/comments", response_model=list[CommentPublic])
-def list_comments(proposal_id: int, state: StateDep) -> list[CommentPublic]:
+def list_comments(proposal_id: ProposalId, state: StateDep) -> list[CommentPublic]:
     state.ws.index.proposal(proposal_id)
     return [_public(state, c) for c in state.ws.index.comments(proposal_id)]
 
 
 @router.post("/api/v1/proposals/{proposal_id}/comments", response_model=CommentPublic, status_code=201)
-def post_comment(proposal_id: int, body: CommentCreate, state: StateDep, session: SessionDep, user: CurrentUser,
+def post_comment(proposal_id: ProposalId, body: CommentCreate, state: StateDep, session: SessionDep, user: CurrentUser,
                  _: CsrfChecked) -> CommentPublic:
     return add_comment(state, session, user, proposal_id, body)
 
 
 @router.get("/proposals/{proposal_id}/comments", response_class=HTMLResponse, include_in_schema=False)
-def comments_fragment(request: Request, proposal_id: int, state: StateDep) -> HTMLResponse:
+def comments_fragment(request: Request, proposal_id: ProposalId, state: StateDep) -> HTMLResponse:
     """The thread, polled by the proposal page."""
     return render(request, "_comments.html", comments=list_comments(proposal_id, state))
 
 
 @router.post("/proposals/{proposal_id}/comments", include_in_schema=False)
-def comment_form(request: Request, proposal_id: int, body: Annotated[str, Form(max_length=4000)],
+def comment_form(request: Request, proposal_id: ProposalId, body: Annotated[str, Form(max_length=4000)],
                  state: StateDep, session: SessionDep, user: CurrentUser, _: CsrfChecked,
                  date: Annotated[str | None, Form(max_length=40)] = None,
                  signature: Annotated[str | None, Form(max_length=140)] = None) -> RedirectResponse:

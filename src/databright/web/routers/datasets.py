@@ -18,7 +18,7 @@ from databright.operations import load_batch, propose_batch
 from databright.web._charts import bar_chart, step_chart
 from databright.web._pages import back, render
 from databright.web._views import dataset_public, holders_public, metadata, proposal_public
-from databright.web.deps import CsrfChecked, OptionalUser, SignerDep, StateDep
+from databright.web.deps import CsrfChecked, DatasetId, OptionalUser, SignerDep, StateDep
 from databright.web.schemas import DatasetPublic, HolderPublic, ItemPublic
 
 __all__ = ["router"]
@@ -47,17 +47,17 @@ def list_datasets(state: StateDep) -> list[DatasetPublic]:
 
 
 @router.get("/api/v1/datasets/{dataset_id}", response_model=DatasetPublic)
-def get_dataset(dataset_id: int, state: StateDep) -> DatasetPublic:
+def get_dataset(dataset_id: DatasetId, state: StateDep) -> DatasetPublic:
     return dataset_public(state, state.ws.index.dataset(dataset_id))
 
 
 @router.get("/api/v1/datasets/{dataset_id}/shareholders", response_model=list[HolderPublic])
-def get_shareholders(dataset_id: int, state: StateDep) -> list[HolderPublic]:
+def get_shareholders(dataset_id: DatasetId, state: StateDep) -> list[HolderPublic]:
     return holders_public(state, dataset_id)
 
 
 @router.get("/api/v1/datasets/{dataset_id}/items", response_model=list[ItemPublic])
-def get_items(dataset_id: int, state: StateDep, offset: Annotated[int, Query(ge=0)] = 0,
+def get_items(dataset_id: DatasetId, state: StateDep, offset: Annotated[int, Query(ge=0)] = 0,
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ItemPublic]:
     state.ws.index.dataset(dataset_id)
     return _items(state, dataset_id, offset, limit)[0]
@@ -65,7 +65,7 @@ def get_items(dataset_id: int, state: StateDep, offset: Annotated[int, Query(ge=
 
 @router.get("/api/v1/datasets/{dataset_id}/parquet", response_class=Response,
             responses={200: {"content": {"application/vnd.apache.parquet": {}}}})
-def download_parquet(dataset_id: int, state: StateDep) -> Response:
+def download_parquet(dataset_id: DatasetId, state: StateDep) -> Response:
     """Every accepted item: CID, label, proposal, contributor, and its bytes or feature columns."""
     d = state.ws.index.dataset(dataset_id)
     contributors = {p.proposal_id: p.contributor for p in state.ws.index.proposals(dataset_id=dataset_id)}
@@ -96,7 +96,7 @@ def datasets_page(request: Request, state: StateDep) -> HTMLResponse:
 
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse, include_in_schema=False)
-def dataset_page(request: Request, dataset_id: int, state: StateDep,
+def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep,
                  page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> HTMLResponse:
     index = state.ws.index
     row = index.dataset(dataset_id)
@@ -124,7 +124,7 @@ def dataset_page(request: Request, dataset_id: int, state: StateDep,
 
 
 @router.get("/datasets/{dataset_id}/propose", response_class=HTMLResponse, include_in_schema=False)
-def propose_page(request: Request, dataset_id: int, state: StateDep, user: OptionalUser) -> Response:
+def propose_page(request: Request, dataset_id: DatasetId, state: StateDep, user: OptionalUser) -> Response:
     if user is None:
         return back(request, f"/signin?next=/datasets/{dataset_id}/propose", "Sign in to propose data.", "info")
     return render(request, "propose.html", d=dataset_public(state, state.ws.index.dataset(dataset_id)))
@@ -156,7 +156,7 @@ async def _save_uploads(form: Any, folder: Path) -> tuple[Path, Path | None]:
 
 
 @router.post("/datasets/{dataset_id}/propose", include_in_schema=False)
-async def propose_submit(request: Request, dataset_id: int, state: StateDep, signer: SignerDep,
+async def propose_submit(request: Request, dataset_id: DatasetId, state: StateDep, signer: SignerDep,
                          _: CsrfChecked) -> RedirectResponse:
     here = f"/datasets/{dataset_id}/propose"
     state.ws.index.dataset(dataset_id)

@@ -13,7 +13,7 @@ from databright.web._charts import histogram
 from databright.web._pages import back, render
 from databright.web._state import WebState
 from databright.web._views import proposal_public
-from databright.web.deps import CsrfChecked, OptionalUser, SignerDep, StateDep
+from databright.web.deps import CsrfChecked, OptionalUser, ProposalId, SignerDep, StateDep
 from databright.web.schemas import ProposalPublic, VoteCreate, VotePublic
 
 __all__ = ["router"]
@@ -55,7 +55,7 @@ def _votes(state: WebState, proposal_id: int) -> list[VotePublic]:
 
 
 @router.get("/api/v1/proposals", response_model=list[ProposalPublic])
-def list_proposals(state: StateDep, dataset_id: Annotated[int | None, Query(ge=1, le=2**63)] = None,
+def list_proposals(state: StateDep, dataset_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
                    status: Status | None = None) -> list[ProposalPublic]:
     if dataset_id is not None:
         state.ws.index.dataset(dataset_id)
@@ -63,24 +63,24 @@ def list_proposals(state: StateDep, dataset_id: Annotated[int | None, Query(ge=1
 
 
 @router.get("/api/v1/proposals/{proposal_id}", response_model=ProposalPublic)
-def get_proposal(proposal_id: int, state: StateDep) -> ProposalPublic:
+def get_proposal(proposal_id: ProposalId, state: StateDep) -> ProposalPublic:
     return proposal_public(state, state.ws.index.proposal(proposal_id))
 
 
 @router.get("/api/v1/proposals/{proposal_id}/votes", response_model=list[VotePublic])
-def get_votes(proposal_id: int, state: StateDep) -> list[VotePublic]:
+def get_votes(proposal_id: ProposalId, state: StateDep) -> list[VotePublic]:
     return _votes(state, proposal_id)
 
 
 @router.post("/api/v1/proposals/{proposal_id}/votes", response_model=ProposalPublic, status_code=201)
-def post_vote(proposal_id: int, body: VoteCreate, state: StateDep, signer: SignerDep,
+def post_vote(proposal_id: ProposalId, body: VoteCreate, state: StateDep, signer: SignerDep,
               _: CsrfChecked) -> ProposalPublic:
     vote(state, signer, proposal_id, body.support)
     return get_proposal(proposal_id, state)
 
 
 @router.post("/api/v1/proposals/{proposal_id}/finalize", response_model=ProposalPublic)
-def post_finalize(proposal_id: int, state: StateDep, signer: SignerDep, _: CsrfChecked) -> ProposalPublic:
+def post_finalize(proposal_id: ProposalId, state: StateDep, signer: SignerDep, _: CsrfChecked) -> ProposalPublic:
     finalize(state, signer, proposal_id)
     return get_proposal(proposal_id, state)
 
@@ -121,7 +121,7 @@ def _evaluation(state: WebState, report_cid: str | None) -> dict[str, Any] | Non
             "mislabels": set(signals.get("suspected_mislabels", [])),
             "duplicates": set(signals.get("exact_duplicates", [])) | {
                 int(pair[0]) if isinstance(pair, list) else int(pair) for pair in signals.get("near_duplicates", [])},
-            "values": values}
+            "knn": values}
 
 
 def _live(state: WebState, proposal_id: int) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def _live(state: WebState, proposal_id: int) -> dict[str, Any]:
 
 
 @router.get("/proposals/{proposal_id}", response_class=HTMLResponse, include_in_schema=False)
-def proposal_page(request: Request, proposal_id: int, state: StateDep, user: OptionalUser) -> HTMLResponse:
+def proposal_page(request: Request, proposal_id: ProposalId, state: StateDep, user: OptionalUser) -> HTMLResponse:
     live = _live(state, proposal_id)
     p = live["p"]
     items = state.ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
@@ -142,7 +142,7 @@ def proposal_page(request: Request, proposal_id: int, state: StateDep, user: Opt
 
 
 @router.get("/proposals/{proposal_id}/live", response_class=HTMLResponse, include_in_schema=False)
-def proposal_live(request: Request, proposal_id: int, state: StateDep, user: OptionalUser) -> HTMLResponse:
+def proposal_live(request: Request, proposal_id: ProposalId, state: StateDep, user: OptionalUser) -> HTMLResponse:
     """The tally and votes fragment that the proposal page polls."""
     live = _live(state, proposal_id)
     voted = user is not None and any(v.voter.lower() == user.address.lower() for v in live["votes"])
@@ -150,7 +150,7 @@ def proposal_live(request: Request, proposal_id: int, state: StateDep, user: Opt
 
 
 @router.post("/proposals/{proposal_id}/vote", include_in_schema=False)
-def vote_form(request: Request, proposal_id: int, support: Annotated[Literal["yes", "no"], Form()],
+def vote_form(request: Request, proposal_id: ProposalId, support: Annotated[Literal["yes", "no"], Form()],
               state: StateDep, signer: SignerDep, _: CsrfChecked) -> RedirectResponse:
     here = f"/proposals/{proposal_id}"
     try:
@@ -161,7 +161,7 @@ def vote_form(request: Request, proposal_id: int, support: Annotated[Literal["ye
 
 
 @router.post("/proposals/{proposal_id}/finalize", include_in_schema=False)
-def finalize_form(request: Request, proposal_id: int, state: StateDep, signer: SignerDep,
+def finalize_form(request: Request, proposal_id: ProposalId, state: StateDep, signer: SignerDep,
                   _: CsrfChecked) -> RedirectResponse:
     here = f"/proposals/{proposal_id}"
     try:

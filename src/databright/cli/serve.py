@@ -1,0 +1,91 @@
+"""``databright serve``: the node (if none runs for this home), the indexer and the web app, in one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from databright.cli._common import state, workspace
+from databright.config import Home
+from databright.errors import ConfigError, DataBrightError
+
+__all__ = ["register"]
+
+
+def _start_node(home: Home) -> tuple[Any, Any, str]:
+    """Serve the embedded chain on a background thread, as ``databright node`` would."""
+    from databright.chain.node import EmbeddedNode, Genesis, serve as serve_node
+
+    if not home.genesis_file.is_file():
+        raise ConfigError(f"{home.root} has no embedded chain; pass --rpc-url or run 'databright init'")
+    chain = EmbeddedNode(home.chain_db, Genesis.load(home.genesis_file))
+    server = serve_node(chain)
+    url = f"http://127.0.0.1:{server.port}"
+    home.node_file.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    return chain, server, url
+
+
+def _indexer(web_state: Any, stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        try:
+            web_state.refresh()
+        except DataBrightError as exc:  # a node restart or a busy index: try again next tick
+            print(f"indexer: {exc}", file=sys.stderr, flush=True)
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")] = 8000,
+    interval: Annotated[float, typer.Option(help="Seconds between index syncs.")] = 1.0,
+) -> None:
+    """Run the web dashboard and REST API (and the embedded node if none runs) until interrupted."""
+    import uvicorn
+
+    from databright.web import create_app
+
+    home = Home(state.home_dir)
+    home.read_config()
+    chain = server = None
+    rpc_url = state.rpc_url
+    with workspace() as probe:
+        if rpc_url is None and probe.rpc_url is None:
+            chain, server, rpc_url = _start_node(home)
+    state.rpc_url = rpc_url or state.rpc_url
+    stop = threading.Event()
+    try:
+        with workspace() as ws:
+            app = create_app(ws)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            config = uvicorn.Config(app, log_level="warning", access_log=False)
+            web = uvicorn.Server(config)
+            indexer = threading.Thread(target=_indexer, args=(app.state.web, stop, interval), daemon=True)
+            indexer.start()
+            typer.echo(f"databright serve: http://127.0.0.1:{sock.getsockname()[1]}/ (chain {app.state.web.chain_id}"
+                       f"{', node ' + rpc_url if rpc_url else ''})")
+            sys.stdout.flush()
+            # uvicorn catches SIGINT/SIGTERM, shuts down, then re-raises the signal to the
+            # handler it found: make that one just stop the indexer, so cleanup below runs.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            web.run(sockets=[sock])
+            stop.set()
+            indexer.join(timeout=5)
+    finally:
+        stop.set()
+        if server is not None:
+            home.node_file.unlink(missing_ok=True)
+            server.shutdown()
+        if chain is not None:
+            chain.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
