@@ -32,7 +32,7 @@ from databright.storage import BlobNotFound
 from databright.web._pages import render
 from databright.web._state import WebState
 from databright.web.deps import Forbidden, SignInRequired, UploadTooLarge
-from databright.web.routers import accounts, auth, blobs, comments, datasets, models, proposals
+from databright.web.routers import accounts, auth, blobs, comments, datasets, models, proposals, transactions
 from databright.workspace import Workspace
 
 __all__ = ["MAX_UPLOAD_BYTES", "create_app", "load_secret"]
@@ -104,7 +104,7 @@ def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: in
                        session_cookie="databright_session", same_site="lax", https_only=False,
                        max_age=7 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (datasets, proposals, comments, models, accounts, auth, blobs):
+    for module in (datasets, proposals, comments, models, accounts, auth, blobs, transactions):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app

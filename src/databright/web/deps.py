@@ -149,7 +149,8 @@ def _signer(user: CurrentUser, session: SessionDep, state: StateDep) -> LocalAcc
     signer = state.signer(session.sid)
     if signer is None or signer.address != user.address:
         raise AccountError(
-            "this session holds no key: browser-wallet accounts send transactions from the wallet; "
+            "this session holds no key: browser-wallet accounts send the transaction from the wallet "
+            "(POST the same path + '/tx' for it, then its hash to /api/v1/transactions); "
             "local accounts sign in again after a server restart"
         )
     return signer

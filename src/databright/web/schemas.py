@@ -6,10 +6,11 @@ exactly (clients in JavaScript should parse them as BigInt).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AccountPublic",
+    "ChainPublic",
     "CommentCreate",
     "CommentPublic",
     "DatasetPublic",
@@ -24,8 +25,11 @@ __all__ = [
     "SessionPublic",
     "SiweSignInCreate",
     "TallyPublic",
+    "TxHashCreate",
+    "TxResultPublic",
     "VoteCreate",
     "VotePublic",
+    "WalletTxPublic",
     "WithdrawalCreate",
     "WithdrawalPublic",
 ]
@@ -191,3 +195,36 @@ class SessionPublic(BaseModel):
     name: str | None
     mode: str | None
     csrf_token: str
+
+
+class ChainPublic(BaseModel):
+    """The chain a browser wallet must be on, and a JSON-RPC URL to add it to the wallet."""
+
+    chain_id: int
+    chain_id_hex: str
+    rpc_url: str | None
+    contract: str
+
+
+class WalletTxPublic(BaseModel):
+    """``eth_sendTransaction`` parameters (EIP-1193): quantities and data as 0x-hex strings."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    data: str
+    value: str
+    chainId: str  # noqa: N815 - the wallet's spelling
+    gas: str
+
+
+class TxHashCreate(BaseModel):
+    tx_hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class TxResultPublic(BaseModel):
+    tx_hash: str
+    block_number: int
+    events: list[str]
+    message: str

@@ -13,8 +13,16 @@ from databright.errors import DataBrightError, InputError
 from databright.web._pages import back, eth, render
 from databright.web._state import WebState
 from databright.web._views import proposal_public
+from databright.web._wallet import prepare
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, SignerDep, StateDep
-from databright.web.schemas import AccountPublic, HoldingPublic, WithdrawalCreate, WithdrawalPublic
+from databright.web.schemas import (
+    AccountPublic,
+    ErrorPublic,
+    HoldingPublic,
+    WalletTxPublic,
+    WithdrawalCreate,
+    WithdrawalPublic,
+)
 
 __all__ = ["router"]
 
@@ -38,10 +46,14 @@ def account(state: WebState, address: str) -> AccountPublic:
     return AccountPublic(address=address, holdings=holdings, proposals=proposals)
 
 
-def withdraw(state: WebState, signer: LocalAccount, dataset_id: int) -> int:
+def check_withdraw(state: WebState, holder: str, dataset_id: int) -> None:
     state.ws.index.dataset(dataset_id)
-    if state.ws.market.withdrawable(dataset_id, signer.address) == 0:
+    if state.ws.market.withdrawable(dataset_id, holder) == 0:
         raise InputError(f"nothing to withdraw from dataset {dataset_id}")
+
+
+def withdraw(state: WebState, signer: LocalAccount, dataset_id: int) -> int:
+    check_withdraw(state, signer.address, dataset_id)
     return state.write(lambda: state.ws.market.withdraw(signer, dataset_id))
 
 
@@ -58,6 +70,14 @@ def get_account(address: str, state: StateDep) -> AccountPublic:
 @router.post("/api/v1/accounts/me/withdrawals", response_model=WithdrawalPublic, status_code=201)
 def post_withdrawal(body: WithdrawalCreate, state: StateDep, signer: SignerDep, _: CsrfChecked) -> WithdrawalPublic:
     return WithdrawalPublic(dataset_id=body.dataset_id, amount_wei=withdraw(state, signer, body.dataset_id))
+
+
+@router.post("/api/v1/accounts/me/withdrawals/tx", response_model=WalletTxPublic,
+             responses={400: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
+def prepare_withdrawal(body: WithdrawalCreate, state: StateDep, user: CurrentUser, _: CsrfChecked) -> WalletTxPublic:
+    """The unsigned withdrawal a browser wallet sends; then POST its hash to /transactions."""
+    check_withdraw(state, user.address, body.dataset_id)
+    return prepare(state, user.address, state.ws.market.contract.functions.withdraw(body.dataset_id))
 
 
 @router.get("/account", response_class=HTMLResponse, include_in_schema=False)

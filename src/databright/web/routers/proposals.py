@@ -13,8 +13,9 @@ from databright.web._charts import histogram
 from databright.web._pages import back, render
 from databright.web._state import WebState
 from databright.web._views import proposal_public
-from databright.web.deps import CsrfChecked, OptionalUser, ProposalId, SignerDep, StateDep
-from databright.web.schemas import ProposalPublic, VoteCreate, VotePublic
+from databright.web._wallet import prepare
+from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, ProposalId, SignerDep, StateDep
+from databright.web.schemas import ErrorPublic, ProposalPublic, VoteCreate, VotePublic, WalletTxPublic
 
 __all__ = ["router"]
 
@@ -22,25 +23,37 @@ router = APIRouter(tags=["proposals"])
 Status = Literal["open", "accepted", "rejected"]
 
 
-def vote(state: WebState, signer: LocalAccount, proposal_id: int, support: bool) -> int:
-    """Vote with the signer's shares at the snapshot; checked first so a refusal costs nothing."""
+def check_vote(state: WebState, voter: str, proposal_id: int) -> int:
+    """The voter's weight, if they may vote now; checked first so a refusal costs nothing."""
     p = state.ws.index.proposal(proposal_id)
     if p.status != "open":
         raise InputError(f"proposal {proposal_id} is already {p.status}")
     market = state.ws.market
-    if market.has_voted(proposal_id, signer.address):
-        raise InputError(f"{signer.address} has already voted on proposal {proposal_id}")
-    weight = market.voting_power(proposal_id, signer.address)
+    if market.has_voted(proposal_id, voter):
+        raise InputError(f"{voter} has already voted on proposal {proposal_id}")
+    weight = market.voting_power(proposal_id, voter)
     if weight == 0:
         raise InputError(f"you held no shares of dataset {p.dataset_id} at the proposal's snapshot, so you cannot vote")
-    state.write(lambda: market.vote(signer, proposal_id, support))
+    return weight
+
+
+def check_finalize(state: WebState, proposal_id: int) -> None:
+    p = state.ws.index.proposal(proposal_id)
+    if p.status != "open":
+        raise InputError(f"proposal {proposal_id} is already {p.status}")
+    if proposal_public(state, p).tally.outcome == "voting":
+        raise InputError(f"proposal {proposal_id} cannot be finalized yet: no majority of the supply has voted "
+                         "and voting is still open")
+
+
+def vote(state: WebState, signer: LocalAccount, proposal_id: int, support: bool) -> int:
+    weight = check_vote(state, signer.address, proposal_id)
+    state.write(lambda: state.ws.market.vote(signer, proposal_id, support))
     return weight
 
 
 def finalize(state: WebState, signer: LocalAccount, proposal_id: int) -> str:
-    p = state.ws.index.proposal(proposal_id)
-    if p.status != "open":
-        raise InputError(f"proposal {proposal_id} is already {p.status}")
+    check_finalize(state, proposal_id)
     state.write(lambda: state.ws.market.finalize(signer, proposal_id))
     return state.ws.index.proposal(proposal_id).status
 
@@ -83,6 +96,23 @@ def post_vote(proposal_id: ProposalId, body: VoteCreate, state: StateDep, signer
 def post_finalize(proposal_id: ProposalId, state: StateDep, signer: SignerDep, _: CsrfChecked) -> ProposalPublic:
     finalize(state, signer, proposal_id)
     return get_proposal(proposal_id, state)
+
+
+@router.post("/api/v1/proposals/{proposal_id}/votes/tx", response_model=WalletTxPublic,
+             responses={400: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
+def prepare_vote(proposal_id: ProposalId, body: VoteCreate, state: StateDep, user: CurrentUser,
+                 _: CsrfChecked) -> WalletTxPublic:
+    """The unsigned vote a browser wallet sends with ``eth_sendTransaction``; then POST its hash to /transactions."""
+    check_vote(state, user.address, proposal_id)
+    return prepare(state, user.address, state.ws.market.contract.functions.vote(proposal_id, body.support))
+
+
+@router.post("/api/v1/proposals/{proposal_id}/finalize/tx", response_model=WalletTxPublic,
+             responses={400: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
+def prepare_finalize(proposal_id: ProposalId, state: StateDep, user: CurrentUser, _: CsrfChecked) -> WalletTxPublic:
+    """The unsigned finalization a browser wallet sends; then POST its hash to /transactions."""
+    check_finalize(state, proposal_id)
+    return prepare(state, user.address, state.ws.market.contract.functions.finalize(proposal_id))
 
 
 # -- pages ----------------------------------------------------------------------

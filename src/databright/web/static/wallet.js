@@ -1,36 +1,108 @@
-// Browser-wallet (EIP-1193) sign-in with Ethereum, and signing comments with the wallet.
+// Browser wallets (EIP-1193): Sign-In with Ethereum, signed comments, and the transactions a
+// wallet session sends itself (votes, finalizations, withdrawals): the server prepares each one,
+// the wallet sends it, the server confirms it by hash.
 (function () {
+  const FLASH = "databright-flash";
   const csrf = () => document.body.dataset.csrf;
+  const parse = async (r) => { const j = await r.json(); if (!r.ok) throw new Error(j.error || r.statusText); return j; };
+  const get = (url) => fetch(url, { credentials: "same-origin" }).then(parse);
   const post = (url, body) => fetch(url, {
     method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
     body: JSON.stringify(body), credentials: "same-origin",
-  }).then(async (r) => { const j = await r.json(); if (!r.ok) throw new Error(j.error || r.statusText); return j; });
+  }).then(parse);
+  const wallet = () => {
+    if (!window.ethereum) throw new Error("No browser wallet found (install one, or sign in with a local account).");
+    return window.ethereum;
+  };
+
+  function show(message, kind) {
+    const box = document.getElementById("wallet-message");
+    if (!box) return;
+    box.className = `flash ${kind}`;
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  function reason(e) {
+    if (e && e.code === 4001) return "You rejected the request in your wallet.";
+    return (e && e.message) || String(e);
+  }
 
   async function siwe(button) {
     const error = document.getElementById("siwe-error");
     try {
-      if (!window.ethereum) throw new Error("No browser wallet found (install one, or sign in with a local account).");
-      const [address] = await window.ethereum.request({ method: "eth_requestAccounts" });
-      const nonce = await (await fetch("/api/v1/auth/nonce", { credentials: "same-origin" })).json();
-      const message = nonce.message_template.replace("{address}", window.ethereumChecksum ? window.ethereumChecksum(address) : address);
-      const signature = await window.ethereum.request({ method: "personal_sign", params: [message, address] });
+      const [address] = await wallet().request({ method: "eth_requestAccounts" });
+      const nonce = await get("/api/v1/auth/nonce");
+      const message = nonce.message_template.replace("{address}", address);
+      const signature = await wallet().request({ method: "personal_sign", params: [message, address] });
       await post("/api/v1/auth/siwe", { message, signature });
       window.location = button.dataset.next || "/dashboard";
-    } catch (e) { error.textContent = e.message; error.hidden = false; }
+    } catch (e) { error.textContent = reason(e); error.hidden = false; }
   }
 
   async function signComment(form, event) {
     if (form.dataset.wallet !== "yes" || form.signature.value) return;
     event.preventDefault();
-    const session = await (await fetch("/api/v1/session", { credentials: "same-origin" })).json();
-    const date = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
-    const chain = parseInt(await window.ethereum.request({ method: "eth_chainId" }), 16);
-    const message = `DataBright comment on proposal ${form.dataset.proposal} (chain ${chain})\nAuthor: ${session.address}\nDate: ${date}\n\n${form.body.value.trim()}`;
-    form.signature.value = await window.ethereum.request({ method: "personal_sign", params: [message, session.address] });
-    form.date.value = date;
-    form.submit();
+    try {
+      const [session, chain] = await Promise.all([get("/api/v1/session"), get("/api/v1/chain")]);
+      const date = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+      const message = `DataBright comment on proposal ${form.dataset.proposal} (chain ${chain.chain_id})\nAuthor: ${session.address}\nDate: ${date}\n\n${form.body.value.trim()}`;
+      form.signature.value = await wallet().request({ method: "personal_sign", params: [message, session.address] });
+      form.date.value = date;
+      form.submit();
+    } catch (e) { show(reason(e), "error"); }
+  }
+
+  // The wallet must hold the signed-in account and be on this node's chain (added to it if unknown).
+  async function ready(address, chain) {
+    const accounts = await wallet().request({ method: "eth_requestAccounts" });
+    if (!accounts.some((a) => a.toLowerCase() === address.toLowerCase())) {
+      throw new Error(`Your wallet is on another account; switch it to ${address}.`);
+    }
+    if (parseInt(await wallet().request({ method: "eth_chainId" }), 16) === chain.chain_id) return;
+    try {
+      await wallet().request({ method: "wallet_switchEthereumChain", params: [{ chainId: chain.chain_id_hex }] });
+    } catch (e) {
+      if (e.code !== 4902 || !chain.rpc_url) throw new Error(`Switch your wallet to chain ${chain.chain_id}: ${reason(e)}`);
+      await wallet().request({
+        method: "wallet_addEthereumChain",
+        params: [{ chainId: chain.chain_id_hex, chainName: `DataBright (chain ${chain.chain_id})`, rpcUrls: [chain.rpc_url],
+                   nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 } }],
+      });
+    }
+  }
+
+  async function sendTransaction(form, button) {
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const [session, chain] = await Promise.all([get("/api/v1/session"), get("/api/v1/chain")]);
+      await ready(session.address, chain);
+      show("Preparing the transaction…", "info");
+      const tx = await post(button.dataset.tx, JSON.parse(button.dataset.body || "{}"));
+      show("Confirm the transaction in your wallet…", "info");
+      const hash = await wallet().request({ method: "eth_sendTransaction", params: [tx] });
+      show(`Sent ${hash.slice(0, 10)}…; waiting for it to be mined…`, "info");
+      const result = await post("/api/v1/transactions", { tx_hash: hash });
+      sessionStorage.setItem(FLASH, JSON.stringify(["ok", result.message]));
+      window.location.reload();
+    } catch (e) {
+      show(reason(e), "error");
+      buttons.forEach((b) => { b.disabled = false; });
+    }
   }
 
   document.addEventListener("click", (e) => { if (e.target.id === "siwe") siwe(e.target); });
-  document.addEventListener("submit", (e) => { if (e.target.classList.contains("comment-form")) signComment(e.target, e); });
+  document.addEventListener("submit", (e) => {
+    const form = e.target;
+    if (form.classList.contains("comment-form")) signComment(form, e);
+    else if (form.dataset.wallet === "yes" && e.submitter && e.submitter.dataset.tx) {
+      e.preventDefault();
+      sendTransaction(form, e.submitter);
+    }
+  });
+  document.addEventListener("DOMContentLoaded", () => {
+    const kept = sessionStorage.getItem(FLASH);
+    if (kept) { sessionStorage.removeItem(FLASH); const [kind, message] = JSON.parse(kept); show(message, kind); }
+  });
 })();
