@@ -5,8 +5,9 @@ calls Python, which holds the dataset creator's key like a wallet would: it
 signs the Sign-In with Ethereum message, starts on another chain (so the page
 must ask it to switch, and add the node it is told about), and signs and sends
 each prepared transaction to that node's JSON-RPC URL. The user signs in,
-votes, finalizes and withdraws from the page; the receipts, the index and the
-balance show each was a real transaction sent by the wallet.
+votes, finalizes and withdraws from the page, and proposes a batch of
+uploaded files; the receipts, the index and the balance show each was a real
+transaction sent by the wallet.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class TestWallet:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, int, LocalAccount]]:
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, int, LocalAccount, int]]:
     """A dataset of dev0's, dev2's open proposal, revenue deposited; served by ``databright serve``."""
     from databright.chain import DatasetParams
     from databright.operations import DatasetMetadata, create_dataset, load_batch, propose_batch
@@ -126,6 +127,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         batch = load_batch(ws, write_batch(root / "batch", list("aabb"), 2))
         proposal_id, _ = propose_batch(ws, ws.signer("dev2"), dataset_id, batch)
         ws.market.deposit(ws.signer("dev3"), dataset_id, 10**18)
+        bond = ws.market.dataset(dataset_id).proposal_bond
     finally:
         ws.close()
     port = free_port()
@@ -136,7 +138,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     node = re.search(r"node (http://127\.0\.0\.1:\d+)", line)
     assert f"http://127.0.0.1:{port}/" in line and node, line
     try:
-        yield f"http://127.0.0.1:{port}", node.group(1), proposal_id, wallet
+        yield f"http://127.0.0.1:{port}", node.group(1), proposal_id, wallet, bond
     finally:
         stop(process)  # type: ignore[arg-type]
         assert process.returncode == 0
@@ -149,8 +151,8 @@ def api(base: str, path: str) -> Any:
         return json.loads(reply.read())
 
 
-def test_wallet_user_votes_finalizes_and_withdraws(scenario: tuple[str, str, int, LocalAccount]) -> None:
-    base, node, pid, account = scenario
+def test_wallet_user_votes_finalizes_and_withdraws(scenario: tuple[str, str, int, LocalAccount, int]) -> None:
+    base, node, pid, account, _ = scenario
     expect = playwright_api.expect
     wallet = TestWallet(account)
     with playwright_api.sync_playwright() as pw:
@@ -208,3 +210,58 @@ def test_wallet_user_votes_finalizes_and_withdraws(scenario: tuple[str, str, int
     holding = {h["dataset_id"]: h for h in api(base, f"/api/v1/accounts/{account.address}")["holdings"]}[1]
     assert holding["withdrawable_wei"] == 0
     assert holding["withdrawn_wei"] == pending["withdrawn_wei"] + pending["withdrawable_wei"]
+
+
+def test_wallet_user_proposes_uploaded_files(scenario: tuple[str, str, int, LocalAccount, int],
+                                            tmp_path: Path) -> None:
+    from tests.integration.web.conftest import write_batch
+
+    base, node, _, account, bond = scenario
+    expect = playwright_api.expect
+    wallet = TestWallet(account)
+    bad = write_batch(tmp_path / "bad", ["a", "z"], 31)
+    good = write_batch(tmp_path / "good", ["b", "a", "b"], 32)
+    count = len(api(base, "/api/v1/proposals"))
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            context = browser.new_context(viewport=LAPTOP)
+            context.expose_function("pyWallet", wallet.request)
+            context.add_init_script(PROVIDER)
+            page = context.new_page()
+            message = page.locator("#wallet-message")
+
+            page.goto(f"{base}/signin?next=/datasets/1/propose")
+            page.click("#siwe")
+            expect(page.get_by_test_id("whoami")).to_contain_text(account.address[:6])
+
+            # A label the dataset does not have: refused before the wallet is asked.
+            page.set_input_files("#files", sorted(bad.glob("*.png")))
+            page.set_input_files("#labels", bad / "labels.csv")
+            page.click("[data-testid=propose-submit]")
+            expect(message).to_have_text("item 1 has label 'z', not one of the dataset's labels: a, b",
+                                         timeout=20_000)
+            expect(message).to_have_class(re.compile(r"\berror\b"))
+            assert wallet.sent == [] and len(api(base, "/api/v1/proposals")) == count
+
+            page.set_input_files("#files", sorted(good.glob("*.png")))
+            page.set_input_files("#labels", good / "labels.csv")
+            before = int(rpc(node, "eth_getBalance", [account.address, "latest"]), 16)
+            page.click("[data-testid=propose-submit]")
+            new = count + 1
+            expect(message).to_have_text(f"Proposal {new} submitted: 3 items.", timeout=20_000)
+            assert page.url == f"{base}/proposals/{new}"
+            expect(page.get_by_test_id("status")).to_have_text("open")
+            expect(page.locator("figure.thumb")).to_have_count(3)
+            shoot(page, "wallet-propose-laptop")
+        finally:
+            browser.close()
+
+    # One real transaction from the wallet, carrying the bond; the index shows the proposal and its items.
+    assert len(wallet.sent) == 1
+    receipt = rpc(node, "eth_getTransactionReceipt", [wallet.sent[0]])
+    assert receipt["status"] == "0x1" and Web3.to_checksum_address(receipt["from"]) == account.address
+    after = int(rpc(node, "eth_getBalance", [account.address, "latest"]), 16)
+    assert after == before - bond - int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    proposal = api(base, f"/api/v1/proposals/{new}")
+    assert proposal["contributor"] == account.address and proposal["items"] == 3 and proposal["bond_wei"] == bond

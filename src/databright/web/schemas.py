@@ -228,3 +228,5 @@ class TxResultPublic(BaseModel):
     block_number: int
     events: list[str]
     message: str
+    proposal_id: int | None = None  # the proposal a ``propose`` created
+    url: str | None = None  # the page that shows what the transaction made, if any

@@ -7,6 +7,7 @@ raw to the app's own chain, as a wallet's ``eth_sendTransaction`` would.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
 from databright.operations import load_batch, propose_batch
+from databright.storage import digest_of_cid
 from databright.workspace import Workspace
 from tests.integration.web.conftest import csrf, sign_in, write_batch
 
@@ -156,3 +158,94 @@ def test_chain_tells_the_wallet_where_to_send(client: TestClient, app_ws: Worksp
     assert chain["chain_id"] == app_ws.ledger.chain_id and int(chain["chain_id_hex"], 16) == chain["chain_id"]
     assert chain["contract"] == app_ws.market.address
     assert chain["rpc_url"] is None  # this app runs the chain in-process; `databright serve` serves it
+
+
+def upload(folder: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """The propose form's multipart fields for a folder written by ``write_batch``."""
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in sorted(folder.glob("*.png"))]
+    return [*files, ("labels", ("labels.csv", (folder / "labels.csv").read_bytes(), "text/csv"))]
+
+
+def test_prepare_proposal_refuses_bad_batches_and_sends_nothing(client: TestClient, app_ws: Workspace,
+                                                                tmp_path: Path) -> None:
+    good = upload(write_batch(tmp_path / "good", list("ab"), 21))
+    path = "/api/v1/datasets/1/proposals/tx"
+    assert client.post(path, files=good, headers=csrf(client)).status_code == 401
+    headers = siwe(client, Account.create())
+    count = len(client.get("/api/v1/proposals").json())
+
+    no_csrf = client.post(path, files=good)
+    assert no_csrf.status_code == 403 and "CSRF" in no_csrf.json()["error"]
+    forged = client.post(path, files=good, headers={"X-CSRF-Token": "forged"})
+    assert forged.status_code == 403
+    bad = client.post(path, files=upload(write_batch(tmp_path / "bad", ["a", "z"], 22)), headers=headers)
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["error"] == "item 1 has label 'z', not one of the dataset's labels: a, b"
+    # The seed's own images (same generator seed as the home's seed batch): already accepted.
+    dup = client.post(path, files=upload(write_batch(tmp_path / "dup", list("abab"), 1)), headers=headers)
+    assert dup.status_code == 400 and dup.json()["error"].startswith("4 item(s) already in dataset 1;")
+    twice = write_batch(tmp_path / "twice", list("aa"), 23)
+    (twice / "img-1.png").write_bytes((twice / "img-0.png").read_bytes())
+    within = client.post(path, files=upload(twice), headers=headers)
+    assert within.status_code == 400 and "1 repeated item(s) within the batch" in within.json()["error"]
+    assert client.post("/api/v1/datasets/9/proposals/tx", files=good, headers=headers).status_code == 404
+    nothing = client.post(path, data={"allow_duplicates": "false"}, headers=headers)
+    assert nothing.status_code == 400 and "choose item files" in nothing.json()["error"]
+    no_labels = client.post(path, files=good[:-1], headers=headers)
+    assert no_labels.status_code == 400 and "labels CSV" in no_labels.json()["error"]
+    big = client.post(path, files=[("files", ("big.png", b"\0" * 300_000, "image/png"))], headers=headers)
+    assert big.status_code == 413 and "larger than the limit" in big.json()["error"]
+    assert client.post(path, files=good, data={"allow_duplicates": "maybe"}, headers=headers).status_code == 422
+    assert len(client.get("/api/v1/proposals").json()) == count  # nothing was sent
+
+
+def test_wallet_proposes_a_batch(client: TestClient, app_ws: Workspace, tmp_path: Path) -> None:
+    wallet = app_ws.signer("dev2")
+    headers = siwe(client, wallet)
+    market = app_ws.market
+    folder = write_batch(tmp_path / "batch", list("abb"), 24)
+    expected = load_batch(app_ws, folder)  # content-addressed: the same root and manifest the server builds
+    bond = market.dataset(1).proposal_bond
+    count = len(client.get("/api/v1/proposals").json())
+
+    reply = client.post("/api/v1/datasets/1/proposals/tx", files=upload(folder), headers=headers)
+    assert reply.status_code == 200, reply.text
+    tx = reply.json()
+    assert set(tx) == {"from", "to", "data", "value", "chainId", "gas"}
+    assert tx["from"] == wallet.address and tx["to"] == market.address and int(tx["value"], 16) == bond > 0
+    function, args = market.contract.decode_function_input(tx["data"])
+    assert function.fn_name == "propose"
+    assert args == {"dataset_id": 1, "root": expected.manifest.root,
+                    "manifest_digest": digest_of_cid(expected.manifest_cid), "item_count": 3}
+    assert len(client.get("/api/v1/proposals").json()) == count  # preparing sends nothing
+    assert app_ws.store.has(expected.manifest_cid)  # the manifest is stored, so the index can read it
+
+    balance = app_ws.ledger.balance(wallet.address)
+    tx_hash = send(app_ws, wallet, tx)
+    done = client.post("/api/v1/transactions", json={"tx_hash": tx_hash}, headers=headers)
+    assert done.status_code == 200, done.text
+    result = done.json()
+    new = count + 1
+    assert result["events"] == ["ProposalCreated"] and result["message"] == f"Proposal {new} submitted: 3 items."
+    assert result["proposal_id"] == new and result["url"] == f"/proposals/{new}"
+    proposal = client.get(f"/api/v1/proposals/{new}").json()  # the index is synced already
+    assert proposal["contributor"] == wallet.address and proposal["status"] == "open"
+    assert proposal["items"] == 3 and proposal["bond_wei"] == bond
+    assert proposal["manifest_cid"] == expected.manifest_cid and proposal["root"] == "0x" + expected.manifest.root.hex()
+    receipt = app_ws.ledger.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+    assert app_ws.ledger.balance(wallet.address) == balance - bond - receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    page = client.get(f"/proposals/{new}").text
+    assert "img-0.png" in page or "item labelled a" in page  # the manifest's items are on the proposal page
+
+    again = client.post("/api/v1/datasets/1/proposals/tx", files=upload(folder), headers=headers)
+    assert again.status_code == 200  # open, not accepted: not a duplicate of the dataset yet
+
+
+def test_propose_page_sends_from_the_wallet(client: TestClient) -> None:
+    siwe(client, Account.create())
+    page = client.get("/datasets/1/propose").text
+    assert 'data-wallet="yes"' in page and 'data-tx="/api/v1/datasets/1/proposals/tx"' in page
+    client.post("/api/v1/auth/signout", headers=csrf(client))
+    sign_in(client, "dev0")  # local mode keeps posting the form to the server, which signs
+    page = client.get("/datasets/1/propose").text
+    assert 'data-wallet="no"' in page and "data-tx" not in page

@@ -5,21 +5,27 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request
+from fastapi import UploadFile as FileUpload
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from databright.errors import DataBrightError, InputError
-from databright.operations import load_batch, propose_batch
+from databright.operations import Batch, load_batch, propose_batch, read_metadata
+from databright.operations import _check_labels as check_labels
+from databright.storage import digest_of_cid
 from databright.web._charts import bar_chart, step_chart
 from databright.web._pages import back, render
+from databright.web._state import WebState
 from databright.web._views import dataset_public, holders_public, metadata, proposal_public
-from databright.web.deps import CsrfChecked, DatasetId, OptionalUser, SignerDep, StateDep
-from databright.web.schemas import DatasetPublic, HolderPublic, ItemPublic
+from databright.web._wallet import prepare
+from databright.web.deps import CsrfChecked, CurrentUser, DatasetId, OptionalUser, SignerDep, StateDep
+from databright.web.schemas import DatasetPublic, ErrorPublic, HolderPublic, ItemPublic, WalletTxPublic
 
 __all__ = ["router"]
 
@@ -130,29 +136,61 @@ def propose_page(request: Request, dataset_id: DatasetId, state: StateDep, user:
     return render(request, "propose.html", d=dataset_public(state, state.ws.index.dataset(dataset_id)))
 
 
-async def _save_uploads(form: Any, folder: Path) -> tuple[Path, Path | None]:
+def _save_uploads(files: Sequence[UploadFile], labels: UploadFile | None, table: UploadFile | None,
+                  folder: Path) -> tuple[Path, Path | None]:
     """Write the uploaded files to ``folder``; returns (source, labels CSV)."""
-    files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
-    labels = form.get("labels")
-    table = form.get("table")
-    if isinstance(table, UploadFile) and table.filename:
+    named = [f for f in files if f.filename]
+    if table is not None and table.filename:
         path = folder / Path(table.filename).name
-        path.write_bytes(await table.read())
+        path.write_bytes(table.file.read())
         return path, None
-    if not files:
+    if not named:
         raise InputError("choose item files and their labels CSV, or a table (CSV or Parquet)")
-    if not isinstance(labels, UploadFile) or not labels.filename:
+    if labels is None or not labels.filename:
         raise InputError("a labels CSV (columns file,label) must come with the item files")
     items = folder / "items"
     items.mkdir()
-    for f in files:
+    for f in named:
         name = Path(f.filename or "").name
         if not name or name.startswith("."):
             raise InputError(f"invalid file name {f.filename!r}")
-        (items / name).write_bytes(await f.read())
+        (items / name).write_bytes(f.file.read())
     csv = folder / "labels.csv"
-    csv.write_bytes(await labels.read())
+    csv.write_bytes(labels.file.read())
     return items, csv
+
+
+def _upload(value: Any) -> UploadFile | None:
+    return value if isinstance(value, UploadFile) else None
+
+
+def stage_batch(state: WebState, files: Sequence[UploadFile], labels: UploadFile | None,
+                table: UploadFile | None) -> Batch:
+    """Store the uploaded items and their manifest in the blob store (content-addressed, so harmless if unused)."""
+    with tempfile.TemporaryDirectory(prefix="databright-upload-") as tmp:
+        source, csv = _save_uploads(files, labels, table, Path(tmp))
+        return load_batch(state.ws, source, labels_csv=csv)
+
+
+def check_batch(state: WebState, dataset_id: int, batch: Batch, *, allow_duplicates: bool = False) -> None:
+    """What ``operations.propose_batch`` checks before it sends, with the same messages.
+
+    For a wallet session, which sends the transaction itself: a batch that
+    passes here is exactly one local mode would have proposed.
+    """
+    with state.lock:
+        state.ws.sync()
+    index = state.ws.index
+    index.dataset(dataset_id)
+    check_labels(batch, [str(x) for x in read_metadata(state.ws, dataset_id).get("labels", [])])
+    cids = [str(c) for c in batch.manifest.item_cids]
+    duplicates = index.accepted_cids(dataset_id, cids)
+    within = len(cids) - len(set(cids))
+    if (duplicates or within) and not allow_duplicates:
+        what = f"{len(duplicates)} item(s) already in dataset {dataset_id}" if duplicates else ""
+        if within:
+            what = (what + " and " if what else "") + f"{within} repeated item(s) within the batch"
+        raise InputError(f"{what}; remove them or pass --allow-duplicates to propose anyway (they are flagged)")
 
 
 @router.post("/datasets/{dataset_id}/propose", include_in_schema=False)
@@ -162,10 +200,34 @@ async def propose_submit(request: Request, dataset_id: DatasetId, state: StateDe
     state.ws.index.dataset(dataset_id)
     form = await request.form()
     try:
-        with tempfile.TemporaryDirectory(prefix="databright-upload-") as tmp:
-            source, labels = await _save_uploads(form, Path(tmp))
-            batch = load_batch(state.ws, source, labels_csv=labels)
-            proposal_id, _dups = state.write(lambda: propose_batch(state.ws, signer, dataset_id, batch))
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        batch = stage_batch(state, files, _upload(form.get("labels")), _upload(form.get("table")))
+        proposal_id, _dups = state.write(lambda: propose_batch(state.ws, signer, dataset_id, batch))
     except DataBrightError as exc:
         return back(request, here, str(exc).splitlines()[0], "error")
     return back(request, f"/proposals/{proposal_id}", f"Proposal {proposal_id} submitted: {batch.size} items.")
+
+
+@router.post("/api/v1/datasets/{dataset_id}/proposals/tx", response_model=WalletTxPublic,
+             responses={400: {"model": ErrorPublic}, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic},
+                        413: {"model": ErrorPublic}})
+def prepare_proposal(
+    dataset_id: DatasetId, state: StateDep, user: CurrentUser, _: CsrfChecked,
+    files: Annotated[list[FileUpload] | None, File(description="the item files (a files dataset)")] = None,
+    labels: Annotated[FileUpload | None, File(description="CSV with columns file,label for the files")] = None,
+    table: Annotated[FileUpload | None, File(description="CSV or Parquet with a label column (a table dataset)")] = None,
+    allow_duplicates: Annotated[bool, Form(description="propose items already in the dataset (flagged)")] = False,
+) -> WalletTxPublic:
+    """Store an uploaded batch and its manifest; return the unsigned ``propose`` a browser wallet sends.
+
+    The batch is checked as local mode checks it (labels, duplicates, size) and
+    nothing is sent; the transaction's value is the dataset's proposal bond. The
+    wallet sends it with ``eth_sendTransaction``; then POST its hash to /transactions.
+    """
+    state.ws.index.dataset(dataset_id)
+    batch = stage_batch(state, files or [], labels, table)
+    check_batch(state, dataset_id, batch, allow_duplicates=allow_duplicates)
+    market = state.ws.market
+    call = market.contract.functions.propose(dataset_id, batch.manifest.root, digest_of_cid(batch.manifest_cid),
+                                             batch.size)
+    return prepare(state, user.address, call, value=market.dataset(dataset_id).proposal_bond)

@@ -1,6 +1,6 @@
 // Browser wallets (EIP-1193): Sign-In with Ethereum, signed comments, and the transactions a
-// wallet session sends itself (votes, finalizations, withdrawals): the server prepares each one,
-// the wallet sends it, the server confirms it by hash.
+// wallet session sends itself (votes, finalizations, withdrawals, proposals from uploaded files):
+// the server prepares each one, the wallet sends it, the server confirms it by hash.
 (function () {
   const FLASH = "databright-flash";
   const csrf = () => document.body.dataset.csrf;
@@ -9,6 +9,9 @@
   const post = (url, body) => fetch(url, {
     method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
     body: JSON.stringify(body), credentials: "same-origin",
+  }).then(parse);
+  const upload = (url, form) => fetch(url, {
+    method: "POST", headers: { "X-CSRF-Token": csrf() }, body: new FormData(form), credentials: "same-origin",
   }).then(parse);
   const wallet = () => {
     if (!window.ethereum) throw new Error("No browser wallet found (install one, or sign in with a local account).");
@@ -78,14 +81,20 @@
     try {
       const [session, chain] = await Promise.all([get("/api/v1/session"), get("/api/v1/chain")]);
       await ready(session.address, chain);
-      show("Preparing the transaction…", "info");
-      const tx = await post(button.dataset.tx, JSON.parse(button.dataset.body || "{}"));
+      let tx;
+      if (button.dataset.upload) {
+        show("Uploading and checking the batch…", "info");
+        tx = await upload(button.dataset.tx, form);
+      } else {
+        show("Preparing the transaction…", "info");
+        tx = await post(button.dataset.tx, JSON.parse(button.dataset.body || "{}"));
+      }
       show("Confirm the transaction in your wallet…", "info");
       const hash = await wallet().request({ method: "eth_sendTransaction", params: [tx] });
       show(`Sent ${hash.slice(0, 10)}…; waiting for it to be mined…`, "info");
       const result = await post("/api/v1/transactions", { tx_hash: hash });
       sessionStorage.setItem(FLASH, JSON.stringify(["ok", result.message]));
-      window.location.reload();
+      if (result.url) window.location = result.url; else window.location.reload();
     } catch (e) {
       show(reason(e), "error");
       buttons.forEach((b) => { b.disabled = false; });
