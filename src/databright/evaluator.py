@@ -32,7 +32,7 @@ from eth_account.signers.local import LocalAccount
 from numpy.typing import NDArray
 from torch import Tensor
 
-from databright.errors import InputError
+from databright.errors import DataBrightError, InputError
 from databright.ml import (
     ModelSpec,
     accuracy,
@@ -134,7 +134,7 @@ def compute_results(
         "value_ppm": value_ppm(gain.mean),
         "shares": policy.shares(
             gain.mean,
-            new_items=len(batch_cids) - len(signals.exact_duplicates),
+            new_items=len(set(batch_cids) - set(accepted_cids)),
             accepted_items=len(accepted_cids),
             base_reward=int(inputs["base_reward"]),
             cap=int(inputs["cap"]),
@@ -183,7 +183,11 @@ class Evaluator:
                 f"dataset {dataset_id} publishes no model spec and validation split; it cannot be evaluated"
             )
         spec = ModelSpec.from_json(json.dumps(meta["model_spec"]))
-        return spec, str(meta["validation"]), RewardPolicy.model_validate(meta.get("reward_policy", {}))
+        try:
+            policy = RewardPolicy.model_validate(meta.get("reward_policy", {}))
+        except ValueError as exc:
+            raise InputError(f"dataset {dataset_id} publishes an invalid reward policy: {exc}") from exc
+        return spec, str(meta["validation"]), policy
 
     def _accepted(self, dataset_id: int, before: int | None = None) -> list[str]:
         proposals = self.ws.index.proposals(dataset_id=dataset_id, status="accepted")
@@ -281,6 +285,8 @@ class Evaluator:
         }
         report_cid = str(self.ws.store.put(canonical_json(report)))
         if post:
+            if self.ws.market.proposal(proposal_id).status != 0:  # finalized while we trained
+                raise InputError(f"proposal {proposal_id} was finalized before its evaluation could be posted")
             self.ws.market.post_evaluation(
                 self.signer, proposal_id, results["value_ppm"], results["shares"], digest_of_cid(report_cid)
             )
@@ -312,15 +318,21 @@ class Evaluator:
         stop = stop or threading.Event()
         while not stop.is_set():
             self.ws.sync()
+            # One dataset's or proposal's trouble (no accepted items yet, a blob
+            # missing from this store, a proposal finalized meanwhile) is
+            # reported and skipped; the service goes on with the others.
             for dataset in self.ws.index.datasets():
                 if dataset.evaluator.lower() == self.signer.address.lower():
-                    self.fold_accepted(dataset.dataset_id)
+                    try:
+                        self.fold_accepted(dataset.dataset_id)
+                    except DataBrightError as exc:
+                        report(f"dataset {dataset.dataset_id}: checkpoint not updated ({exc})")
             for proposal_id in self.pending():
                 if stop.is_set():
                     break
                 try:
                     evaluation = self.evaluate(proposal_id)
-                except InputError as exc:
+                except DataBrightError as exc:
                     report(f"proposal {proposal_id}: skipped ({exc})")
                     continue
                 done += 1

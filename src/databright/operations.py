@@ -23,6 +23,7 @@ from databright.workspace import Workspace
 __all__ = [
     "Batch",
     "DatasetMetadata",
+    "check_batch",
     "create_dataset",
     "evaluation_metadata",
     "load_batch",
@@ -111,26 +112,43 @@ def _check_labels(batch: Batch, allowed: list[str]) -> None:
             )
 
 
+def _check_repeats(batch: Batch, already: set[str], dataset: str, allow_duplicates: bool) -> int:
+    cids = [str(c) for c in batch.manifest.item_cids]
+    duplicates = already & set(cids)
+    within = len(cids) - len(set(cids))
+    if (duplicates or within) and not allow_duplicates:
+        what = f"{len(duplicates)} item(s) already in {dataset}" if duplicates else ""
+        if within:
+            what = (what + " and " if what else "") + f"{within} repeated item(s) within the batch"
+        raise InputError(f"{what}; remove them or allow duplicates to propose anyway (they are flagged)")
+    return len(duplicates)
+
+
+def check_batch(ws: Workspace, dataset_id: int, batch: Batch, *, allow_duplicates: bool = False) -> int:
+    """Everything a proposal of ``batch`` must pass before a transaction is sent.
+
+    Labels in the dataset's label set; no item already accepted and no item
+    twice, unless ``allow_duplicates`` (then they are flagged). Returns how many
+    items are already in the dataset. Used by every client (CLI, web, wallet
+    flows), so a batch that passes here is one any of them would propose.
+    """
+    ws.sync()
+    ws.index.dataset(dataset_id)
+    _check_labels(batch, [str(x) for x in read_metadata(ws, dataset_id).get("labels", [])])
+    cids = [str(c) for c in batch.manifest.item_cids]
+    return _check_repeats(batch, ws.index.accepted_cids(dataset_id, cids), f"dataset {dataset_id}", allow_duplicates)
+
+
 def propose_batch(
     ws: Workspace, signer: LocalAccount, dataset_id: int, batch: Batch, *, allow_duplicates: bool = False
 ) -> tuple[int, int]:
     """Propose ``batch`` to a dataset; returns (proposal id, duplicate count)."""
-    ws.sync()
-    meta = read_metadata(ws, dataset_id)
-    _check_labels(batch, [str(x) for x in meta.get("labels", [])])
-    cids = [str(c) for c in batch.manifest.item_cids]
-    duplicates = ws.index.accepted_cids(dataset_id, cids)
-    within = len(cids) - len(set(cids))
-    if (duplicates or within) and not allow_duplicates:
-        what = f"{len(duplicates)} item(s) already in dataset {dataset_id}" if duplicates else ""
-        if within:
-            what = (what + " and " if what else "") + f"{within} repeated item(s) within the batch"
-        raise InputError(f"{what}; remove them or pass --allow-duplicates to propose anyway (they are flagged)")
+    duplicates = check_batch(ws, dataset_id, batch, allow_duplicates=allow_duplicates)
     proposal_id = ws.market.propose(
         signer, dataset_id, batch.manifest.root, digest_of_cid(batch.manifest_cid), batch.size
     )
     ws.sync()
-    return proposal_id, len(duplicates)
+    return proposal_id, duplicates
 
 
 def evaluation_metadata(
@@ -184,6 +202,10 @@ def create_dataset(
         raise InputError("a dataset that requires evaluations needs an evaluator")
     if seed is not None:
         _check_labels(seed, list(metadata.labels))
+        _check_repeats(seed, set(), "the seed", allow_duplicates=False)
+        needed = params.proposal_bond
+        if ws.ledger.balance(signer.address) < needed:
+            raise InputError(f"{signer.address} cannot pay the seed's proposal bond of {needed} wei")
     doc = metadata.to_json() | {"created_at": int(time.time())}
     meta_cid = ws.store.put(canonical_json(doc))
     interim = seed is not None and params.evaluation_required
@@ -199,16 +221,18 @@ def create_dataset(
     ws.sync()
     if seed is None:
         return dataset_id, None
-    proposal_id, _ = propose_batch(ws, signer, dataset_id, seed)
-    if interim:
-        shares = min(seed.size * params.base_reward_per_item, params.max_reward_per_proposal)
-        report = canonical_json({"databright_seed": 1, "dataset_id": dataset_id, "proposal_id": proposal_id,
-                                 "items": seed.size, "shares": shares,
-                                 "rule": "seed: base_reward_per_item x items, capped"})
-        ws.market.post_evaluation(signer, proposal_id, 0, shares, digest_of_cid(str(ws.store.put(report))))
-    ws.market.vote(signer, proposal_id, True)
-    ws.market.finalize(signer, proposal_id)
-    if interim:
-        ws.market.set_evaluator(signer, dataset_id, final_evaluator)
-    ws.sync()
+    try:
+        proposal_id, _ = propose_batch(ws, signer, dataset_id, seed)
+        if interim:
+            shares = min(seed.size * params.base_reward_per_item, params.max_reward_per_proposal)
+            report = canonical_json({"databright_seed": 1, "dataset_id": dataset_id, "proposal_id": proposal_id,
+                                     "items": seed.size, "shares": shares,
+                                     "rule": "seed: base_reward_per_item x items, capped"})
+            ws.market.post_evaluation(signer, proposal_id, 0, shares, digest_of_cid(str(ws.store.put(report))))
+        ws.market.vote(signer, proposal_id, True)
+        ws.market.finalize(signer, proposal_id)
+    finally:
+        if interim:  # whatever happened to the seed, the dataset's evaluator gets its role
+            ws.market.set_evaluator(signer, dataset_id, final_evaluator)
+        ws.sync()
     return dataset_id, proposal_id

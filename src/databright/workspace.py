@@ -166,7 +166,13 @@ class Workspace:
             url = f"sqlite:///{self.home.root / f'index-{self.ledger.chain_id}.sqlite'}"
         index = Index(str(url))
         contract = self.deployment.contracts["DataMarket"]
-        index.bind(self.ledger.chain_id, str(contract["address"]), int(contract["block"]))
+        index.bind(
+            self.ledger.chain_id,
+            str(contract["address"]),
+            int(contract["block"]),
+            deploy_tx=str(contract.get("tx", "")),
+            ledger=self.ledger,
+        )
         return index
 
     def loaders(self) -> Loaders:

@@ -7,17 +7,17 @@ truth: the index can be dropped and rebuilt from events at any time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from databright.chain import DataMarket
+from databright.chain import DataMarket, Event, Ledger
 from databright.errors import IndexError_, NotFound
 from databright.index._models import (
     Base,
@@ -30,7 +30,7 @@ from databright.index._models import (
     RevenueRow,
     VoteRow,
 )
-from databright.index._sync import ItemRecord, Loaders, apply_events
+from databright.index._sync import ItemRecord, Loaders, apply_events, apply_metadata, attach_manifest
 
 __all__ = [
     "CommentRow",
@@ -45,7 +45,11 @@ __all__ = [
     "VoteRow",
 ]
 
+_T = TypeVar("_T")
+
 _BLOCK_RANGE = 5_000
+_ATTEMPTS = 50
+_RETRY_SLEEP = 0.05
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -57,6 +61,48 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+@contextmanager
+def _mapped(action: str) -> Iterator[None]:
+    """Turn a database failure into IndexError_ with a one-line reason."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise IndexError_(f"index {action} failed: {_one_line(exc)}") from exc
+
+
+def _block_hash(ledger: Ledger, number: int) -> str | None:
+    """The chain's hash of block ``number``, or None when the chain is shorter."""
+    if number < 0 or number > ledger.block_number():
+        return None
+    block = ledger.call_rpc(lambda: ledger.w3.eth.get_block(number))
+    return bytes(block["hash"]).hex()
+
+
+def _on_chain(cursor: CursorRow, ledger: Ledger) -> bool:
+    """Whether the last block the index applied is still the chain's block."""
+    if cursor.last_hash is None or cursor.start_block is None:
+        return False  # an index file from before these columns
+    if cursor.last_block < cursor.start_block:
+        return True
+    return _block_hash(ledger, cursor.last_block) == cursor.last_hash
+
+
+def _clear(session: Session, *, keep_cursor: bool = False) -> None:
+    for table in reversed(Base.metadata.sorted_tables):
+        if not (keep_cursor and table.name == CursorRow.__tablename__):
+            session.execute(delete(table))
+    session.expunge_all()
+
+
+class _Claimed(Exception):
+    """Another sync moved the cursor first: re-read it."""
+
+
 class Index:
     """One index database bound to one DataMarket deployment."""
 
@@ -66,29 +112,81 @@ class Index:
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             Base.metadata.create_all(self.engine)
+            self._add_missing_columns()
         except SQLAlchemyError as exc:
-            raise IndexError_(f"cannot open index {url}: {exc}") from exc
+            raise IndexError_(f"cannot open index {url}: {_one_line(exc)}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _add_missing_columns(self) -> None:
+        """Give an index file written by an older version the current columns.
+
+        New columns arrive NULL; a NULL deployment in the cursor makes ``bind``
+        rebuild the whole index, so no row keeps a wrong default.
+        """
+        existing = inspect(self.engine)
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                kind = column.type.compile(dialect=self.engine.dialect)
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                except SQLAlchemyError:
+                    # Another process may have added it meanwhile.
+                    if column.name not in {c["name"] for c in inspect(self.engine).get_columns(table.name)}:
+                        raise
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session:
+        with _mapped("read"), self._sessions() as session:
             yield session
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def bind(self, chain_id: int, contract: str, start_block: int) -> None:
-        """Tie this index to a deployment; refuse to mix two deployments."""
-        with self._sessions.begin() as session:
-            cursor = session.get(CursorRow, 1)
-            if cursor is None:
-                session.add(CursorRow(id=1, chain_id=chain_id, contract=contract, last_block=start_block - 1))
-            elif (cursor.chain_id, cursor.contract.lower()) != (chain_id, contract.lower()):
+    def bind(self, chain_id: int, contract: str, start_block: int, *, deploy_tx: str = "",
+             ledger: Ledger | None = None) -> None:
+        """Tie this index to a deployment; refuse to mix two deployments.
+
+        Chain id and address survive a chain reset and a deterministic redeploy,
+        so the index also records the deployment transaction, the genesis block
+        and the hash of the last block it applied. When one differs from the
+        chain (``ledger``), the index is a stale cache: every table is cleared
+        and the next sync rebuilds it.
+        """
+        genesis = "" if ledger is None else _block_hash(ledger, 0) or ""
+        deployment = (chain_id, contract, start_block, deploy_tx, genesis)
+        for attempt in range(2):
+            try:
+                self._write("bind", lambda s: self._bind(s, deployment, ledger))
+                return
+            except IndexError_ as exc:
+                # Two first binds insert the cursor row at once: the loser re-reads it.
+                if attempt or not isinstance(exc.__cause__, IntegrityError):
+                    raise
+
+    @staticmethod
+    def _bind(session: Session, deployment: tuple[int, str, int, str, str], ledger: Ledger | None) -> None:
+        chain_id, contract, start_block, deploy_tx, genesis = deployment
+        cursor = session.get(CursorRow, 1, with_for_update=True)
+        if cursor is not None:
+            if (cursor.chain_id, cursor.contract.lower()) != (chain_id, contract.lower()):
                 raise IndexError_(
                     f"the index mirrors {cursor.contract} on chain {cursor.chain_id}, "
                     f"not {contract} on chain {chain_id}; use another index URL"
                 )
+            same = (cursor.deploy_tx, cursor.genesis_hash, cursor.start_block) == (deploy_tx, genesis, start_block)
+            if same and (ledger is None or _on_chain(cursor, ledger)):
+                return
+        _clear(session)
+        session.add(
+            CursorRow(
+                id=1, chain_id=chain_id, contract=contract, start_block=start_block, last_block=start_block - 1,
+                last_hash="", deploy_tx=deploy_tx, genesis_hash=genesis,
+            )
+        )
 
     def last_block(self) -> int:
         with self.session() as session:
@@ -96,20 +194,131 @@ class Index:
             return -1 if cursor is None else cursor.last_block
 
     def sync(self, market: DataMarket, loaders: Loaders, to_block: int | None = None) -> int:
-        """Apply every event up to ``to_block`` (default: latest); returns the count."""
+        """Apply every event up to ``to_block`` (default: latest); returns the count.
+
+        Also retries the manifests and dataset metadata that were unreachable
+        when their events were applied.
+        """
         head = market.ledger.block_number() if to_block is None else to_block
         applied = 0
         while True:
-            with self._sessions.begin() as session:
+            with self.session() as session:
                 cursor = session.get(CursorRow, 1)
                 if cursor is None:
                     raise IndexError_("the index is not bound to a deployment")
-                start = cursor.last_block + 1
-                if start > head:
-                    return applied
-                end = min(head, start + _BLOCK_RANGE - 1)
-                applied += apply_events(session, market.events(start, end), loaders)
-                cursor.last_block = end
+                seen = (cursor.last_block, cursor.last_hash)
+            if not _on_chain(cursor, market.ledger):
+                # The chain under the index changed (reset, reorg): start over.
+                self._write("rebuild", lambda s: self._restart(s, seen))
+                applied = 0
+                continue
+            start = cursor.last_block + 1
+            if start > head:
+                break
+            end = min(head, start + _BLOCK_RANGE - 1)
+            events = list(market.events(start, end))
+            claim = (start - 1, cursor.last_hash, end, _block_hash(market.ledger, end) or "")
+            try:
+                applied += self._write("sync", lambda s: self._apply_range(s, claim, events, loaders))
+            except _Claimed:
+                continue
+        self._retry_blobs(loaders)
+        return applied
+
+    @staticmethod
+    def _restart(session: Session, seen: tuple[int, str | None]) -> None:
+        last, last_hash = seen
+        # Claim first, as for a range, so two syncs do not both clear the tables.
+        start = func.coalesce(CursorRow.start_block, 0)
+        claimed = session.execute(
+            update(CursorRow)
+            .where(
+                CursorRow.id == 1,
+                CursorRow.last_block == last,
+                CursorRow.last_hash.is_(None) if last_hash is None else CursorRow.last_hash == last_hash,
+            )
+            .values(start_block=start, last_block=start - 1, last_hash="")
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            _clear(session, keep_cursor=True)
+
+    def _write(self, action: str, work: Callable[[Session], _T]) -> _T:
+        """Run ``work`` in one transaction, retrying while SQLite reports a busy database."""
+        with _mapped(action):
+            for attempt in range(_ATTEMPTS):
+                try:
+                    with self._sessions.begin() as session:
+                        return work(session)
+                except OperationalError as exc:
+                    # SQLite reports a concurrent writer as "database is locked"
+                    # (busy_timeout ran out) or SQLITE_BUSY_SNAPSHOT: roll back, retry.
+                    reason = str(exc.orig).lower()
+                    busy = self.engine.dialect.name == "sqlite" and ("locked" in reason or "busy" in reason)
+                    if not busy or attempt == _ATTEMPTS - 1:
+                        raise
+                    time.sleep(_RETRY_SLEEP)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _apply_range(
+        session: Session, claim: tuple[int, str | None, int, str], events: list[Event], loaders: Loaders
+    ) -> int:
+        last, last_hash, end, end_hash = claim
+        # The claim is the transaction's first write: it takes the cursor's row
+        # lock (PostgreSQL re-checks the WHERE once the lock is granted) or the
+        # database write lock (SQLite), so a range is applied by one sync only.
+        claimed = session.execute(
+            update(CursorRow)
+            .where(CursorRow.id == 1, CursorRow.last_block == last, CursorRow.last_hash == last_hash)
+            .values(last_block=end, last_hash=end_hash)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise _Claimed
+        return apply_events(session, events, loaders)
+
+    def _retry_blobs(self, loaders: Loaders) -> None:
+        """Load the manifests and metadata that were missing at sync time."""
+        with self.session() as session:
+            pending = session.execute(
+                select(ProposalRow.proposal_id, ProposalRow.manifest_cid).where(
+                    ProposalRow.manifest_available.is_(False)
+                )
+            ).all()
+            bare = session.execute(
+                select(DatasetRow.dataset_id, DatasetRow.metadata_cid).where(
+                    DatasetRow.metadata_available.is_(False)
+                )
+            ).all()
+        for proposal_id, cid in pending:
+            items = loaders.manifest(cid)
+            if items is not None:
+                self._write("manifest retry", lambda s: self._attach(s, proposal_id, items))
+        for dataset_id, cid in bare:
+            meta = loaders.metadata(cid)
+            if meta is not None:
+                self._write("metadata retry", lambda s: self._describe(s, dataset_id, meta))
+
+    @staticmethod
+    def _attach(session: Session, proposal_id: int, items: list[ItemRecord]) -> None:
+        # Claim first, like a range: two syncs must not insert the items twice.
+        claimed = session.execute(
+            update(ProposalRow)
+            .where(ProposalRow.proposal_id == proposal_id, ProposalRow.manifest_available.is_(False))
+            .values(manifest_available=True)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            proposal = session.get(ProposalRow, proposal_id)
+            assert proposal is not None
+            attach_manifest(session, proposal, items)
+
+    @staticmethod
+    def _describe(session: Session, dataset_id: int, meta: dict[str, Any]) -> None:
+        dataset = session.get(DatasetRow, dataset_id, with_for_update=True)
+        if dataset is not None and not dataset.metadata_available:
+            apply_metadata(dataset, meta)
 
     # -- queries -------------------------------------------------------------
 
@@ -193,7 +402,7 @@ class Index:
         self.proposal(proposal_id)
         row = CommentRow(proposal_id=proposal_id, author=author, body=body, message=message,
                          signature=signature, created=time.time())
-        with self._sessions.begin() as session:
+        with _mapped("comment"), self._sessions.begin() as session:
             session.add(row)
         return row
 

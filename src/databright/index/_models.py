@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Float,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -34,7 +34,6 @@ __all__ = [
     "RevenueRow",
     "VoteRow",
 ]
-
 
 
 class _BigInt(TypeDecorator[int]):
@@ -69,6 +68,15 @@ class CursorRow(Base):
     chain_id: Mapped[int] = mapped_column(BigInteger)
     contract: Mapped[str] = mapped_column(String(42))
     last_block: Mapped[int] = mapped_column(BigInteger)
+    # Chain id and address survive a chain reset and a deterministic redeploy.
+    # The deployment transaction and the genesis block may differ after one;
+    # on a reset embedded chain (fixed genesis, deterministic signatures) only
+    # the blocks after the deployment do, hence the hash of the last applied
+    # block. NULL (an index file from before these columns) means: rebuild.
+    start_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    deploy_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    genesis_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
 
 
 class DatasetRow(Base):
@@ -80,6 +88,7 @@ class DatasetRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     kind: Mapped[str] = mapped_column(String(20), default="")
     metadata_json: Mapped[str] = mapped_column(Text, default="{}")
+    metadata_available: Mapped[bool] = mapped_column(Boolean, default=False)
     initial_shares: Mapped[int] = mapped_column(Amount)
     quorum_bps: Mapped[int] = mapped_column(Integer)
     approval_bps: Mapped[int] = mapped_column(Integer)
@@ -106,6 +115,9 @@ class ProposalRow(Base):
     root: Mapped[str] = mapped_column(String(66))
     manifest_cid: Mapped[str] = mapped_column(String(80))
     manifest_available: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Whether the manifest's Merkle root and length are the ones declared on
+    # chain; None while the manifest is unavailable.
+    manifest_matches: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     item_count: Mapped[int] = mapped_column(BigInteger)
     bond: Mapped[int] = mapped_column(Amount)
     snapshot_block: Mapped[int] = mapped_column(BigInteger)

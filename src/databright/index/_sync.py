@@ -1,9 +1,9 @@
 """Feeding the index from DataMarket events.
 
-``Indexer.sync`` reads events after the stored cursor in block ranges and applies
-each range in one database transaction together with the new cursor, so an
-interrupted sync resumes exactly where the last committed range ended: no event
-is applied twice or skipped.
+``Index.sync`` reads events after the stored cursor in block ranges and applies
+each range in one database transaction that first claims the range by moving
+the cursor, so an interrupted sync resumes exactly where the last committed range
+ended and concurrent syncs never apply a range twice.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from databright.chain import DataMarket, Event
+from databright.chain import Event
+from databright.errors import StorageError
 from databright.index._models import (
-    CursorRow,
     DatasetRow,
     HolderRow,
     ItemRow,
@@ -25,8 +25,9 @@ from databright.index._models import (
     RevenueRow,
     VoteRow,
 )
+from databright.storage import MerkleTree, digest_of_cid, item_leaf
 
-__all__ = ["ItemRecord", "Loaders", "apply_events"]
+__all__ = ["ItemRecord", "Loaders", "apply_events", "apply_metadata", "attach_manifest"]
 
 ZERO = "0x" + "00" * 20
 
@@ -79,37 +80,40 @@ def _transfer(session: Session, dataset_id: int, sender: str, receiver: str, amo
         _holder(session, dataset_id, receiver).balance += amount
 
 
+def apply_metadata(dataset: DatasetRow, meta: dict[str, Any] | None) -> None:
+    dataset.metadata_available = meta is not None
+    meta = meta or {}
+    dataset.name = str(meta.get("name", f"dataset {dataset.dataset_id}"))[:200]
+    dataset.description = str(meta.get("description", ""))
+    dataset.kind = str(meta.get("kind", ""))[:20]
+    dataset.metadata_json = json.dumps(meta, sort_keys=True)
+
+
 def _on_dataset_created(session: Session, e: Event, loaders: Loaders) -> None:
     a = e.args
-    cid = loaders.cid_of_digest(a["metadata_digest"])
-    meta = loaders.metadata(cid) or {}
-    session.add(
-        DatasetRow(
-            dataset_id=a["dataset_id"],
-            creator=a["creator"],
-            metadata_cid=cid,
-            name=str(meta.get("name", f"dataset {a['dataset_id']}"))[:200],
-            description=str(meta.get("description", "")),
-            kind=str(meta.get("kind", ""))[:20],
-            metadata_json=json.dumps(meta, sort_keys=True),
-            initial_shares=a["initial_shares"],
-            quorum_bps=a["quorum_bps"],
-            approval_bps=a["approval_bps"],
-            voting_period=a["voting_period"],
-            proposal_bond=a["proposal_bond"],
-            base_reward_per_item=a["base_reward_per_item"],
-            max_reward_per_proposal=a["max_reward_per_proposal"],
-            evaluation_required=a["evaluation_required"],
-            training_fee=a["training_fee"],
-            evaluator=a["evaluator"],
-            created_block=e.block_number,
-            total_supply=0,
-            item_count=0,
-            entry_count=0,
-            revenue_total=0,
-            revenue_withdrawn=0,
-        )
+    dataset = DatasetRow(
+        dataset_id=a["dataset_id"],
+        creator=a["creator"],
+        metadata_cid=loaders.cid_of_digest(a["metadata_digest"]),
+        initial_shares=a["initial_shares"],
+        quorum_bps=a["quorum_bps"],
+        approval_bps=a["approval_bps"],
+        voting_period=a["voting_period"],
+        proposal_bond=a["proposal_bond"],
+        base_reward_per_item=a["base_reward_per_item"],
+        max_reward_per_proposal=a["max_reward_per_proposal"],
+        evaluation_required=a["evaluation_required"],
+        training_fee=a["training_fee"],
+        evaluator=a["evaluator"],
+        created_block=e.block_number,
+        total_supply=0,
+        item_count=0,
+        entry_count=0,
+        revenue_total=0,
+        revenue_withdrawn=0,
     )
+    apply_metadata(dataset, loaders.metadata(dataset.metadata_cid))
+    session.add(dataset)
     session.flush()
 
 
@@ -117,17 +121,114 @@ def _on_evaluator_changed(session: Session, e: Event, loaders: Loaders) -> None:
     _dataset(session, e.args["dataset_id"]).evaluator = e.args["evaluator"]
 
 
+def _manifest_matches(proposal: ProposalRow, items: list[ItemRecord]) -> bool:
+    """Whether ``items`` are the batch the proposer committed to on chain."""
+    if len(items) != proposal.item_count or not items:
+        return False
+    try:
+        leaves = [item_leaf(digest_of_cid(cid), label) for cid, label, _ in items]
+    except StorageError:
+        return False
+    return "0x" + MerkleTree(leaves).root.hex() == proposal.root.lower()
+
+
+def attach_manifest(session: Session, proposal: ProposalRow, items: list[ItemRecord]) -> None:
+    """Store a proposal's loaded manifest: its items, duplicate flags and match flag.
+
+    An item repeats an accepted item of the dataset (``duplicate_of`` = the
+    accepting proposal) or an earlier item of the same batch (``duplicate_of`` =
+    this proposal). A manifest that arrives after its proposal was accepted is
+    compared with the entries accepted before it only.
+    """
+    proposal.manifest_available = True
+    proposal.manifest_matches = _manifest_matches(proposal, items)
+    accepted = proposal.status == "accepted"
+    cids = {c for c, _, _ in items}
+    query = (
+        select(ItemRow.cid, ItemRow.proposal_id)
+        .join(ProposalRow, ProposalRow.proposal_id == ItemRow.proposal_id)
+        .where(
+            ItemRow.dataset_id == proposal.dataset_id,
+            ItemRow.accepted.is_(True),
+            ItemRow.proposal_id != proposal.proposal_id,
+            ItemRow.cid.in_(cids),
+        )
+        .order_by(ProposalRow.entry_index.desc())
+    )
+    if accepted and proposal.entry_index is not None:
+        query = query.where(ProposalRow.entry_index < proposal.entry_index)
+    known: dict[str, int] = dict(session.execute(query).tuples().all())  # the earliest entry wins
+    seen: set[str] = set()
+    duplicates = 0
+    for position, (item_cid, label, metadata) in enumerate(items):
+        duplicate = known.get(item_cid)
+        if duplicate is None and item_cid in seen:
+            duplicate = proposal.proposal_id
+        seen.add(item_cid)
+        duplicates += duplicate is not None
+        session.add(
+            ItemRow(
+                dataset_id=proposal.dataset_id,
+                proposal_id=proposal.proposal_id,
+                position=position,
+                cid=item_cid,
+                label=label,
+                metadata_json=json.dumps(metadata, sort_keys=True),
+                accepted=accepted,
+                duplicate_of=duplicate,
+            )
+        )
+    proposal.duplicate_count = duplicates
+    session.flush()
+    if accepted:
+        _flag_open_duplicates(session, proposal)
+
+
+def _flag_open_duplicates(session: Session, accepted: ProposalRow) -> None:
+    """Flag the items of the dataset's open proposals that ``accepted`` just added."""
+    added = select(ItemRow.cid).where(ItemRow.proposal_id == accepted.proposal_id)
+    open_ids = select(ProposalRow.proposal_id).where(
+        ProposalRow.dataset_id == accepted.dataset_id,
+        ProposalRow.status == "open",
+        ProposalRow.proposal_id != accepted.proposal_id,
+    )
+    stale = (
+        ItemRow.dataset_id == accepted.dataset_id,
+        ItemRow.proposal_id.in_(open_ids),
+        ItemRow.duplicate_of.is_(None),
+        ItemRow.cid.in_(added),
+    )
+    affected = set(session.scalars(select(ItemRow.proposal_id).where(*stale).distinct()))
+    if not affected:
+        return
+    session.execute(
+        update(ItemRow)
+        .where(*stale)
+        .values(duplicate_of=accepted.proposal_id)
+        .execution_options(synchronize_session=False)
+    )
+    for proposal_id in affected:
+        count = session.scalar(
+            select(func.count())
+            .select_from(ItemRow)
+            .where(ItemRow.proposal_id == proposal_id, ItemRow.duplicate_of.is_not(None))
+        )
+        row = session.get(ProposalRow, proposal_id)
+        assert row is not None
+        row.duplicate_count = int(count or 0)
+
+
 def _on_proposal_created(session: Session, e: Event, loaders: Loaders) -> None:
     a = e.args
     cid = loaders.cid_of_digest(a["manifest_digest"])
-    items = loaders.manifest(cid)
     proposal = ProposalRow(
         proposal_id=a["proposal_id"],
         dataset_id=a["dataset_id"],
         contributor=a["contributor"],
         root="0x" + a["root"].hex(),
         manifest_cid=cid,
-        manifest_available=items is not None,
+        manifest_available=False,
+        manifest_matches=None,
         item_count=a["item_count"],
         bond=a["bond"],
         snapshot_block=a["snapshot_block"],
@@ -144,31 +245,9 @@ def _on_proposal_created(session: Session, e: Event, loaders: Loaders) -> None:
     )
     session.add(proposal)
     session.flush()
-    if not items:
-        return
-    cids = [c for c, _, _ in items]
-    known = dict(
-        session.execute(
-            select(ItemRow.cid, ItemRow.proposal_id).where(
-                ItemRow.dataset_id == a["dataset_id"], ItemRow.accepted.is_(True), ItemRow.cid.in_(set(cids))
-            )
-        ).all()
-    )
-    for position, (item_cid, label, metadata) in enumerate(items):
-        duplicate = known.get(item_cid)
-        proposal.duplicate_count += duplicate is not None
-        session.add(
-            ItemRow(
-                dataset_id=a["dataset_id"],
-                proposal_id=a["proposal_id"],
-                position=position,
-                cid=item_cid,
-                label=label,
-                metadata_json=json.dumps(metadata, sort_keys=True),
-                accepted=False,
-                duplicate_of=duplicate,
-            )
-        )
+    items = loaders.manifest(cid)
+    if items is not None:
+        attach_manifest(session, proposal, items)
 
 
 def _on_vote_cast(session: Session, e: Event, loaders: Loaders) -> None:
@@ -216,7 +295,13 @@ def _on_proposal_finalized(session: Session, e: Event, loaders: Loaders) -> None
         dataset = _dataset(session, a["dataset_id"])
         dataset.entry_count += 1
         dataset.item_count += proposal.item_count
-        session.execute(update(ItemRow).where(ItemRow.proposal_id == proposal.proposal_id).values(accepted=True))
+        session.execute(
+            update(ItemRow)
+            .where(ItemRow.proposal_id == proposal.proposal_id)
+            .values(accepted=True)
+            .execution_options(synchronize_session=False)
+        )
+        _flag_open_duplicates(session, proposal)
 
 
 def _on_revenue_deposited(session: Session, e: Event, loaders: Loaders) -> None:
@@ -285,11 +370,3 @@ def apply_events(session: Session, events: Iterable[Event], loaders: Loaders) ->
             handler(session, event, loaders)
             count += 1
     return count
-
-
-def read_cursor(session: Session) -> CursorRow | None:
-    return session.get(CursorRow, 1)
-
-
-def sync_range(market: DataMarket, session: Session, start: int, end: int, loaders: Loaders) -> int:
-    return apply_events(session, market.events(start, end), loaders)

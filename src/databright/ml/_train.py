@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import platform
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,6 +34,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
+import databright
 from databright.errors import InputError
 from databright.ml._spec import ModelSpec
 
@@ -52,15 +54,21 @@ Seed = int | np.random.Generator
 TRAIN_THREADS = 1
 
 
+# torch's thread count is process-wide: trainings in two threads at once would
+# change it under each other, so they take turns.
+_TRAINING = threading.RLock()
+
+
 @contextmanager
 def single_thread() -> Iterator[None]:
-    """Run torch on :data:`TRAIN_THREADS` threads, restoring the previous count after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(TRAIN_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    """Run torch on :data:`TRAIN_THREADS` threads, one training at a time, restoring the count after."""
+    with _TRAINING:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(TRAIN_THREADS)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
 def environment() -> dict[str, str]:
@@ -75,6 +83,8 @@ def environment() -> dict[str, str]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "threads": str(TRAIN_THREADS),
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "databright": databright.__version__,
     }
 
 

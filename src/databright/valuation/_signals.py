@@ -58,12 +58,17 @@ class Signals:
 
 
 def _nearest(a: NDArray[np.float64], b: NDArray[np.float64], k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Indices and distances of the ``k`` nearest rows of ``b`` for each row of ``a``."""
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    np.maximum(d2, 0.0, out=d2)
+    """Indices and Euclidean distances of the ``k`` nearest rows of ``b`` for each row of ``a``.
+
+    scikit-learn's brute-force search works through the distance matrix in
+    chunks, so memory stays bounded however many items a dataset has.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
     k = min(k, b.shape[0])
-    order = np.argsort(d2, axis=1, kind="stable")[:, :k]
-    return order, np.sqrt(np.take_along_axis(d2, order, axis=1))
+    search = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(b)
+    dist, order = search.kneighbors(a)
+    return order.astype(np.int64), dist.astype(np.float64)
 
 
 def quality_signals(

@@ -118,3 +118,21 @@ def test_verify_rejects_what_is_not_a_report(run: Run, evaluated_home: tuple[Pat
     assert code == 1 and "not an evaluation report" in err
     code, _, err = run("--home", home, "evaluate", "--verify", "bafkreinotacid")
     assert code == 1 and err.startswith("error:")
+
+
+def test_service_survives_a_dataset_it_cannot_serve(run: Run, evaluated_home: tuple[Path, dict[str, Path]]) -> None:
+    home, paths = evaluated_home
+    # a second dataset of the same evaluator, without any accepted data yet
+    code, out, err = run("--home", home, "dataset", "create", "empty", "--kind", "table", "--validation",
+                         paths["validation"], "--evaluator", "dev2", "--json")
+    assert code == 0, err
+    empty = str(as_json(out)["dataset_id"])  # type: ignore[index]
+    code, out, err = run("--home", home, "--account", "dev3", "propose", empty, paths["clean"], "--json")
+    assert code == 0, err
+    code, out, err = run("--home", home, "--account", "dev3", "propose", "1", paths["seed"], "--allow-duplicates",
+                         "--json")
+    assert code == 0, err
+    code, out, err = run("--home", home, "--account", "dev2", "evaluator", "run", "--once", "--json")
+    assert code == 0, err
+    assert as_json(out)["evaluated"] == 1  # type: ignore[index]
+    assert "no accepted items" in err

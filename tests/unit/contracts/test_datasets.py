@@ -56,7 +56,7 @@ def test_dataset_ids_increase(market: Any, creator: str, alice: str) -> None:
     ("overrides", "reason"),
     [
         ({"initial_shares": 0}, "datamarket: bad initial shares"),
-        ({"initial_shares": 2**127}, "datamarket: bad initial shares"),
+        ({"initial_shares": 2**94}, "datamarket: bad initial shares"),
         ({"quorum_bps": 0}, "datamarket: bad quorum"),
         ({"quorum_bps": 10_001}, "datamarket: bad quorum"),
         ({"approval_bps": 0}, "datamarket: bad approval"),

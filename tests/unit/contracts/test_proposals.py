@@ -274,14 +274,14 @@ def test_zero_reward_mints_nothing(market: Any, creator: str, carol: str) -> Non
 
 def test_supply_cap_clamps_reward(market: Any, creator: str, carol: str) -> None:
     dataset_id = create_dataset(
-        market, creator, initial_shares=2**127 - 5, base_reward_per_item=10, max_reward_per_proposal=100
+        market, creator, initial_shares=2**94 - 5, base_reward_per_item=10, max_reward_per_proposal=100
     )
     mine()
     proposal_id = propose(market, carol, dataset_id)
     vote(market, creator, proposal_id, True)
     finalize(market, proposal_id)
     assert market.get_proposal(proposal_id).shares_minted == 4
-    assert market.total_supply(dataset_id) == 2**127 - 1
+    assert market.total_supply(dataset_id) == 2**94 - 1
 
 
 @pytest.fixture
@@ -362,3 +362,77 @@ def test_contract_contributor_must_accept_shares(
     finalize(market, proposal_id)
     assert market.balanceOf(holder.address, setup) == 10
     assert boa.env.get_balance(holder.address) == BOND
+
+
+def test_early_decision_never_overrides_the_rule(market: Any, creator: str, alice: str, bob: str, carol: str) -> None:
+    # Unanimity required: a 51% majority cannot decide early, and after the
+    # deadline the full rule rejects it.
+    dataset_id = create_dataset(market, creator, approval_bps=10_000, initial_shares=100)
+    transfer(market, creator, alice, dataset_id, 49)
+    mine()
+    proposal_id = propose(market, carol, dataset_id)
+    vote(market, creator, proposal_id, True)
+    vote(market, alice, proposal_id, False)
+    with boa.reverts("datamarket: voting open"):
+        finalize(market, proposal_id)
+    after_deadline()
+    finalize(market, proposal_id)
+    assert market.get_proposal(proposal_id).status == 2
+
+
+def test_early_rejection_waits_when_approval_is_low(market: Any, creator: str, alice: str, carol: str) -> None:
+    # Approval 30%: 51% against still leaves room for 49% in favour, which
+    # would pass; so no early rejection, and the yes side wins after the deadline.
+    dataset_id = create_dataset(market, creator, approval_bps=3_000, initial_shares=100)
+    transfer(market, creator, alice, dataset_id, 51)
+    mine()
+    proposal_id = propose(market, carol, dataset_id)
+    vote(market, alice, proposal_id, False)
+    vote(market, creator, proposal_id, True)
+    with boa.reverts("datamarket: voting open"):
+        finalize(market, proposal_id)
+    after_deadline()
+    finalize(market, proposal_id)
+    assert market.get_proposal(proposal_id).status == 1
+
+
+def test_missing_required_evaluation_expires_with_bond_refunded(
+    market: Any, creator: str, carol: str, evaluator: str
+) -> None:
+    dataset_id = create_dataset(market, creator, evaluation_required=True, evaluator=evaluator)
+    mine()
+    proposal_id = propose(market, carol, dataset_id)
+    vote(market, creator, proposal_id, True)
+    with boa.reverts("datamarket: evaluation required"):
+        finalize(market, proposal_id)
+    after_deadline()
+    before = boa.env.get_balance(carol)
+    finalize(market, proposal_id)
+    assert market.get_proposal(proposal_id).status == 2
+    assert boa.env.get_balance(carol) == before + BOND  # refunded, not forfeited
+    assert market.revenue_total(dataset_id) == 0
+
+
+def test_large_revenue_and_supply_never_overflow(market: Any, creator: str, carol: str) -> None:
+    # One share earning all the ether there is, then the largest possible mint.
+    dataset_id = create_dataset(market, creator, initial_shares=1, base_reward_per_item=2**63,
+                                max_reward_per_proposal=2**94)
+    whale = boa.env.generate_address("whale")
+    boa.env.set_balance(whale, 2**97)
+    with boa.env.prank(whale):
+        market.deposit(dataset_id, value=2**95)
+    mine()
+    proposal_id = propose(market, carol, dataset_id, item_count=2**32 - 1)
+    vote(market, creator, proposal_id, True)
+    finalize(market, proposal_id)
+    assert market.total_supply(dataset_id) == 2**94 - 1
+    assert market.withdrawable(dataset_id, creator) == 2**95
+    assert market.withdrawable(dataset_id, carol) == 0
+    with boa.env.prank(whale):
+        market.deposit(dataset_id, value=2**95 - 1)
+    with boa.env.prank(carol):
+        market.withdraw(dataset_id)
+    with boa.env.prank(creator):
+        market.withdraw(dataset_id)
+    with boa.env.prank(whale), boa.reverts("datamarket: revenue overflow"):
+        market.deposit(dataset_id, value=2)

@@ -55,9 +55,14 @@ exports: (
 
 
 _BPS: constant(uint256) = 10_000
-_MAGNITUDE: constant(uint256) = 2**128
-# Tallies are 127-bit halves of one word, so supply stays below 2**127.
-_MAX_SUPPLY: constant(uint256) = 2**127 - 1
+# Revenue accounting stays inside 256 bits by construction: revenue per share
+# is at most _MAX_REVENUE * _MAGNITUDE (2**160), a balance at most _MAX_SUPPLY
+# (2**94), so every product per_share * balance and every correction is below
+# 2**254. The remainder of each division is carried, so the magnitude costs
+# no precision; 2**96 wei of revenue is far more ether than exists.
+_MAGNITUDE: constant(uint256) = 2**64
+_MAX_SUPPLY: constant(uint256) = 2**94 - 1
+_MAX_REVENUE: constant(uint256) = 2**96 - 1
 _MAX_ITEMS: constant(uint256) = 2**32
 _MAX_VOTING_PERIOD: constant(uint256) = 2**32
 _MAX_BOND: constant(uint256) = 2**96 - 1
@@ -447,6 +452,8 @@ def finalize(proposal_id: uint256):
     @notice Decides a proposal by the rule of docs/protocol.md. Accepted:
             appends a registry entry, mints shares to the contributor and
             refunds the bond. Rejected: the bond becomes dataset revenue.
+            Accepted but never evaluated where evaluations are required:
+            expires after the deadline, rejected with the bond refunded.
     @param proposal_id The proposal id.
     """
     core: uint256 = self._proposal_core(proposal_id)
@@ -458,17 +465,27 @@ def finalize(proposal_id: uint256):
     supply: uint256 = self._value_at(empty(address), dataset_id, (core >> 64) & _MASK64)
     params: uint256 = self._params[dataset_id]
 
+    # Decided early only when no later vote could overturn it; otherwise the
+    # full rule applies once the voting period is over.
+    quorum: uint256 = (params >> 128) & 65535
+    approval: uint256 = (params >> 144) & 65535
+    deadline: uint256 = (core >> 128) & _MASK64
     accepted: bool = False
-    if 2 * yes > supply:
+    if 2 * yes > supply and yes * _BPS >= approval * supply and yes * _BPS >= quorum * supply:
         accepted = True
-    elif 2 * no <= supply:
-        assert block.timestamp > (core >> 128) & _MASK64, "datamarket: voting open"
+    elif not (2 * no > supply and (supply - no) * _BPS < approval * supply):
+        assert block.timestamp > deadline, "datamarket: voting open"
         cast: uint256 = yes + no
-        accepted = (
-            cast > 0
-            and cast * _BPS >= ((params >> 128) & 65535) * supply
-            and yes * _BPS >= ((params >> 144) & 65535) * cast
-        )
+        accepted = cast > 0 and cast * _BPS >= quorum * supply and yes * _BPS >= approval * cast
+
+    # An accepted proposal of a dataset that requires an evaluation waits for
+    # it until the deadline; after that it expires and its bond is refunded
+    # (the contributor is not at fault for a missing evaluator).
+    expired: bool = False
+    if accepted and core & _EVALUATED == 0 and (params >> 160) & 1 != 0:
+        assert block.timestamp > deadline, "datamarket: evaluation required"
+        accepted = False
+        expired = True
 
     owner: uint256 = self._owner[proposal_id]
     contributor: address = convert(convert(owner & _MASK160, uint160), address)
@@ -480,7 +497,6 @@ def finalize(proposal_id: uint256):
         if core & _EVALUATED != 0:
             minted = self._evaluation[proposal_id].shares
         else:
-            assert (params >> 160) & 1 == 0, "datamarket: evaluation required"
             minted = self._items_reward((core >> 192) & _MASK32, info.base_reward_per_item, info.max_reward_per_proposal)
         minted = min(minted, info.max_reward_per_proposal)
         minted = min(minted, _MAX_SUPPLY - erc1155.total_supply[dataset_id])
@@ -502,7 +518,9 @@ def finalize(proposal_id: uint256):
         entry_index=entry_index,
     )
     if not accepted:
-        if bond > 0:
+        if bond > 0 and expired:
+            raw_call(contributor, b"", value=bond)
+        elif bond > 0:
             self._distribute(dataset_id, contributor, bond, KIND_FORFEITED_BOND)
         return
     if minted > 0:
@@ -938,7 +956,7 @@ def _distribute(dataset_id: uint256, payer: address, amount: uint256, kind: uint
     magnified: uint256 = amount * _MAGNITUDE + (revenue >> 128)
     self._per_share[dataset_id] += magnified // supply
     total: uint256 = (revenue & _MASK128) + amount
-    assert total <= _MASK128, "datamarket: revenue overflow"
+    assert total <= _MAX_REVENUE, "datamarket: revenue overflow"
     # The remainder is below supply <= _MAX_SUPPLY, so it fits in 128 bits.
     self._revenue[dataset_id] = ((magnified % supply) << 128) | total
     log RevenueDeposited(dataset_id=dataset_id, payer=payer, amount=amount, kind=kind)

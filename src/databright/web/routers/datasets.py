@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from databright.errors import DataBrightError, InputError
+from databright import operations
 from databright.operations import Batch, load_batch, propose_batch, read_metadata
-from databright.operations import _check_labels as check_labels
 from databright.storage import digest_of_cid
 from databright.web._charts import bar_chart, step_chart
 from databright.web._pages import back, render
@@ -173,24 +173,13 @@ def stage_batch(state: WebState, files: Sequence[UploadFile], labels: UploadFile
 
 
 def check_batch(state: WebState, dataset_id: int, batch: Batch, *, allow_duplicates: bool = False) -> None:
-    """What ``operations.propose_batch`` checks before it sends, with the same messages.
+    """What ``operations.propose_batch`` checks before it sends (the same function).
 
     For a wallet session, which sends the transaction itself: a batch that
     passes here is exactly one local mode would have proposed.
     """
     with state.lock:
-        state.ws.sync()
-    index = state.ws.index
-    index.dataset(dataset_id)
-    check_labels(batch, [str(x) for x in read_metadata(state.ws, dataset_id).get("labels", [])])
-    cids = [str(c) for c in batch.manifest.item_cids]
-    duplicates = index.accepted_cids(dataset_id, cids)
-    within = len(cids) - len(set(cids))
-    if (duplicates or within) and not allow_duplicates:
-        what = f"{len(duplicates)} item(s) already in dataset {dataset_id}" if duplicates else ""
-        if within:
-            what = (what + " and " if what else "") + f"{within} repeated item(s) within the batch"
-        raise InputError(f"{what}; remove them or pass --allow-duplicates to propose anyway (they are flagged)")
+        operations.check_batch(state.ws, dataset_id, batch, allow_duplicates=allow_duplicates)
 
 
 @router.post("/datasets/{dataset_id}/propose", include_in_schema=False)
