@@ -270,7 +270,12 @@ class Evaluator:
         if post and proposal.status != "open":
             raise InputError(f"proposal {proposal_id} is already {proposal.status}; evaluations are posted before")
         inputs = self.inputs(proposal_id)
-        results = compute_results(self.ws.store, inputs, self.items, self.baselines)
+        if proposal.manifest_matches is False:
+            # The committed root or item count is not the manifest's: nothing
+            # the manifest holds is what the proposal commits to on-chain.
+            results = mismatch_results(proposal.root, proposal.item_count)
+        else:
+            results = compute_results(self.ws.store, inputs, self.items, self.baselines)
         env = environment()
         report = {
             "databright_evaluation": REPORT_VERSION,
@@ -344,6 +349,19 @@ class Evaluator:
         return done
 
 
+def mismatch_results(root: str, item_count: int) -> dict[str, Any]:
+    """The results posted for a proposal whose manifest does not match its on-chain commitment."""
+    empty = Signals((), 0.0, 0.0, 0, (), (), (), 0)
+    return {
+        "manifest_mismatch": {"committed_root": root, "committed_items": item_count},
+        "scores": [],
+        "gain": {"mean": 0.0, "std": 0.0},
+        "value_ppm": 0,
+        "shares": 0,
+        "signals": empty.to_json(),
+    }
+
+
 def load_report(store: Any, report_cid: str) -> dict[str, Any]:
     try:
         report = json.loads(store.get(report_cid))
@@ -369,7 +387,11 @@ def verify_report(store: Any, report_cid: str) -> Verification:
     where this one differs from the report's (library versions, threads, machine).
     """
     report = load_report(store, report_cid)
-    again = compute_results(store, report["inputs"])
+    if "manifest_mismatch" in report["results"]:
+        mismatch = report["results"]["manifest_mismatch"]
+        again = mismatch_results(mismatch["committed_root"], mismatch["committed_items"])
+    else:
+        again = compute_results(store, report["inputs"])
     differences = tuple(
         key for key, value in report["results"].items() if canonical_json(value) != canonical_json(again.get(key))
     )

@@ -21,6 +21,9 @@ def signal_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     results = report["results"]
     s = results["signals"]
     gain = results["gain"]
+    if "manifest_mismatch" in results:
+        return [("manifest", "does NOT match the root / item count committed on-chain: not valued"),
+                ("shares by policy", "0")]
     return [
         ("accuracy gain", f"{gain['mean'] * 100:+.2f} points (± {gain['std'] * 100:.2f} over "
                           f"{len(results['scores'])} seeds)"),

@@ -137,6 +137,7 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         "duplicate_items": [{"cid": i.cid, "position": i.position, "duplicate_of": i.duplicate_of}
                             for i in items if i.duplicate_of is not None],
         "labels": _label_counts(items),
+        "manifest_matches": p.manifest_matches,
         "evaluation": None if report is None else {"report_cid": p.report_cid, **report["results"]},
     }
     emit(
@@ -147,6 +148,8 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         f"tally: yes {p.yes_votes} / no {p.no_votes} of {supply} snapshot shares — participation "
         f"{data['participation']:.0%} (quorum {d.quorum_bps / 100:g}%), approval {data['approval']:.0%} "
         f"(needs {d.approval_bps / 100:g}%)",
+        *(["[bold red]the manifest does not match the root or item count committed on-chain[/bold red]"]
+          if p.manifest_matches is False else []),
         f"manifest {p.manifest_cid}; labels {json.dumps(data['labels'])}"
         + (f"; [yellow]{p.duplicate_count} duplicate item(s) of accepted data[/yellow]" if p.duplicate_count else ""),
         table("Votes", ["voter", "vote", "weight"], [(v.voter, "yes" if v.support else "no", v.weight) for v in votes]),

@@ -93,8 +93,10 @@ def _on_chain(cursor: CursorRow, ledger: Ledger) -> bool:
 
 
 def _clear(session: Session, *, keep_cursor: bool = False) -> None:
+    """Forget everything derived from the chain; signed comments are user data and stay."""
+    keep = {CommentRow.__tablename__} | ({CursorRow.__tablename__} if keep_cursor else set())
     for table in reversed(Base.metadata.sorted_tables):
-        if not (keep_cursor and table.name == CursorRow.__tablename__):
+        if table.name not in keep:
             session.execute(delete(table))
     session.expunge_all()
 

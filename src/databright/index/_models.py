@@ -189,11 +189,15 @@ class RevenueRow(Base):
 
 
 class CommentRow(Base):
-    """One signed message of a proposal's discussion thread (off-chain only)."""
+    """One signed message of a proposal's discussion thread (off-chain only).
+
+    Unlike every other table, comments cannot be rebuilt from the chain, so they
+    survive an index rebuild; hence no foreign key to ``proposals``.
+    """
 
     __tablename__ = "comments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.proposal_id"), index=True)
+    proposal_id: Mapped[int] = mapped_column(BigInteger, index=True)
     author: Mapped[str] = mapped_column(String(42))
     body: Mapped[str] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)

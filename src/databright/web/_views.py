@@ -75,5 +75,5 @@ def proposal_public(state: WebState, p: ProposalRow, d: DatasetRow | None = None
         proposal_id=p.proposal_id, dataset_id=p.dataset_id, contributor=p.contributor, items=p.item_count,
         status=p.status, bond_wei=p.bond, deadline=p.deadline, manifest_cid=p.manifest_cid, root=p.root,
         evaluated=p.evaluated, report_cid=p.report_cid, shares_minted=p.shares_minted,
-        duplicates=p.duplicate_count, tally=tally(state, p, d),
+        duplicates=p.duplicate_count, manifest_matches=p.manifest_matches, tally=tally(state, p, d),
     )

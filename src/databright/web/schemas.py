@@ -107,6 +107,9 @@ class ProposalPublic(BaseModel):
     report_cid: str | None
     shares_minted: int
     duplicates: int
+    manifest_matches: bool | None = Field(
+        default=None, description="whether the manifest matches the root and item count committed on-chain"
+    )
     tally: TallyPublic
 
 

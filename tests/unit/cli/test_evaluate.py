@@ -136,3 +136,29 @@ def test_service_survives_a_dataset_it_cannot_serve(run: Run, evaluated_home: tu
     assert code == 0, err
     assert as_json(out)["evaluated"] == 1  # type: ignore[index]
     assert "no accepted items" in err
+
+
+def test_a_proposal_whose_manifest_does_not_match_is_not_valued(
+    run: Run, evaluated_home: tuple[Path, dict[str, Path]]
+) -> None:
+    from databright.operations import load_batch
+    from databright.storage import digest_of_cid
+    from databright.workspace import Workspace
+
+    home, paths = evaluated_home
+    ws = Workspace(home, account="dev3")
+    try:
+        batch = load_batch(ws, paths["clean2"])
+        # sent around the CLI's checks: the committed count is not the manifest's
+        ws.market.propose(ws.signer(), 1, batch.manifest.root, digest_of_cid(batch.manifest_cid), batch.size + 50)
+        pid = str(ws.market.proposal_count())
+    finally:
+        ws.close()
+    code, out, err = run("--home", home, "--account", "dev2", "evaluate", pid, "--json")
+    assert code == 0, err
+    evaluation = as_json(out)
+    assert evaluation["shares"] == 0 and "manifest_mismatch" in evaluation  # type: ignore[operator,index]
+    code, out, _ = run("--home", home, "proposal", "show", pid, "--json")
+    assert as_json(out)["manifest_matches"] is False  # type: ignore[index]
+    code, out, err = run("--home", home, "evaluate", "--verify", evaluation["report_cid"], "--json")  # type: ignore[index]
+    assert code == 0 and as_json(out)["identical"] is True, err  # type: ignore[index]
