@@ -31,7 +31,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -70,7 +70,7 @@ from ._codec import (
 )
 from ._kv import ChainLock, ReadOnlyKV, SQLiteKV
 
-__all__ = ["ChainError", "Genesis", "PersistentChain", "RpcError", "hb", "hx",
+__all__ = ["ChainError", "ChainReader", "Genesis", "PersistentChain", "RpcError", "hb", "hx",
            "trie_root_and_nodes"]
 
 _GENESIS_KEY = b"databright:genesis"
@@ -131,7 +131,175 @@ class _Pooled:
     sender: bytes = field(compare=False)
 
 
-class PersistentChain:
+class ChainReader:
+    """Reads of the committed chain from any thread (or process), plus the
+    stateless transaction checks; ``PersistentChain`` adds the pool and miner."""
+
+    def __init__(self, path: Path, genesis: Genesis) -> None:
+        self.path = Path(path)
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self._chain_class = _chain_class(genesis.chain_id)
+        self._local = threading.local()
+        self._time_offset = 0
+        self._next_timestamp: int | None = None
+
+    # -- reads -----------------------------------------------------------------
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read the index tables on this thread's own connection (WAL: no blocking)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._local.conn = conn
+        return conn.execute(sql, args).fetchall()
+
+    def head(self) -> BlockHeaderAPI:
+        """The latest committed block, as this thread's readers see it.
+
+        Read from the database rather than the miner's memory, so a client that
+        has seen a receipt also sees its block as the head.
+        """
+        return self._reader().get_canonical_head()
+
+    def _reader(self) -> Chain:
+        """This thread's chain over a read-only connection (see ``ReadOnlyKV``)."""
+        reader = getattr(self._local, "chain", None)
+        if reader is None:
+            reader = self._local.chain = self._chain_class(AtomicDB(ReadOnlyKV(self.path)))
+        return cast(Chain, reader)
+
+    def header_at(self, number: int) -> BlockHeaderAPI:
+        return self._reader().get_canonical_block_header_by_number(BlockNumber(number))
+
+    @contextlib.contextmanager
+    def state_at(self, header: BlockHeaderAPI) -> Iterator[Any]:
+        yield self._reader().get_vm(header).state
+
+    def next_base_fee(self) -> int:
+        return calculate_expected_base_fee_per_gas(self.head())
+
+    def execute(self, header: BlockHeaderAPI, sender: bytes, to: bytes, value: int,
+                data: bytes, gas: int) -> ComputationAPI:
+        """Run a call on the state after ``header``, in the context of the block after it."""
+        chain = self._reader()
+        params = self._header_params(header)
+        if header.block_number != chain.get_canonical_head().block_number:
+            params["timestamp"] = header.timestamp + 1
+        context = chain.create_header_from_parent(header, **params)
+        vm = chain.get_vm(context.copy(base_fee_per_gas=0))
+        state = vm.state
+        snapshot = state.snapshot()
+        try:
+            tx = vm.create_unsigned_transaction(
+                nonce=state.get_nonce(Address(sender)), gas_price=0, gas=gas, to=Address(to),
+                value=value, data=data)
+            return state.apply_transaction(cast(SignedTransactionAPI, SpoofTransaction(tx, from_=sender)))
+        finally:
+            state.revert(snapshot)
+
+    def _header_params(self, parent: BlockHeaderAPI) -> dict[str, Any]:
+        now = int(time.time()) + self._time_offset
+        timestamp = self._next_timestamp or max(now, parent.timestamp + 1)
+        return {"timestamp": timestamp, "gas_limit": parent.gas_limit, "difficulty": 0,
+                "coinbase": ZERO_ADDRESS, "nonce": b"\x00" * 8,
+                "mix_hash": keccak(parent.hash)}
+
+    def check_raw(self, raw: bytes) -> tuple[SignedTransactionAPI, bytes]:
+        """Decode a signed transaction and run the checks that need no state:
+        chain id, type, signature (recovered once), intrinsic gas, field rules."""
+        try:
+            tx = _BUILDER.decode(raw)
+        except Exception as exc:  # noqa: BLE001 - any malformed input, rlp or typed
+            raise RpcError(-32602, f"invalid raw transaction: {exc}") from exc
+        type_id = tx.type_id or 0
+        v = legacy_v(tx) if type_id == 0 else 0
+        chain_id = ((v - 35) // 2 if v >= 35 else None) if type_id == 0 else tx.chain_id
+        if chain_id is not None and chain_id != self.chain_id:
+            raise RpcError(-32000, f"invalid chain id {chain_id}, expected {self.chain_id}")
+        if type_id == 3:
+            raise RpcError(-32003, "blob transactions are not supported")
+        try:
+            # One recovery (coincurve-backed): ``check_signature_validity`` would
+            # recover the key a second time and verify the signature against the
+            # key it was just recovered from, which cannot fail.
+            sender = tx.sender
+        except Exception as exc:  # noqa: BLE001 - bad r, s or v
+            raise RpcError(-32000, f"invalid sender: {exc}") from exc
+        if tx.gas < tx.intrinsic_gas:
+            raise RpcError(-32000, f"intrinsic gas too low: have {tx.gas}, "
+                                   f"want {tx.intrinsic_gas}")
+        try:
+            tx.validate()
+        except ValidationError as exc:
+            raise RpcError(-32000, f"invalid transaction: {exc}") from exc
+        return tx, sender
+
+    # -- what needs the writer (see PersistentChain and _split.RemoteLedger) ------
+    def submit(self, raw: bytes) -> bytes:
+        raise NotImplementedError
+
+    def pending_nonce(self, address: bytes) -> int:
+        raise NotImplementedError
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        raise NotImplementedError
+
+    def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def wait_mined(self, tx_hash: bytes, timeout: float) -> None:
+        raise NotImplementedError
+
+    def dropped(self, tx_hash: bytes) -> str | None:
+        """Why an accepted transaction was later dropped from the pool (None: it was not)."""
+        return None
+
+    def increase_time(self, seconds: int) -> int:
+        raise NotImplementedError
+
+    def set_next_timestamp(self, timestamp: int) -> None:
+        raise NotImplementedError
+
+    def mine(self, timestamp: int | None = None) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def check_state(tx: SignedTransactionAPI, gas_limit: int, base_fee: int,
+                account: tuple[int, int]) -> None:
+    """The pool's checks against the latest block: gas limit, base fee, nonce, funds."""
+    if tx.gas > gas_limit:
+        raise RpcError(-32000, "exceeds block gas limit")
+    if tx.max_fee_per_gas < base_fee:
+        raise RpcError(-32000, f"max fee per gas less than block base fee: "
+                               f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}")
+    nonce, balance = account
+    if tx.nonce < nonce:
+        raise RpcError(-32003, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
+    cost = tx.gas * tx.max_fee_per_gas + tx.value
+    if balance < cost:
+        raise RpcError(-32003, f"insufficient funds for gas * price + value: "
+                               f"balance {balance}, tx cost {cost}")
+
+
+def check_replacement(tx: SignedTransactionAPI, old: SignedTransactionAPI) -> None:
+    if tx.max_fee_per_gas < old.max_fee_per_gas * 11 // 10:
+        raise RpcError(-32000, "replacement transaction underpriced")
+
+
+def _chain_class(chain_id: int) -> type[Chain]:
+    return cast(type[Chain], type(
+        "DataBrightChain", (Chain,),
+        {"vm_configuration": ((0, PragueVM),), "chain_id": chain_id},
+    ))
+
+
+_BUILDER = PragueVM.get_transaction_builder()
+
+
+class PersistentChain(ChainReader):
     """The chain, its pool and its miner. Every method is thread-safe.
 
     Two locks, always taken in this order: ``_lock`` guards the py-evm objects
@@ -140,23 +308,23 @@ class PersistentChain:
     mined: they land in the pool and the next block takes them all.
     """
 
-    def __init__(self, path: Path, genesis: Genesis) -> None:
+    def __init__(self, path: Path, genesis: Genesis, lock: ChainLock | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = ChainLock(path.with_name(path.name + ".lock"))
+        super().__init__(path, genesis)
+        self._lock_file = lock or ChainLock(path.with_name(path.name + ".lock"))
         try:
             self.kv = SQLiteKV(path)
-            self._chain_class = cast(type[Chain], type(
-                "DataBrightChain", (Chain,),
-                {"vm_configuration": ((0, PragueVM),), "chain_id": genesis.chain_id},
-            ))
-            self.genesis = genesis
             self._open_chain()
         except BaseException:
             self._lock_file.release()
             raise
-        self.chain_id = genesis.chain_id
-        self._local = threading.local()
+        # called (under the pool lock) with hashes that left the pool and, after
+        # a block, the (nonce, balance) of every account it touched (None: any)
+        self.on_removed: Callable[[list[bytes], dict[bytes, tuple[int, int]] | None],
+                                  None] | None = None
+        self._removed: list[bytes] = []
+        self._touched_values: dict[bytes, tuple[int, int]] | None = {}
         self._lock = threading.RLock()
         self._pool_lock = threading.Lock()
         self._cond = threading.Condition(self._pool_lock)
@@ -165,9 +333,7 @@ class PersistentChain:
         self._accounts: dict[bytes, tuple[int, int]] = {}  # at self._head
         self._seq = itertools.count()
         self._head: BlockHeaderAPI = self.chain.get_canonical_head()
-        self._builder = self.chain.get_vm(self._head).get_transaction_builder()
         self._time_offset = int(self.kv.get(_TIME_OFFSET_KEY, b"0"))
-        self._next_timestamp: int | None = None
         self._touched: set[bytes] | None = None  # accounts the block being built changed
         self._request_code: bool | None = None  # see _has_request_contracts
         self._closed = False
@@ -212,46 +378,22 @@ class PersistentChain:
         return scratch.get_canonical_head().hash
 
     def close(self) -> None:
+        lock = self.close_keeping_lock()
+        if lock is not None:
+            lock.release()
+
+    def close_keeping_lock(self) -> ChainLock | None:
+        """Stop the miner and close the database, but keep holding the chain lock
+        (to hand it to a writer process); ``None`` if already closed."""
         with self._cond:
             if self._closed:
-                return
+                return None
             self._closed = True
             self._cond.notify_all()
         self._miner.join(timeout=30)
         with self._lock:
             self.kv.close()
-            self._lock_file.release()
-
-    # -- reads -----------------------------------------------------------------
-    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Read the index tables on this thread's own connection (WAL: no blocking)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.kv.path, isolation_level=None, check_same_thread=False)
-            self._local.conn = conn
-        return conn.execute(sql, args).fetchall()
-
-    def head(self) -> BlockHeaderAPI:
-        """The latest committed block, as this thread's readers see it.
-
-        Read from the database rather than the miner's memory, so a client that
-        has seen a receipt also sees its block as the head.
-        """
-        return self._reader().get_canonical_head()
-
-    def _reader(self) -> Chain:
-        """This thread's chain over a read-only connection (see ``ReadOnlyKV``)."""
-        reader = getattr(self._local, "chain", None)
-        if reader is None:
-            reader = self._local.chain = self._chain_class(AtomicDB(ReadOnlyKV(self.kv.path)))
-        return cast(Chain, reader)
-
-    def header_at(self, number: int) -> BlockHeaderAPI:
-        return self._reader().get_canonical_block_header_by_number(BlockNumber(number))
-
-    @contextlib.contextmanager
-    def state_at(self, header: BlockHeaderAPI) -> Iterator[Any]:
-        yield self._reader().get_vm(header).state
+        return self._lock_file
 
     def next_base_fee(self) -> int:
         return calculate_expected_base_fee_per_gas(self._head)
@@ -298,68 +440,19 @@ class PersistentChain:
                     return
                 self._cond.wait(left)
 
-    def execute(self, header: BlockHeaderAPI, sender: bytes, to: bytes, value: int,
-                data: bytes, gas: int) -> ComputationAPI:
-        """Run a call on the state after ``header``, in the context of the block after it."""
-        chain = self._reader()
-        params = self._header_params(header)
-        if header.block_number != chain.get_canonical_head().block_number:
-            params["timestamp"] = header.timestamp + 1
-        context = chain.create_header_from_parent(header, **params)
-        vm = chain.get_vm(context.copy(base_fee_per_gas=0))
-        state = vm.state
-        snapshot = state.snapshot()
-        try:
-            tx = vm.create_unsigned_transaction(
-                nonce=state.get_nonce(Address(sender)), gas_price=0, gas=gas, to=Address(to),
-                value=value, data=data)
-            return state.apply_transaction(cast(SignedTransactionAPI, SpoofTransaction(tx, from_=sender)))
-        finally:
-            state.revert(snapshot)
-
     # -- writes ----------------------------------------------------------------
     def submit(self, raw: bytes) -> bytes:
         """Validate a signed transaction and add it to the pool; returns its hash."""
         if self._closed:
             raise RpcError(-32000, "node is shutting down")
-        try:
-            tx = self._builder.decode(raw)
-        except Exception as exc:  # noqa: BLE001 - any malformed input, rlp or typed
-            raise RpcError(-32602, f"invalid raw transaction: {exc}") from exc
-        type_id = tx.type_id or 0
-        v = legacy_v(tx) if type_id == 0 else 0
-        chain_id = ((v - 35) // 2 if v >= 35 else None) if type_id == 0 else tx.chain_id
-        if chain_id is not None and chain_id != self.chain_id:
-            raise RpcError(-32000, f"invalid chain id {chain_id}, expected {self.chain_id}")
-        if type_id == 3:
-            raise RpcError(-32003, "blob transactions are not supported")
-        try:
-            # One recovery (coincurve-backed): ``check_signature_validity`` would
-            # recover the key a second time and verify the signature against the
-            # key it was just recovered from, which cannot fail.
-            sender = tx.sender
-        except Exception as exc:  # noqa: BLE001 - bad r, s or v
-            raise RpcError(-32000, f"invalid sender: {exc}") from exc
-        if tx.gas < tx.intrinsic_gas:
-            raise RpcError(-32000, f"intrinsic gas too low: have {tx.gas}, "
-                                   f"want {tx.intrinsic_gas}")
-        try:
-            tx.validate()
-        except ValidationError as exc:
-            raise RpcError(-32000, f"invalid transaction: {exc}") from exc
-        if tx.gas > self._head.gas_limit:
-            raise RpcError(-32000, "exceeds block gas limit")
-        base_fee = self.next_base_fee()
-        if tx.max_fee_per_gas < base_fee:
-            raise RpcError(-32000, f"max fee per gas less than block base fee: "
-                                   f"maxFeePerGas: {tx.max_fee_per_gas}, baseFee: {base_fee}")
-        nonce, balance = self._account(sender)
-        if tx.nonce < nonce:
-            raise RpcError(-32003, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
-        cost = tx.gas * tx.max_fee_per_gas + tx.value
-        if balance < cost:
-            raise RpcError(-32003, f"insufficient funds for gas * price + value: "
-                                   f"balance {balance}, tx cost {cost}")
+        tx, sender = self.check_raw(raw)
+        return self.add(tx, sender)
+
+    def add(self, tx: SignedTransactionAPI, sender: bytes) -> bytes:
+        """Add a transaction that passed ``check_raw`` to the pool (state checks here)."""
+        if self._closed:
+            raise RpcError(-32000, "node is shutting down")
+        check_state(tx, self._head.gas_limit, self.next_base_fee(), self._account(sender))
         tx_hash = tx.hash
         with self._cond:
             if tx_hash in self._by_hash:
@@ -367,12 +460,13 @@ class PersistentChain:
             queued = self._pool.setdefault(sender, {})
             old = queued.get(tx.nonce)
             if old is not None:
-                if tx.max_fee_per_gas < old.tx.max_fee_per_gas * 11 // 10:
-                    raise RpcError(-32000, "replacement transaction underpriced")
+                check_replacement(tx, old.tx)
                 del self._by_hash[old.tx.hash]
+                self._removed.append(old.tx.hash)
             item = _Pooled(next(self._seq), tx, sender)
             queued[tx.nonce] = item
             self._by_hash[tx_hash] = item
+            self._flush_removed({})
             self._cond.notify_all()
         return tx_hash
 
@@ -421,13 +515,6 @@ class PersistentChain:
             if account is None or account[0] in queued:
                 return True
         return False
-
-    def _header_params(self, parent: BlockHeaderAPI) -> dict[str, Any]:
-        now = int(time.time()) + self._time_offset
-        timestamp = self._next_timestamp or max(now, parent.timestamp + 1)
-        return {"timestamp": timestamp, "gas_limit": parent.gas_limit, "difficulty": 0,
-                "coinbase": ZERO_ADDRESS, "nonce": b"\x00" * 8,
-                "mix_hash": keccak(parent.hash)}
 
     def _executable(self, state: Any) -> list[_Pooled]:
         """Pooled transactions in arrival order, each sender's in nonce order."""
@@ -507,6 +594,7 @@ class PersistentChain:
                 nonce = fresh[sender][0]
                 for stale in [q for n, q in queued.items() if n < nonce]:
                     self._forget(stale)
+            self._flush_removed(self._touched_values)
             self._cond.notify_all()
         return mined.header
 
@@ -535,6 +623,9 @@ class PersistentChain:
         for address in wanted:
             if address not in keep:
                 keep[address] = (state.get_nonce(address), state.get_balance(address))
+        if self.on_removed is not None:
+            self._touched_values = None if touched is None else {
+                a: keep.get(a) or (state.get_nonce(a), state.get_balance(a)) for a in touched}
         return keep
 
     def _has_request_contracts(self, state: Any) -> bool:
@@ -564,8 +655,15 @@ class PersistentChain:
                 requests_hash=_EMPTY_REQUESTS_HASH, **roots))
         return vm.finalize_block(block).block
 
+    def _flush_removed(self, accounts: dict[bytes, tuple[int, int]] | None) -> None:
+        """Tell ``on_removed`` which transactions left the pool (call with ``_pool_lock``)."""
+        removed, self._removed = self._removed, []
+        if (removed or accounts != {}) and self.on_removed is not None:
+            self.on_removed(removed, accounts)
+
     def _forget(self, item: _Pooled) -> None:
-        self._by_hash.pop(item.tx.hash, None)
+        if self._by_hash.pop(item.tx.hash, None) is not None:
+            self._removed.append(item.tx.hash)
         queued = self._pool.get(item.sender)
         if queued is not None and queued.get(item.tx.nonce) is item:
             del queued[item.tx.nonce]

@@ -16,7 +16,7 @@ from eth.exceptions import Revert
 from eth_abi.abi import decode as abi_decode
 
 from ._codec import base_fee, hb, hx
-from ._evm import DEFAULT_PRIORITY_FEE, PersistentChain, RpcError
+from ._evm import DEFAULT_PRIORITY_FEE, ChainReader, RpcError
 
 __all__ = ["Dispatcher", "RpcServer"]
 
@@ -72,7 +72,7 @@ def revert_error(output: bytes) -> RpcError:
 class Dispatcher:
     """Maps JSON-RPC method names onto the ledger."""
 
-    def __init__(self, ledger: PersistentChain, client_version: str) -> None:
+    def __init__(self, ledger: ChainReader, client_version: str) -> None:
         self.ledger = ledger
         self.client_version = client_version
         self._filters: dict[str, tuple[str, Any, int]] = {}
@@ -340,6 +340,10 @@ class Dispatcher:
             # polling clients (web3 sleeps 100 ms between polls) a round trip.
             self.ledger.wait_mined(digest, _RECEIPT_WAIT_S)
             rows = self.ledger.query("SELECT receipt FROM txs WHERE hash = ?", (digest,))
+        if not rows:
+            reason = self.ledger.dropped(digest)
+            if reason is not None:
+                raise RpcError(-32000, f"transaction {hb(digest)} was dropped: {reason}")
         return json.loads(rows[0][0]) if rows else None
 
     def rpc_eth_getTransactionByHash(self, tx_hash: Any) -> Any:

@@ -99,3 +99,59 @@ def test_web3_over_http(url: str, accounts: list[Any], sign_transfer: Any) -> No
     assert w3.eth.get_balance("0x" + "22" * 20) == 123
     block = w3.eth.get_block(receipt.blockNumber, full_transactions=True)
     assert block.transactions[0]["hash"] == tx_hash
+
+
+def test_split_writer_errors_locks_and_exit(node: EmbeddedNode, genesis: Any, url: str,
+                                            accounts: list[Any], sign_transfer: Any,
+                                            tmp_path: Any) -> None:
+    """serve() forks the writer: the front end rejects what the writer would, the
+    chain stays locked to this node, and the writer exits with it."""
+    from databright.chain.node import ChainError
+    from databright.chain._split import RemoteLedger
+
+    ledger = node.ledger
+    assert isinstance(ledger, RemoteLedger)
+    first = sign_transfer(accounts[1], 0)
+    tx_hash = rpc(url, "eth_sendRawTransaction", ["0x" + first.hex()])["result"]
+    # web3-style pending nonce right after a send: the writer saw the send first
+    assert rpc(url, "eth_getTransactionCount", [accounts[1].address, "pending"])["result"] == "0x1"
+    again = rpc(url, "eth_sendRawTransaction", ["0x" + first.hex()])
+    assert "error" in again  # already known, or (once mined) nonce too low
+    receipt = rpc(url, "eth_getTransactionReceipt", [tx_hash])["result"]
+    assert receipt is not None and receipt["status"] == "0x1"
+    stale = rpc(url, "eth_sendRawTransaction", ["0x" + sign_transfer(accounts[1], 0, value=2).hex()])
+    assert "nonce too low" in stale["error"]["message"]
+    poor = rpc(url, "eth_sendRawTransaction",
+               ["0x" + sign_transfer(accounts[1], 1, value=10**30).hex()])
+    assert "insufficient funds" in poor["error"]["message"]
+    with pytest.raises(ChainError, match="in use"):
+        EmbeddedNode(node.path, genesis)
+    process = ledger._process
+    assert process.is_alive()
+    node.close()
+    assert not process.is_alive()
+
+
+def test_a_transaction_the_writer_drops_reports_why(node: EmbeddedNode, url: str, accounts: list[Any],
+                                                    sign_transfer: Any) -> None:
+    """A send the front end accepted on a view one block behind, then refused by
+    the writer, is not left without an answer: its receipt query says why."""
+    from eth_account import Account
+
+    from databright.chain._split import RemoteLedger
+
+    ledger = node.ledger
+    assert isinstance(ledger, RemoteLedger)
+    mined = sign_transfer(accounts[2], 0)
+    tx_hash = rpc(url, "eth_sendRawTransaction", ["0x" + mined.hex()])["result"]
+    assert rpc(url, "eth_getTransactionReceipt", [tx_hash])["result"]["status"] == "0x1"
+    # What a front end a block behind would forward: the same nonce again.
+    stale = sign_transfer(accounts[2], 0, value=3)
+    sender = bytes.fromhex(Account.from_key(accounts[2].key).address[2:])
+    ledger._conn.send(("add", 0, (stale, sender)))
+    stale_hash = "0x" + Web3.keccak(stale).hex().removeprefix("0x")
+    for _ in range(100):
+        reply = rpc(url, "eth_getTransactionReceipt", [stale_hash])
+        if "error" in reply:
+            break
+    assert "was dropped" in reply["error"]["message"] and "nonce" in reply["error"]["message"]
