@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from databright.chain import DataMarket, DatasetParams, Ledger, compile_contract, deploy

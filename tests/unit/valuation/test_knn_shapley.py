@@ -184,7 +184,7 @@ def test_efficiency_and_tiling_hold_for_any_data(
 
 
 def test_labels_of_any_type() -> None:
-    x_train, y_train, x_test, y_test = data = gaussian(15, 30, 6)
+    x_train, y_train, x_test, y_test = gaussian(15, 30, 6)
     names = np.array(["cat", "dog", "eel"])
     # "fox" appears only in the test set: those test points value nothing.
     y_test_named = np.append(names[y_test], "fox")

@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 
 from databright.errors import DataBrightError, InputError
 from databright import operations
-from databright.operations import Batch, load_batch, propose_batch, read_metadata
+from databright.operations import Batch, load_batch, propose_batch
 from databright.storage import digest_of_cid
 from databright.web._charts import bar_chart, step_chart
 from databright.web._pages import back, render
