@@ -16,6 +16,7 @@ Everything DataBright keeps lives under one home directory (``--home`` or
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,6 +97,13 @@ class Home:
 
     def exists(self) -> bool:
         return self.config_file.is_file()
+
+    def announce_node(self, url: str) -> None:
+        """Tell commands of this home that a node serves its chain at ``url``."""
+        self.node_file.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+
+    def retire_node(self) -> None:
+        self.node_file.unlink(missing_ok=True)
 
     def read_config(self) -> dict[str, object]:
         if not self.exists():

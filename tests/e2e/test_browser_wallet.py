@@ -12,6 +12,7 @@ transaction sent by the wallet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -151,51 +152,57 @@ def api(base: str, path: str) -> Any:
         return json.loads(reply.read())
 
 
-def test_wallet_user_votes_finalizes_and_withdraws(scenario: tuple[str, str, int, LocalAccount, int]) -> None:
-    base, node, pid, account, _ = scenario
-    expect = playwright_api.expect
-    wallet = TestWallet(account)
+@contextlib.contextmanager
+def wallet_page(wallet: TestWallet) -> Iterator[Any]:
+    """A chromium page whose injected EIP-1193 provider is ``wallet``."""
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         try:
             context = browser.new_context(viewport=LAPTOP)
             context.expose_function("pyWallet", wallet.request)
             context.add_init_script(PROVIDER)
-            page = context.new_page()
-            message = page.locator("#wallet-message")
-
-            page.goto(f"{base}/signin?next=/proposals/{pid}")
-            page.click("#siwe")
-            expect(page.get_by_test_id("whoami")).to_contain_text(account.address[:6])
-            expect(page.get_by_test_id("outcome")).to_have_text("voting")
-
-            page.click("[data-testid=vote-yes]")
-            expect(message).to_have_text("You voted yes with 1,040 shares.", timeout=20_000)
-            # The wallet was on chain 1: the page had it add the node it serves, then switch to it.
-            assert wallet.chain_id == api(base, "/api/v1/chain")["chain_id"] and wallet.chains == {wallet.chain_id: node}
-            expect(page.get_by_test_id("yes")).to_have_text("1,040")
-            expect(page.get_by_test_id("outcome")).to_have_text("accepted when finalized")
-            shoot(page, "wallet-proposal-laptop")
-
-            page.click("[data-testid=finalize]")
-            expect(message).to_have_text(f"Proposal {pid} is accepted.", timeout=20_000)
-            expect(page.get_by_test_id("status")).to_have_text("accepted")
-
-            page.goto(f"{base}/account")
-            pending = {h["dataset_id"]: h for h in api(base, f"/api/v1/accounts/{account.address}")["holdings"]}[1]
-            assert pending["withdrawable_wei"] > 0
-            expect(page.get_by_test_id("withdrawable-1")).not_to_have_text("0 ETH")
-            wallet.reject_next = True
-            page.click("[data-testid=withdraw-1]")
-            expect(message).to_have_text("You rejected the request in your wallet.", timeout=20_000)
-            expect(message).to_have_class(re.compile(r"\berror\b"))
-            before = int(rpc(node, "eth_getBalance", [account.address, "latest"]), 16)
-            page.click("[data-testid=withdraw-1]")
-            expect(message).to_contain_text("Withdrew", timeout=20_000)
-            expect(page.get_by_test_id("withdrawable-1")).to_have_text("0 ETH")
-            shoot(page, "wallet-account-laptop")
+            yield context.new_page()
         finally:
             browser.close()
+
+
+def test_wallet_user_votes_finalizes_and_withdraws(scenario: tuple[str, str, int, LocalAccount, int]) -> None:
+    base, node, pid, account, _ = scenario
+    expect = playwright_api.expect
+    wallet = TestWallet(account)
+    with wallet_page(wallet) as page:
+        message = page.locator("#wallet-message")
+
+        page.goto(f"{base}/signin?next=/proposals/{pid}")
+        page.click("#siwe")
+        expect(page.get_by_test_id("whoami")).to_contain_text(account.address[:6])
+        expect(page.get_by_test_id("outcome")).to_have_text("voting")
+
+        page.click("[data-testid=vote-yes]")
+        expect(message).to_have_text("You voted yes with 1,040 shares.", timeout=20_000)
+        # The wallet was on chain 1: the page had it add the node it serves, then switch to it.
+        assert wallet.chain_id == api(base, "/api/v1/chain")["chain_id"] and wallet.chains == {wallet.chain_id: node}
+        expect(page.get_by_test_id("yes")).to_have_text("1,040")
+        expect(page.get_by_test_id("outcome")).to_have_text("accepted when finalized")
+        shoot(page, "wallet-proposal-laptop")
+
+        page.click("[data-testid=finalize]")
+        expect(message).to_have_text(f"Proposal {pid} is accepted.", timeout=20_000)
+        expect(page.get_by_test_id("status")).to_have_text("accepted")
+
+        page.goto(f"{base}/account")
+        pending = {h["dataset_id"]: h for h in api(base, f"/api/v1/accounts/{account.address}")["holdings"]}[1]
+        assert pending["withdrawable_wei"] > 0
+        expect(page.get_by_test_id("withdrawable-1")).not_to_have_text("0 ETH")
+        wallet.reject_next = True
+        page.click("[data-testid=withdraw-1]")
+        expect(message).to_have_text("You rejected the request in your wallet.", timeout=20_000)
+        expect(message).to_have_class(re.compile(r"\berror\b"))
+        before = int(rpc(node, "eth_getBalance", [account.address, "latest"]), 16)
+        page.click("[data-testid=withdraw-1]")
+        expect(message).to_contain_text("Withdrew", timeout=20_000)
+        expect(page.get_by_test_id("withdrawable-1")).to_have_text("0 ETH")
+        shoot(page, "wallet-account-laptop")
 
     # Three real transactions, each sent by the wallet to the market, each mined successfully.
     contract = api(base, "/api/v1/chain")["contract"]
@@ -222,40 +229,32 @@ def test_wallet_user_proposes_uploaded_files(scenario: tuple[str, str, int, Loca
     bad = write_batch(tmp_path / "bad", ["a", "z"], 31)
     good = write_batch(tmp_path / "good", ["b", "a", "b"], 32)
     count = len(api(base, "/api/v1/proposals"))
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            context = browser.new_context(viewport=LAPTOP)
-            context.expose_function("pyWallet", wallet.request)
-            context.add_init_script(PROVIDER)
-            page = context.new_page()
-            message = page.locator("#wallet-message")
+    with wallet_page(wallet) as page:
+        message = page.locator("#wallet-message")
 
-            page.goto(f"{base}/signin?next=/datasets/1/propose")
-            page.click("#siwe")
-            expect(page.get_by_test_id("whoami")).to_contain_text(account.address[:6])
+        page.goto(f"{base}/signin?next=/datasets/1/propose")
+        page.click("#siwe")
+        expect(page.get_by_test_id("whoami")).to_contain_text(account.address[:6])
 
-            # A label the dataset does not have: refused before the wallet is asked.
-            page.set_input_files("#files", sorted(bad.glob("*.png")))
-            page.set_input_files("#labels", bad / "labels.csv")
-            page.click("[data-testid=propose-submit]")
-            expect(message).to_have_text("item 1 has label 'z', not one of the dataset's labels: a, b",
-                                         timeout=20_000)
-            expect(message).to_have_class(re.compile(r"\berror\b"))
-            assert wallet.sent == [] and len(api(base, "/api/v1/proposals")) == count
+        # A label the dataset does not have: refused before the wallet is asked.
+        page.set_input_files("#files", sorted(bad.glob("*.png")))
+        page.set_input_files("#labels", bad / "labels.csv")
+        page.click("[data-testid=propose-submit]")
+        expect(message).to_have_text("item 1 has label 'z', not one of the dataset's labels: a, b",
+                                 timeout=20_000)
+        expect(message).to_have_class(re.compile(r"\berror\b"))
+        assert wallet.sent == [] and len(api(base, "/api/v1/proposals")) == count
 
-            page.set_input_files("#files", sorted(good.glob("*.png")))
-            page.set_input_files("#labels", good / "labels.csv")
-            before = int(rpc(node, "eth_getBalance", [account.address, "latest"]), 16)
-            page.click("[data-testid=propose-submit]")
-            new = count + 1
-            expect(message).to_have_text(f"Proposal {new} submitted: 3 items.", timeout=20_000)
-            assert page.url == f"{base}/proposals/{new}"
-            expect(page.get_by_test_id("status")).to_have_text("open")
-            expect(page.locator("figure.thumb")).to_have_count(3)
-            shoot(page, "wallet-propose-laptop")
-        finally:
-            browser.close()
+        page.set_input_files("#files", sorted(good.glob("*.png")))
+        page.set_input_files("#labels", good / "labels.csv")
+        before = int(rpc(node, "eth_getBalance", [account.address, "latest"]), 16)
+        page.click("[data-testid=propose-submit]")
+        new = count + 1
+        expect(message).to_have_text(f"Proposal {new} submitted: 3 items.", timeout=20_000)
+        assert page.url == f"{base}/proposals/{new}"
+        expect(page.get_by_test_id("status")).to_have_text("open")
+        expect(page.locator("figure.thumb")).to_have_count(3)
+        shoot(page, "wallet-propose-laptop")
 
     # One real transaction from the wallet, carrying the bond; the index shows the proposal and its items.
     assert len(wallet.sent) == 1

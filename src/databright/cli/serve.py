@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import socket
 import sys
@@ -28,7 +26,7 @@ def _start_node(home: Home) -> tuple[Any, Any, str]:
     chain = EmbeddedNode(home.chain_db, Genesis.load(home.genesis_file))
     server = serve_node(chain)
     url = f"http://127.0.0.1:{server.port}"
-    home.node_file.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    home.announce_node(url)
     return chain, server, url
 
 
@@ -81,7 +79,7 @@ def serve(
     finally:
         stop.set()
         if server is not None:
-            home.node_file.unlink(missing_ok=True)
+            home.retire_node()
             server.shutdown()
         if chain is not None:
             chain.close()

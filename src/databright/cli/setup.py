@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -75,13 +74,13 @@ def node(
     try:
         server = serve(chain, host=host, port=port)
         url = f"http://{host}:{server.port}"
-        home.node_file.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+        home.announce_node(url)
         typer.echo(f"databright node: chain {chain.chain_id} at {url}")
         sys.stdout.flush()
         try:
             stop.wait()
         finally:
-            home.node_file.unlink(missing_ok=True)
+            home.retire_node()
             server.shutdown()
     finally:
         for sig, handler in previous.items():
