@@ -40,6 +40,7 @@ import rlp
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
+from eth.constants import SECPK1_N
 from eth.db.atomic import AtomicDB
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague import PragueVM
@@ -122,6 +123,32 @@ class Genesis(BaseModel):
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+
+def _invalid_in_block(state: Any, tx: SignedTransactionAPI, sender: bytes, gas_limit: int,
+                      fee: int) -> str | None:
+    """Why ``tx`` cannot run on ``state`` now (None: it can), checked before
+    py-evm applies it: py-evm validates only after it has locked the state's
+    checkpoints, so a failure there could not be rolled back."""
+    account = (state.get_nonce(Address(sender)), state.get_balance(Address(sender)))
+    try:
+        check_state(tx, gas_limit, fee, account)
+        check_fee_caps(tx.max_priority_fee_per_gas, tx.max_fee_per_gas)
+        state.validate_transaction(tx)
+    except RpcError as exc:
+        return exc.message
+    except ValidationError as exc:
+        return f"invalid transaction: {exc}"
+    return None
+
+
+class _Poisoned(Exception):
+    """A transaction failed inside py-evm after passing ``_invalid_in_block``."""
+
+    def __init__(self, item: _Pooled, reason: str) -> None:
+        super().__init__(reason)
+        self.item = item
+        self.reason = reason
 
 
 @dataclass(order=True)
@@ -225,9 +252,12 @@ class ChainReader:
             sender = tx.sender
         except Exception as exc:  # noqa: BLE001 - bad r, s or v
             raise RpcError(-32000, f"invalid sender: {exc}") from exc
+        if not 0 < tx.s <= SECPK1_N // 2:  # EIP-2; py-evm would only see it in the miner
+            raise RpcError(-32000, "invalid sender: invalid transaction v, r, s values")
         if tx.gas < tx.intrinsic_gas:
             raise RpcError(-32000, f"intrinsic gas too low: have {tx.gas}, "
                                    f"want {tx.intrinsic_gas}")
+        check_fee_caps(tx.max_priority_fee_per_gas, tx.max_fee_per_gas)
         try:
             tx.validate()
         except ValidationError as exc:
@@ -251,8 +281,12 @@ class ChainReader:
         raise NotImplementedError
 
     def dropped(self, tx_hash: bytes) -> str | None:
-        """Why an accepted transaction was later dropped from the pool (None: it was not)."""
-        return None
+        """Why an accepted transaction was later dropped from the pool (None: it was not).
+
+        Recorded in the ``dropped`` table by the writer, durably, so the answer
+        survives restarts."""
+        rows = self.query("SELECT reason FROM dropped WHERE hash = ?", (tx_hash,))
+        return str(rows[0][0]) if rows else None
 
     def increase_time(self, seconds: int) -> int:
         raise NotImplementedError
@@ -267,9 +301,34 @@ class ChainReader:
         raise NotImplementedError
 
 
+def check_fee_caps(tip: int, fee_cap: int, sender: bytes | None = None) -> None:
+    """EIP-1559: the tip is part of the fee, so it cannot be above the cap."""
+    if tip > fee_cap:
+        message = "max priority fee per gas higher than max fee per gas"
+        if sender is not None:  # geth's wording for calls, which have no pool
+            message += (f": address {checksum(sender)}, maxPriorityFeePerGas: {tip}, "
+                        f"maxFeePerGas: {fee_cap}")
+        raise RpcError(-32000, message)
+
+
+def tx_cost(tx: SignedTransactionAPI) -> int:
+    """What a sender must hold for ``tx``: its whole gas at the fee cap, plus value."""
+    return tx.gas * tx.max_fee_per_gas + tx.value
+
+
+def queued_cost(queued: Mapping[int, SignedTransactionAPI], nonce: int, replacing: int) -> int:
+    """The cost of a sender's pooled transactions from ``nonce`` on, except the one
+    at nonce ``replacing`` (which a new transaction would replace)."""
+    return sum(tx_cost(tx) for n, tx in queued.items() if n >= nonce and n != replacing)
+
+
 def check_state(tx: SignedTransactionAPI, gas_limit: int, base_fee: int,
-                account: tuple[int, int]) -> None:
-    """The pool's checks against the latest block: gas limit, base fee, nonce, funds."""
+                account: tuple[int, int], pooled: int = 0) -> None:
+    """The pool's checks against the latest block: gas limit, base fee, nonce, funds.
+
+    ``pooled`` is what the sender's other pooled transactions may spend first: two
+    transactions each affordable alone must not both be accepted (geth's overdraft
+    check), or the second could only fail inside a block."""
     if tx.gas > gas_limit:
         raise RpcError(-32000, "exceeds block gas limit")
     if tx.max_fee_per_gas < base_fee:
@@ -278,10 +337,13 @@ def check_state(tx: SignedTransactionAPI, gas_limit: int, base_fee: int,
     nonce, balance = account
     if tx.nonce < nonce:
         raise RpcError(-32003, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
-    cost = tx.gas * tx.max_fee_per_gas + tx.value
+    cost = tx_cost(tx)
     if balance < cost:
         raise RpcError(-32003, f"insufficient funds for gas * price + value: "
                                f"balance {balance}, tx cost {cost}")
+    if balance < pooled + cost:
+        raise RpcError(-32003, f"insufficient funds for gas * price + value: "
+                               f"balance {balance}, queued cost {pooled}, tx cost {cost}")
 
 
 def check_replacement(tx: SignedTransactionAPI, old: SignedTransactionAPI) -> None:
@@ -316,15 +378,16 @@ class PersistentChain(ChainReader):
         try:
             self.kv = SQLiteKV(path)
             self._open_chain()
+            # The pool's journal: written outside block commits, on a connection of
+            # its own (SQLite serialises it with the miner's block transactions).
+            self._journal = sqlite3.connect(path, isolation_level=None, timeout=60,
+                                            check_same_thread=False)
         except BaseException:
             self._lock_file.release()
             raise
-        # called (under the pool lock) with hashes that left the pool and, after
-        # a block, the (nonce, balance) of every account it touched (None: any)
-        self.on_removed: Callable[[list[bytes], dict[bytes, tuple[int, int]] | None],
-                                  None] | None = None
+        # called (under the pool lock) with hashes that left the pool
+        self.on_removed: Callable[[list[bytes]], None] | None = None
         self._removed: list[bytes] = []
-        self._touched_values: dict[bytes, tuple[int, int]] | None = {}
         self._lock = threading.RLock()
         self._pool_lock = threading.Lock()
         self._cond = threading.Condition(self._pool_lock)
@@ -337,6 +400,7 @@ class PersistentChain(ChainReader):
         self._touched: set[bytes] | None = None  # accounts the block being built changed
         self._request_code: bool | None = None  # see _has_request_contracts
         self._closed = False
+        self._replay_journal()
         self._miner = threading.Thread(target=self._mine_loop, name="databright-miner",
                                        daemon=True)
         self._miner.start()
@@ -392,6 +456,7 @@ class PersistentChain(ChainReader):
             self._cond.notify_all()
         self._miner.join(timeout=30)
         with self._lock:
+            self._journal.close()
             self.kv.close()
         return self._lock_file
 
@@ -448,27 +513,98 @@ class PersistentChain(ChainReader):
         tx, sender = self.check_raw(raw)
         return self.add(tx, sender)
 
-    def add(self, tx: SignedTransactionAPI, sender: bytes) -> bytes:
-        """Add a transaction that passed ``check_raw`` to the pool (state checks here)."""
+    def add(self, tx: SignedTransactionAPI, sender: bytes,
+            pooled: Callable[[], None] | None = None) -> bytes:
+        """Add a transaction that passed ``check_raw`` to the pool (state checks here).
+
+        It is journaled (``pool`` table) before it enters the pool, so once this
+        returns the transaction survives ``kill -9``: a restart pools it again
+        or records why it cannot be (``dropped`` table, see ``dropped``).
+        ``pooled`` is called under the pool lock once it is in, before the miner
+        can take it (the writer acknowledges it there, ahead of its removal).
+        """
         if self._closed:
             raise RpcError(-32000, "node is shutting down")
-        check_state(tx, self._head.gas_limit, self.next_base_fee(), self._account(sender))
-        tx_hash = tx.hash
+        self._admit(tx, sender, self._account(sender), None, pooled)
+        return bytes(tx.hash)
+
+    def _admit(self, tx: SignedTransactionAPI, sender: bytes, account: tuple[int, int],
+               seq: int | None, pooled_hook: Callable[[], None] | None = None) -> None:
+        """Check ``tx`` against the head and the sender's pooled transactions, then
+        pool it; journal it first unless it comes from the journal (``seq``)."""
+        tx_hash = bytes(tx.hash)
         with self._cond:
             if tx_hash in self._by_hash:
                 raise RpcError(-32000, "already known")
-            queued = self._pool.setdefault(sender, {})
+            queued = self._pool.get(sender, {})
+            pooled = queued_cost({n: q.tx for n, q in queued.items()}, account[0], tx.nonce)
+            check_state(tx, self._head.gas_limit, self.next_base_fee(), account, pooled)
             old = queued.get(tx.nonce)
             if old is not None:
                 check_replacement(tx, old.tx)
+            if seq is None:
+                seq = next(self._seq)
+                self._journal_add(seq, tx, sender, old)
+            if old is not None:
                 del self._by_hash[old.tx.hash]
                 self._removed.append(old.tx.hash)
-            item = _Pooled(next(self._seq), tx, sender)
-            queued[tx.nonce] = item
+            item = _Pooled(seq, tx, sender)
+            self._pool.setdefault(sender, {})[tx.nonce] = item
             self._by_hash[tx_hash] = item
-            self._flush_removed({})
+            if pooled_hook is not None:
+                pooled_hook()
+            self._flush_removed()
             self._cond.notify_all()
-        return tx_hash
+
+    def _journal_add(self, seq: int, tx: SignedTransactionAPI, sender: bytes,
+                     replaced: _Pooled | None) -> None:
+        """Make a pooled transaction durable (one SQLite transaction, WAL: survives
+        ``kill -9``); a replaced one leaves the journal with its reason."""
+        conn = self._journal
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if replaced is not None:
+                    old_hash = bytes(replaced.tx.hash)
+                    conn.execute("DELETE FROM pool WHERE hash = ?", (old_hash,))
+                    conn.execute("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
+                                 (old_hash, f"replaced by {hb(tx.hash)}"))
+                conn.execute("INSERT INTO pool VALUES (?, ?, ?, ?)",
+                             (seq, bytes(tx.hash), sender, tx.encode()))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise RpcError(-32000, f"transaction not accepted: the pool journal "
+                                   f"could not be written ({exc})") from exc
+
+    def _replay_journal(self) -> None:
+        """Pool again what a previous run journaled but did not mine; a transaction
+        that no longer fits the chain is recorded as dropped, with the reason."""
+        conn = self._journal
+        rows = conn.execute("SELECT seq, hash, sender, raw FROM pool ORDER BY seq").fetchall()
+        gone: list[tuple[bytes]] = []
+        reasons: list[tuple[bytes, str]] = []
+        for seq, tx_hash, sender, raw in rows:
+            if conn.execute("SELECT 1 FROM txs WHERE hash = ?", (tx_hash,)).fetchone():
+                gone.append((tx_hash,))  # mined; its journal row is stale
+                continue
+            try:
+                tx = _BUILDER.decode(raw)
+                tx.__dict__["sender"] = sender  # recovered when it was first accepted
+                self._admit(tx, sender, self._account(sender), seq)
+            except RpcError as exc:
+                gone.append((tx_hash,))
+                reasons.append((tx_hash, exc.message))
+        self._removed.clear()
+        if rows:
+            self._seq = itertools.count(rows[-1][0] + 1)
+        if gone:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("DELETE FROM pool WHERE hash = ?", gone)
+            conn.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)
+            conn.execute("COMMIT")
 
     def increase_time(self, seconds: int) -> int:
         """Move the clock forward: the next block is at least ``seconds`` after the latest.
@@ -536,16 +672,73 @@ class PersistentChain(ChainReader):
         return out
 
     def _mine_block(self) -> BlockHeaderAPI:
-        """Build, execute and commit one block (call with ``_lock``)."""
+        """Build, execute and commit one block (call with ``_lock``).
+
+        No transaction can stop the miner: each is checked against the state just
+        before it runs and dropped (with its reason) if it no longer fits; one that
+        fails inside py-evm anyway leaves the state half-applied, so the block is
+        built again without it.
+        """
+        excluded: dict[bytes, str] = {}
+        while True:
+            try:
+                vm, current, included, receipts, dropped = self._build(excluded)
+                break
+            except _Poisoned as poisoned:
+                excluded[bytes(poisoned.item.tx.hash)] = poisoned.reason
+        chain = self.chain
+        txs = [item.tx for item in included]
+        state = vm.state
+        with self._pool_lock:
+            pooled = set(self._pool)
+        done = included + [item for item, _ in dropped]
+        fresh = self._refreshed_accounts(state, pooled | {item.sender for item in done})
+        with self._pool_lock:
+            # Anything now below its sender's nonce can never be mined.
+            # (A sender pooled while this block was sealed is checked next block.)
+            taken = {id(item) for item in done}
+            stale = [q for sender, queued in self._pool.items() if sender in fresh
+                     for n, q in queued.items() if n < fresh[sender][0] and id(q) not in taken]
+        reasons = [(bytes(item.tx.hash), reason) for item, reason in dropped]
+        reasons += [(bytes(item.tx.hash), f"nonce too low: next nonce {fresh[item.sender][0]}, "
+                                          f"tx nonce {item.tx.nonce}") for item in stale]
+        try:
+            with self.kv.write():
+                mined = self._seal(vm, current, txs, receipts)
+                chain.chaindb.persist_block(mined)
+                self._index_block(mined.header, txs, [i.sender for i in included], receipts,
+                                  [len(rlp.encode(mined))])
+                self.kv.add_rows("DELETE FROM pool WHERE hash = ?",
+                                 [(bytes(item.tx.hash),) for item in done + stale])
+                if reasons:
+                    self.kv.add_rows("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)
+        except BaseException:
+            self._reopen()
+            raise
+        self._next_timestamp = None
+        with self._cond:
+            self._head = mined.header
+            self._accounts = fresh
+            for item in done + stale:
+                self._forget(item)
+            self._flush_removed()
+            self._cond.notify_all()
+        return mined.header
+
+    def _build(self, excluded: dict[bytes, str]) -> tuple[
+            PragueVM, BlockHeaderAPI, list[_Pooled], list[ReceiptAPI], list[tuple[_Pooled, str]]]:
+        """Execute the next block's transactions (not yet sealed): the VM, the
+        header so far, what was included and what was dropped (with why)."""
         chain = self.chain
         parent = self._head
         header = chain.create_header_from_parent(parent, **self._header_params(parent))
         vm = cast(PragueVM, chain.get_vm(header))  # the only VM of this chain
         vm.block_preprocessing(vm.get_block())
         state = vm.state
+        fee = base_fee(header)
         included: list[_Pooled] = []
         receipts: list[ReceiptAPI] = []
-        dropped: list[_Pooled] = []
+        dropped: list[tuple[_Pooled, str]] = []
         current = header
         held: set[bytes] = set()  # senders whose next nonce did not make it into this block
         for item in self._executable(state):
@@ -555,48 +748,21 @@ class PersistentChain(ChainReader):
             if current.gas_used + tx.gas > current.gas_limit:
                 held.add(item.sender)  # waits for the next block
                 continue
-            snapshot = state.snapshot()
-            try:
-                receipt, _ = vm.apply_transaction(current, tx)
-            except ValidationError:
+            reason = excluded.get(bytes(tx.hash)) or _invalid_in_block(
+                state, tx, item.sender, current.gas_limit, fee)
+            if reason is not None:
                 # e.g. an earlier transaction in this block spent the funds
-                state.revert(snapshot)
-                dropped.append(item)
+                dropped.append((item, reason))
                 held.add(item.sender)
                 continue
+            try:
+                receipt, _ = vm.apply_transaction(current, tx)
+            except Exception as exc:  # noqa: BLE001 - see _mine_block
+                raise _Poisoned(item, f"invalid transaction: {exc}") from exc
             current = vm.add_receipt_to_header(current, receipt)
             included.append(item)
             receipts.append(receipt)
-        txs = [item.tx for item in included]
-        with self._pool_lock:
-            pooled = set(self._pool)
-        fresh = self._refreshed_accounts(state, pooled | {item.sender for item in included + dropped})
-        try:
-            with self.kv.write():
-                mined = self._seal(vm, current, txs, receipts)
-                chain.chaindb.persist_block(mined)
-                self._index_block(mined.header, txs, [i.sender for i in included], receipts,
-                                  [len(rlp.encode(mined))])
-        except BaseException:
-            self._reopen()
-            raise
-        self._next_timestamp = None
-        with self._cond:
-            self._head = mined.header
-            self._accounts = fresh
-            for item in included + dropped:
-                self._forget(item)
-            # Anything now below its sender's nonce can never be mined.
-            # (A sender pooled while this block was sealed is checked next block.)
-            for sender, queued in list(self._pool.items()):
-                if sender not in fresh:
-                    continue
-                nonce = fresh[sender][0]
-                for stale in [q for n, q in queued.items() if n < nonce]:
-                    self._forget(stale)
-            self._flush_removed(self._touched_values)
-            self._cond.notify_all()
-        return mined.header
+        return vm, current, included, receipts, dropped
 
     def _refreshed_accounts(self, state: Any, wanted: set[bytes]) -> dict[bytes, tuple[int, int]]:
         """The (nonce, balance) cache as of the block ``state`` is building.
@@ -623,9 +789,6 @@ class PersistentChain(ChainReader):
         for address in wanted:
             if address not in keep:
                 keep[address] = (state.get_nonce(address), state.get_balance(address))
-        if self.on_removed is not None:
-            self._touched_values = None if touched is None else {
-                a: keep.get(a) or (state.get_nonce(a), state.get_balance(a)) for a in touched}
         return keep
 
     def _has_request_contracts(self, state: Any) -> bool:
@@ -655,11 +818,11 @@ class PersistentChain(ChainReader):
                 requests_hash=_EMPTY_REQUESTS_HASH, **roots))
         return vm.finalize_block(block).block
 
-    def _flush_removed(self, accounts: dict[bytes, tuple[int, int]] | None) -> None:
+    def _flush_removed(self) -> None:
         """Tell ``on_removed`` which transactions left the pool (call with ``_pool_lock``)."""
         removed, self._removed = self._removed, []
-        if (removed or accounts != {}) and self.on_removed is not None:
-            self.on_removed(removed, accounts)
+        if removed and self.on_removed is not None:
+            self.on_removed(removed)
 
     def _forget(self, item: _Pooled) -> None:
         if self._by_hash.pop(item.tx.hash, None) is not None:

@@ -3,6 +3,8 @@
 * ``kv`` — py-evm's key/value store (trie nodes, headers, canonical lookups).
 * ``blocks``, ``txs``, ``logs`` — a JSON-RPC view written in the *same* SQLite
   transaction as the block (see ``SQLiteKV.add_rows``).
+* ``pool`` — the journal of accepted, not yet mined transactions; ``dropped`` —
+  why an accepted transaction will never be mined (see ``_evm.PersistentChain``).
 
 WAL mode with ``synchronous=NORMAL``: a committed transaction survives ``kill -9``
 (the OS already holds the WAL pages). Checkpoints run on a background thread so a
@@ -199,6 +201,9 @@ CREATE TABLE IF NOT EXISTS logs (
     PRIMARY KEY (block, log_index)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_by_address ON logs (address, block);
 CREATE INDEX IF NOT EXISTS logs_by_topic0 ON logs (topic0, block);
+CREATE TABLE IF NOT EXISTS pool (
+    seq INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, sender BLOB NOT NULL, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dropped (hash BLOB PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
 """
 
 

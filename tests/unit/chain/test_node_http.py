@@ -130,28 +130,3 @@ def test_split_writer_errors_locks_and_exit(node: EmbeddedNode, genesis: Any, ur
     assert process.is_alive()
     node.close()
     assert not process.is_alive()
-
-
-def test_a_transaction_the_writer_drops_reports_why(node: EmbeddedNode, url: str, accounts: list[Any],
-                                                    sign_transfer: Any) -> None:
-    """A send the front end accepted on a view one block behind, then refused by
-    the writer, is not left without an answer: its receipt query says why."""
-    from eth_account import Account
-
-    from databright.chain._split import RemoteLedger
-
-    ledger = node.ledger
-    assert isinstance(ledger, RemoteLedger)
-    mined = sign_transfer(accounts[2], 0)
-    tx_hash = rpc(url, "eth_sendRawTransaction", ["0x" + mined.hex()])["result"]
-    assert rpc(url, "eth_getTransactionReceipt", [tx_hash])["result"]["status"] == "0x1"
-    # What a front end a block behind would forward: the same nonce again.
-    stale = sign_transfer(accounts[2], 0, value=3)
-    sender = bytes.fromhex(Account.from_key(accounts[2].key).address[2:])
-    ledger._conn.send(("add", 0, (stale, sender)))
-    stale_hash = "0x" + Web3.keccak(stale).hex().removeprefix("0x")
-    for _ in range(100):
-        reply = rpc(url, "eth_getTransactionReceipt", [stale_hash])
-        if "error" in reply:
-            break
-    assert "was dropped" in reply["error"]["message"] and "nonce" in reply["error"]["message"]
