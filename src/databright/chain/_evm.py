@@ -38,7 +38,7 @@ from typing import Any, cast
 
 import rlp
 from eth._utils.address import generate_contract_address
-from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
 from eth.constants import SECPK1_N
 from eth.db.atomic import AtomicDB
@@ -49,7 +49,6 @@ from eth.vm.forks.prague.constants import (
     DEPOSIT_CONTRACT_ADDRESS,
     WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
 )
-from eth.vm.spoof import SpoofTransaction
 from eth_hash.auto import keccak
 from eth_typing import Address, BlockNumber
 from eth_utils.address import to_canonical_address, to_checksum_address
@@ -205,24 +204,14 @@ class ChainReader:
     def next_base_fee(self) -> int:
         return calculate_expected_base_fee_per_gas(self.head())
 
-    def execute(self, header: BlockHeaderAPI, sender: bytes, to: bytes, value: int,
-                data: bytes, gas: int) -> ComputationAPI:
-        """Run a call on the state after ``header``, in the context of the block after it."""
-        chain = self._reader()
-        params = self._header_params(header)
-        if header.block_number != chain.get_canonical_head().block_number:
-            params["timestamp"] = header.timestamp + 1
-        context = chain.create_header_from_parent(header, **params)
-        vm = chain.get_vm(context.copy(base_fee_per_gas=0))
-        state = vm.state
-        snapshot = state.snapshot()
-        try:
-            tx = vm.create_unsigned_transaction(
-                nonce=state.get_nonce(Address(sender)), gas_price=0, gas=gas, to=Address(to),
-                value=value, data=data)
-            return state.apply_transaction(cast(SignedTransactionAPI, SpoofTransaction(tx, from_=sender)))
-        finally:
-            state.revert(snapshot)
+    def view(self) -> Chain:
+        """This thread's py-evm chain over the committed blocks (read-only)."""
+        return self._reader()
+
+    def pending_header(self) -> BlockHeaderAPI:
+        """The header the next block would get now: the context of ``pending`` calls."""
+        head = self.head()
+        return self._reader().create_header_from_parent(head, **self._header_params(head))
 
     def _header_params(self, parent: BlockHeaderAPI) -> dict[str, Any]:
         now = int(time.time()) + self._time_offset

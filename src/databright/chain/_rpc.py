@@ -12,11 +12,17 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from eth.exceptions import Revert
+from eth.exceptions import OutOfGas, Revert
 from eth_abi.abi import decode as abi_decode
 
+from ._call import access_list_of, run_call
 from ._codec import base_fee, hb, hx
 from ._evm import DEFAULT_PRIORITY_FEE, ChainReader, RpcError
+from ._params import address as _address
+from ._params import call_args
+from ._params import data as _data
+from ._params import hash32 as _hash
+from ._params import quantity as _quantity
 
 __all__ = ["Dispatcher", "RpcServer"]
 
@@ -29,32 +35,16 @@ _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 _RECEIPT_WAIT_S = 2.0
 
 
-def _quantity(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.startswith(("0x", "0X")):
-        return int(value, 16)
-    raise ValueError(f"not a hex quantity: {value!r}")
+def _gas_used(computation: Any, gas: int) -> int:
+    """A transaction's gas used, as its receipt would say: before the refund, less
+    the refund (capped at a fifth, EIP-3529)."""
+    before = gas - computation.get_gas_remaining()
+    return int(before - min(computation.get_gas_refund(), before // 5))
 
 
-def _data(value: Any) -> bytes:
-    if not isinstance(value, str) or not value.startswith(("0x", "0X")):
-        raise ValueError(f"not hex data: {value!r}")
-    return bytes.fromhex(value[2:])
-
-
-def _address(value: Any) -> bytes:
-    address = _data(value)
-    if len(address) != 20:
-        raise ValueError(f"not an address: {value!r}")
-    return address
-
-
-def _hash(value: Any) -> bytes:
-    digest = _data(value)
-    if len(digest) != 32:
-        raise ValueError(f"not a 32-byte hash: {value!r}")
-    return digest
+def _failure(error: Exception) -> str:
+    """geth's words for an execution failure other than a revert."""
+    return "out of gas" if isinstance(error, OutOfGas) else (str(error) or type(error).__name__)
 
 
 def revert_error(output: bytes) -> RpcError:
@@ -275,25 +265,25 @@ class Dispatcher:
         with self.ledger.state_at(self._header(tag)) as state:
             return hx(state.get_nonce(_address(address)))
 
-    # -- execution ---------------------------------------------------------------
-    def _run(self, call: dict[str, Any], tag: Any, gas: int | None = None) -> Any:
-        if not isinstance(call, dict):
-            raise ValueError("call object must be an object")
-        header = self._header(tag)
-        sender = _address(call["from"]) if call.get("from") else b"\x00" * 20
-        to = _address(call["to"]) if call.get("to") else b""
-        data = _data(call.get("input") or call.get("data") or "0x")
-        value = _quantity(call.get("value", 0))
-        if gas is None:
-            gas = _quantity(call["gas"]) if call.get("gas") else header.gas_limit
-        return self.ledger.execute(header, sender, to, value, data, min(gas, header.gas_limit))
+    # -- execution (see _call) ------------------------------------------------------
+    def _call_context(self, tag: Any) -> Any:
+        """The header a call runs in: the named block's own, or the next block's
+        for ``pending`` (on the head's state)."""
+        pending = tag == "pending" or (isinstance(tag, dict) and tag.get("blockNumber") == "pending")
+        return self.ledger.pending_header() if pending else self._header(tag)
+
+    def _run(self, call: Any, tag: Any, gas: int | None = None) -> Any:
+        args = call_args(call)
+        if gas is not None:
+            args = args.with_gas(gas)
+        return run_call(self.ledger.view(), self._call_context(tag), self.ledger.chain_id, args)
 
     @staticmethod
     def _raise_if_error(computation: Any) -> None:
         if computation.is_error:
             if isinstance(computation.error, Revert):
                 raise revert_error(bytes(computation.output))
-            raise RpcError(-32000, f"execution failed: {computation.error!r}")
+            raise RpcError(-32000, _failure(computation.error))
 
     def rpc_eth_call(self, call: Any, tag: Any = "latest", *_overrides: Any) -> str:
         computation = self._run(call, tag)
@@ -301,30 +291,62 @@ class Dispatcher:
         return hb(computation.output)
 
     def rpc_eth_estimateGas(self, call: Any, tag: Any = "latest", *_overrides: Any) -> str:
-        header = self._header(tag)
-        cap = _quantity(call["gas"]) if call.get("gas") else header.gas_limit
-        first = self._run(call, tag, cap)
+        """geth's search: the cap is the call's gas (or the block's), lowered to what
+        the sender can pay at its fee cap; then the least gas that succeeds."""
+        args = call_args(call)
+        context = self._call_context(tag)
+        cap = min(args.gas or context.gas_limit, context.gas_limit)
+        fee_cap = args.max_fee if args.dynamic else args.gas_price
+        if fee_cap:
+            with self.ledger.state_at(self._header(tag)) as state:
+                balance = state.get_balance(args.sender)
+            if args.value > balance:
+                raise RpcError(-32000, "insufficient funds for transfer")
+            cap = min(cap, (balance - args.value) // fee_cap)
+        chain, chain_id = self.ledger.view(), self.ledger.chain_id
+        first = run_call(chain, context, chain_id, args.with_gas(cap))
+        if first.is_error and not isinstance(first.error, Revert):
+            raise RpcError(-32000, f"gas required exceeds allowance ({cap})")
         self._raise_if_error(first)
+
+        def succeeds(gas: int) -> bool:
+            try:
+                return not run_call(chain, context, chain_id, args.with_gas(gas)).is_error
+            except RpcError:  # e.g. below the intrinsic gas
+                return False
+
         # Gas before refunds is what the transaction needs to hold; the 63/64 rule
         # can demand more, so confirm and search upwards only when that fails.
-        guess = max(cap - first.get_gas_remaining(), 21_000)
-        high = cap
-        if self._succeeds(call, tag, guess):
+        guess = cap - first.get_gas_remaining()
+        if succeeds(guess):
             return hx(guess)
-        low = guess
+        low, high = guess, cap
         while high - low > max(1, high // 200):
             mid = (low + high) // 2
-            if self._succeeds(call, tag, mid):
+            if succeeds(mid):
                 high = mid
             else:
                 low = mid
         return hx(high)
 
-    def _succeeds(self, call: dict[str, Any], tag: Any, gas: int) -> bool:
-        try:
-            return not self._run(call, tag, gas).is_error
-        except Exception:  # noqa: BLE001 - e.g. intrinsic gas above the trial gas
-            return False
+    def rpc_eth_createAccessList(self, call: Any, tag: Any = "latest") -> dict[str, Any]:
+        """geth's: what the call touches, with the gas it uses given that list."""
+        args = call_args(call)
+        context = self._call_context(tag)
+        gas = min(args.gas or context.gas_limit, context.gas_limit)
+        found, computation = access_list_of(self.ledger.view(), context, self.ledger.chain_id,
+                                            args.with_gas(gas))
+        result: dict[str, Any] = {
+            "accessList": [{"address": hb(a),  # lower case, as geth writes it
+                            "storageKeys": [hb(k.to_bytes(32, "big")) for k in keys]}
+                           for a, keys in found],
+            "gasUsed": hx(_gas_used(computation, gas)),
+        }
+        if computation.is_error:
+            error = computation.error
+            result["error"] = (revert_error(bytes(computation.output)).message
+                               if isinstance(error, Revert) else _failure(error))
+        return result
 
     def rpc_eth_sendRawTransaction(self, raw: Any) -> str:
         return hb(self.ledger.submit(_data(raw)))
