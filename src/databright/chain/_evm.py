@@ -23,6 +23,7 @@ signature is recovered once; decoded trie nodes are cached by content
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import heapq
@@ -80,6 +81,7 @@ _EMPTY_REQUESTS_HASH = hashlib.sha256().digest()
 _REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
                       CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
 _REQUEST_CONTRACT_SET = frozenset(_REQUEST_CONTRACTS)
+_ARRIVALS_KEPT = 10_000
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
 
 
@@ -169,6 +171,24 @@ class ChainReader:
         self._local = threading.local()
         self._time_offset = 0
         self._next_timestamp: int | None = None
+        # hashes accepted into the pool, numbered, for pending-transaction filters
+        self._arrivals: collections.deque[tuple[int, bytes]] = collections.deque(
+            maxlen=_ARRIVALS_KEPT)
+        self._arrival_count = 0
+        self._arrivals_lock = threading.Lock()
+
+    def note_arrival(self, tx_hash: bytes) -> None:
+        with self._arrivals_lock:
+            self._arrival_count += 1
+            self._arrivals.append((self._arrival_count, tx_hash))
+
+    def arrivals(self, since: int | None) -> tuple[int, list[bytes]]:
+        """The newest arrival's number, and the hashes that arrived after ``since``
+        (None: just the number, to start from)."""
+        with self._arrivals_lock:
+            if since is None:
+                return self._arrival_count, []
+            return self._arrival_count, [h for n, h in self._arrivals if n > since]
 
     # -- reads -----------------------------------------------------------------
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -264,6 +284,10 @@ class ChainReader:
         raise NotImplementedError
 
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def is_executable(self, tx_hash: bytes) -> bool:
+        """Whether a pooled transaction can go into the next block (no nonce gap)."""
         raise NotImplementedError
 
     def wait_mined(self, tx_hash: bytes, timeout: float) -> None:
@@ -479,6 +503,16 @@ class PersistentChain(ChainReader):
         with self._pool_lock:
             return tx_hash in self._by_hash
 
+    def is_executable(self, tx_hash: bytes) -> bool:
+        with self._pool_lock:
+            item = self._by_hash.get(tx_hash)
+            if item is None:
+                return False
+            queued = self._pool.get(item.sender, {})
+            cached = self._accounts.get(item.sender)
+        nonce = (cached or self._account(item.sender))[0]
+        return all(n in queued for n in range(nonce, item.tx.nonce + 1))
+
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
         with self._pool_lock:
             item = self._by_hash.get(tx_hash)
@@ -540,6 +574,7 @@ class PersistentChain(ChainReader):
             item = _Pooled(seq, tx, sender)
             self._pool.setdefault(sender, {})[tx.nonce] = item
             self._by_hash[tx_hash] = item
+            self.note_arrival(tx_hash)
             if pooled_hook is not None:
                 pooled_hook()
             self._flush_removed()

@@ -13,16 +13,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from eth.exceptions import OutOfGas, Revert
+from eth_hash.auto import keccak
+from eth_utils.exceptions import ValidationError
 from eth_abi.abi import decode as abi_decode
 
 from ._call import access_list_of, run_call
-from ._codec import base_fee, hb, hx
-from ._evm import DEFAULT_PRIORITY_FEE, ChainReader, RpcError
+from ._codec import base_fee, checksum, hb, hx
+from ._evm import DEFAULT_PRIORITY_FEE, ZERO_ADDRESS, ChainReader, RpcError
 from ._params import address as _address
 from ._params import call_args
 from ._params import data as _data
 from ._params import hash32 as _hash
 from ._params import quantity as _quantity
+from ._proof import account_proof
 
 __all__ = ["Dispatcher", "RpcServer"]
 
@@ -33,6 +36,18 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 _RECEIPT_WAIT_S = 2.0
+
+
+def _storage_key(value: Any) -> int:
+    """A slot as geth reads ``eth_getProof`` keys: hex of at most 32 bytes, odd
+    lengths allowed ("0x0")."""
+    if not isinstance(value, str) or not value.startswith(("0x", "0X")):
+        raise ValueError(f"not a storage key: {value!r}")
+    digits = value[2:]
+    raw = bytes.fromhex(digits if len(digits) % 2 == 0 else "0" + digits)
+    if len(raw) > 32:
+        raise ValueError("hex string too long, want at most 32 bytes")
+    return int.from_bytes(raw, "big")
 
 
 def _gas_used(computation: Any, gas: int) -> int:
@@ -85,7 +100,8 @@ class Dispatcher:
             return handler(*params)
         except RpcError:
             raise
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError,
+                ValidationError) as exc:  # all from what the client sent
             raise RpcError(INVALID_PARAMS, f"invalid params: {exc}") from exc
 
     def handle_request(self, request: Any) -> dict[str, Any] | None:
@@ -182,6 +198,13 @@ class Dispatcher:
     def rpc_eth_accounts(self) -> list[str]:
         return []
 
+    def rpc_eth_coinbase(self) -> str:
+        """Where block rewards go: the zero address on this chain (no fee recipient)."""
+        return checksum(ZERO_ADDRESS)
+
+    def rpc_web3_sha3(self, value: Any) -> str:
+        return hb(keccak(_data(value)))
+
     def rpc_eth_blockNumber(self) -> str:
         return hx(self.ledger.head().block_number)
 
@@ -258,6 +281,15 @@ class Dispatcher:
         with self.ledger.state_at(self._header(tag)) as state:
             value = state.get_storage(_address(address), _quantity(slot))
         return hb(value.to_bytes(32, "big"))
+
+    def rpc_eth_getProof(self, address: Any, slots: Any, tag: Any = "latest") -> dict[str, Any]:
+        """EIP-1186: the account and storage proofs against the block's state root."""
+        if not isinstance(slots, list):
+            raise ValueError("storage keys must be an array")
+        keys = [(k, _storage_key(k)) for k in slots]
+        header = self._header(tag)
+        return account_proof(self.ledger.view().chaindb.db, header.state_root,
+                             _address(address), keys)
 
     def rpc_eth_getTransactionCount(self, address: Any, tag: Any = "latest") -> str:
         if tag == "pending":
@@ -357,9 +389,10 @@ class Dispatcher:
         # Ask the pool first: a transaction leaves it only after its block committed.
         pending = self.ledger.is_pending(digest)
         rows = self.ledger.query("SELECT receipt FROM txs WHERE hash = ?", (digest,))
-        if not rows and pending:
+        if not rows and pending and self.ledger.is_executable(digest):
             # The miner takes the pool at once; waiting a moment here spares
             # polling clients (web3 sleeps 100 ms between polls) a round trip.
+            # A queued transaction (waiting for an earlier nonce) is answered now.
             self.ledger.wait_mined(digest, _RECEIPT_WAIT_S)
             rows = self.ledger.query("SELECT receipt FROM txs WHERE hash = ?", (digest,))
         if not rows:
@@ -397,11 +430,58 @@ class Dispatcher:
         rows = self.ledger.query("SELECT count(*) FROM txs WHERE block = ?", (number,))
         return hx(rows[0][0])
 
+    def _number_by_hash(self, block_hash: Any) -> int | None:
+        rows = self.ledger.query("SELECT number FROM blocks WHERE hash = ?", (_hash(block_hash),))
+        return int(rows[0][0]) if rows else None
+
+    def rpc_eth_getBlockTransactionCountByHash(self, block_hash: Any) -> Any:
+        number = self._number_by_hash(block_hash)
+        return None if number is None else self.rpc_eth_getBlockTransactionCountByNumber(
+            hx(number))
+
+    def _tx_at(self, number: int | None, index: Any) -> Any:
+        position = _quantity(index)
+        if number is None:
+            return None
+        rows = self.ledger.query("SELECT tx FROM txs WHERE block = ? AND idx = ?",
+                                 (number, position))
+        return json.loads(rows[0][0]) if rows else None
+
+    def rpc_eth_getTransactionByBlockNumberAndIndex(self, tag: Any, index: Any) -> Any:
+        return self._tx_at(self._number(tag, must_exist=False), index)
+
+    def rpc_eth_getTransactionByBlockHashAndIndex(self, block_hash: Any, index: Any) -> Any:
+        return self._tx_at(self._number_by_hash(block_hash), index)
+
+    # This chain has no uncles (proof of stake rules): counts are 0, lookups null.
+    def rpc_eth_getUncleCountByBlockNumber(self, tag: Any) -> Any:
+        return None if self._number(tag, must_exist=False) is None else hx(0)
+
+    def rpc_eth_getUncleCountByBlockHash(self, block_hash: Any) -> Any:
+        return None if self._number_by_hash(block_hash) is None else hx(0)
+
+    def rpc_eth_getUncleByBlockNumberAndIndex(self, tag: Any, index: Any) -> None:
+        self._number(tag, must_exist=False)
+        _quantity(index)
+
+    def rpc_eth_getUncleByBlockHashAndIndex(self, block_hash: Any, index: Any) -> None:
+        _hash(block_hash)
+        _quantity(index)
+
     def rpc_eth_getLogs(self, criteria: Any) -> list[Any]:
+        return self._logs(criteria, up_to_head=True)
+
+    def _logs(self, criteria: Any, up_to_head: bool) -> list[Any]:
+        """Logs matching ``criteria``; with ``up_to_head`` a range past the head is
+        an error (geth's), otherwise it is cut at the head (filters)."""
         if not isinstance(criteria, dict):
             raise ValueError("filter must be an object")
         clauses: list[str] = []
         args: list[Any] = []
+        if criteria.get("blockHash") and (criteria.get("fromBlock") is not None
+                                          or criteria.get("toBlock") is not None):
+            raise RpcError(INVALID_PARAMS, "invalid argument 0: cannot specify both BlockHash "
+                                           "and FromBlock/ToBlock, choose one or the other")
         if criteria.get("blockHash"):
             rows = self.ledger.query("SELECT number FROM blocks WHERE hash = ?",
                                      (_hash(criteria["blockHash"]),))
@@ -410,11 +490,15 @@ class Dispatcher:
             clauses.append("block = ?")
             args.append(rows[0][0])
         else:
-            first = self._number(criteria.get("fromBlock", "latest"), must_exist=False)
-            last = self._number(criteria.get("toBlock", "latest"), must_exist=False)
             head = self.ledger.head().block_number
-            first = head if first is None else first
-            last = head if last is None else last
+            first, last = (self._range_end(criteria.get(key), head)
+                           for key in ("fromBlock", "toBlock"))
+            if first > last:
+                raise RpcError(INVALID_PARAMS, "invalid block range params")
+            if last > head:
+                if up_to_head:
+                    raise RpcError(INVALID_PARAMS, "block range extends beyond current head block")
+                last = head
             clauses.append("block BETWEEN ? AND ?")
             args += [first, last]
         address = criteria.get("address")
@@ -436,6 +520,12 @@ class Dispatcher:
         sql = f"SELECT log FROM logs WHERE {' AND '.join(clauses)} ORDER BY block, log_index"
         return [json.loads(row[0]) for row in self.ledger.query(sql, tuple(args))]
 
+    def _range_end(self, tag: Any, head: int) -> int:
+        """A log range's end: a tag, or any number (past the head is checked later)."""
+        if tag is None or tag in ("latest", "pending", "safe", "finalized"):
+            return head
+        return 0 if tag == "earliest" else _quantity(tag)
+
     # -- filters (kept in memory; a restart forgets them, as geth does) ------------
     def _new_filter(self, kind: str, criteria: dict[str, Any] | None) -> str:
         with self._filters_lock:
@@ -446,11 +536,18 @@ class Dispatcher:
     def rpc_eth_newFilter(self, criteria: Any) -> str:
         if not isinstance(criteria, dict):
             raise ValueError("filter must be an object")
-        self.rpc_eth_getLogs(criteria)  # validate now, not at the first poll
+        self._logs(criteria, up_to_head=False)  # validate now, not at the first poll
         return self._new_filter("logs", criteria)
 
     def rpc_eth_newBlockFilter(self) -> str:
         return self._new_filter("blocks", None)
+
+    def rpc_eth_newPendingTransactionFilter(self, *_full: Any) -> str:
+        """Hashes of transactions accepted into the pool since the last poll."""
+        with self._filters_lock:
+            filter_id = hx(next(self._filter_ids))
+            self._filters[filter_id] = ("pending", None, self.ledger.arrivals(None)[0])
+        return filter_id
 
     def rpc_eth_uninstallFilter(self, filter_id: Any) -> bool:
         with self._filters_lock:
@@ -466,13 +563,19 @@ class Dispatcher:
         kind, criteria, _ = self._filter(filter_id)
         if kind != "logs":
             raise RpcError(-32000, "filter is not a log filter")
-        return self.rpc_eth_getLogs(criteria)
+        return self._logs(criteria, up_to_head=False)
 
     def rpc_eth_getFilterChanges(self, filter_id: Any) -> list[Any]:
         with self._filters_lock:
             kind, criteria, seen = self._filter(filter_id)
             head = self.ledger.head().block_number
             self._filters[filter_id] = (kind, criteria, head)
+        if kind == "pending":
+            cursor, hashes = self.ledger.arrivals(seen)
+            with self._filters_lock:
+                if filter_id in self._filters:
+                    self._filters[filter_id] = (kind, criteria, cursor)
+            return [hb(h) for h in hashes]
         if head <= seen:
             return []
         if kind == "blocks":
@@ -480,9 +583,8 @@ class Dispatcher:
                 "SELECT hash FROM blocks WHERE number > ? AND number <= ? ORDER BY number",
                 (seen, head))
             return [hb(h) for (h,) in rows]
-        first = max(seen + 1, self._number(criteria.get("fromBlock", "earliest")) or 0)
-        last = self._number(criteria.get("toBlock", "latest"), must_exist=False)
-        last = head if last is None else min(last, head)
+        first = max(seen + 1, self._range_end(criteria.get("fromBlock", "earliest"), head))
+        last = min(self._range_end(criteria.get("toBlock"), head), head)
         if first > last:
             return []
         return self.rpc_eth_getLogs({**criteria, "fromBlock": hx(first), "toBlock": hx(last)})

@@ -303,10 +303,22 @@ class RemoteLedger(ChainReader):
                 self._pending.pop(old, None)
             queued[tx.nonce] = tx_hash
             self._pending[tx_hash] = (tx, sender)
+        self.note_arrival(tx_hash)
 
     def is_pending(self, tx_hash: bytes) -> bool:
         with self._cond:
             return tx_hash in self._pending
+
+    def is_executable(self, tx_hash: bytes) -> bool:
+        with self._cond:
+            item = self._pending.get(tx_hash)
+            if item is None:
+                return False
+            tx, sender = item
+            nonces = set(self._by_sender.get(sender, {}))
+        with self.state_at(self.head()) as state:
+            nonce = state.get_nonce(sender)
+        return all(n in nonces for n in range(nonce, tx.nonce + 1))
 
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
         with self._cond:
