@@ -60,9 +60,12 @@ def init(
 def node(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8545,
+    dev: Annotated[bool, typer.Option("--dev", help="Answer development methods (evm_mine, evm_increaseTime, ...).")] = False,
+    cors_origin: Annotated[list[str] | None, typer.Option(help="Web origin allowed to read answers (CORS); repeatable, '*' for any.")] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(help="Host name accepted besides localhost and IP addresses; repeatable, '*' for any.")] = None,
 ) -> None:
     """Serve the embedded chain over Ethereum JSON-RPC until interrupted."""
-    from databright.chain.node import EmbeddedNode, Genesis, serve
+    from databright.chain.node import EmbeddedNode, Genesis, HttpPolicy, serve
 
     home = Home(state.home_dir)
     home.read_config()
@@ -72,8 +75,8 @@ def node(
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server = serve(chain, host=host, port=port)
-        url = f"http://{host}:{server.port}"
+        server = serve(chain, host=host, port=port, policy=HttpPolicy.build(cors_origin or (), allowed_host or (), dev))
+        url = server.url
         home.announce_node(url)
         typer.echo(f"databright node: chain {chain.chain_id} at {url}")
         sys.stdout.flush()
