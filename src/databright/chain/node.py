@@ -23,9 +23,10 @@ from ._evm import ChainError, ChainReader, Genesis, PersistentChain, RpcError
 from ._http import HttpPolicy, RpcServer
 from ._rpc import Dispatcher
 from ._split import RemoteLedger
+from ._upkeep import ChainCheck, backup_chain, check_chain
 
-__all__ = ["ChainError", "EmbeddedNode", "EmbeddedProvider", "Genesis", "HttpPolicy", "RpcError",
-           "RpcServer", "main", "run_node", "serve"]
+__all__ = ["ChainCheck", "ChainError", "EmbeddedNode", "EmbeddedProvider", "Genesis", "HttpPolicy",
+           "RpcError", "RpcServer", "backup_chain", "check_chain", "main", "run_node", "serve"]
 
 CLIENT_VERSION = f"databright/{__version__}"
 _SWITCH_INTERVAL_S = 0.0001
