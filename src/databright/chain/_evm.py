@@ -40,6 +40,7 @@ import rlp
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
+from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth.exceptions import PyEVMError
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
@@ -69,7 +70,7 @@ from ._codec import (
     legacy_v,
     tx_json,
 )
-from ._kv import ChainLock, ReadOnlyKV, SQLiteKV, damaged, publish
+from ._kv import ChainLock, ReadOnlyKV, SQLiteKV, connect_read_only, damaged, publish
 
 __all__ = ["ChainError", "ChainReader", "Genesis", "PersistentChain", "RpcError", "genesis_block_hash",
            "hb", "hx", "trie_root_and_nodes"]
@@ -150,7 +151,7 @@ class ChainReader:
         """Read the index tables on this thread's own connection (WAL: no blocking)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = connect_read_only(self.path)  # never creates a missing file
             self._local.conn = conn
         return conn.execute(sql, args).fetchall()
 
@@ -404,7 +405,7 @@ class PersistentChain(ChainReader):
                 f"chain id {self.genesis.chain_id}")
         try:
             head = chain.get_canonical_head()
-            if not kv.exists(head.state_root):
+            if head.state_root != BLANK_ROOT_HASH and not kv.exists(head.state_root):
                 raise damaged(path, f"the state of head block {head.block_number} is missing")
         except (KeyError, ValueError, rlp.DecodingError, PyEVMError) as exc:
             raise damaged(path, f"the head block cannot be read: {exc!r}") from None

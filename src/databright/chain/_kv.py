@@ -21,6 +21,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from eth.db.backends.base import BaseDB
 
 from databright.errors import ChainError
 
-__all__ = ["SQLiteKV", "ReadOnlyKV", "ChainLock", "damaged", "publish", "verify_file"]
+__all__ = ["ChainLock", "ReadOnlyKV", "SQLiteKV", "connect_read_only", "damaged", "publish",
+           "verify_file"]
 
 _READ_CACHE_LIMIT = 200_000
 _WAL_CHECKPOINT_BYTES = 4 << 20
@@ -37,6 +39,12 @@ APPLICATION_ID = 0x44427243  # "DBrC": a DataBright chain
 FORMAT_VERSION = 1
 _MAGIC = b"SQLite format 3\x00"
 _LEGACY_GENESIS_KEY = b"databright:genesis"  # files from before the mark have this key
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that can neither write to ``path`` nor create it."""
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
 
 def damaged(path: Path, reason: object) -> ChainError:
@@ -62,7 +70,7 @@ def verify_file(path: Path) -> None:
     if header[92:96] == header[24:28] and size < pages * page_size:
         raise damaged(path, f"truncated: {size} bytes of {pages * page_size}")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        conn = connect_read_only(path)
     except sqlite3.Error as exc:
         raise damaged(path, exc) from None
     try:
@@ -263,8 +271,7 @@ class ReadOnlyKV(BaseDB):
     """
 
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = connect_read_only(path)
 
     def __getitem__(self, key: bytes) -> bytes:
         row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()

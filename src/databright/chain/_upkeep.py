@@ -17,13 +17,14 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from eth.constants import BLANK_ROOT_HASH
 from eth.db.atomic import AtomicDB
 from eth_typing import BlockNumber
 
 from databright.errors import ChainError
 
 from ._evm import Genesis, genesis_block_hash, _chain_class
-from ._kv import ReadOnlyKV, damaged, publish, verify_file
+from ._kv import ReadOnlyKV, connect_read_only, damaged, publish, verify_file
 
 __all__ = ["ChainCheck", "backup_chain", "check_chain"]
 
@@ -43,7 +44,7 @@ def check_chain(path: Path, genesis: Genesis) -> ChainCheck:
     if not path.exists():
         raise ChainError(f"{path} does not exist")
     verify_file(path)
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    conn = connect_read_only(path)
     try:
         problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)")]
         if problems != ["ok"]:
@@ -80,7 +81,7 @@ def _check_links(path: Path, genesis: Genesis, expected: bytes,
         if len(indexed) != head.block_number + 1:
             raise damaged(path, f"the block index has {len(indexed)} blocks, the chain "
                           f"{head.block_number + 1}")
-        if not kv.exists(head.state_root):
+        if head.state_root != BLANK_ROOT_HASH and not kv.exists(head.state_root):
             raise damaged(path, f"the state of head block {head.block_number} is missing")
     except ChainError:
         raise
@@ -101,7 +102,7 @@ def backup_chain(path: Path, dest: Path, genesis: Genesis) -> ChainCheck:
     verify_file(path)
     partial = dest.with_name(f".{dest.name}.partial")
     partial.unlink(missing_ok=True)
-    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    source = connect_read_only(path)
     target = sqlite3.connect(partial, isolation_level=None)
     try:
         source.backup(target)  # one step: a single read snapshot, consistent while the node writes

@@ -188,3 +188,13 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())["result"]
+
+
+def test_a_chain_without_accounts_reopens(tmp_path: Path) -> None:
+    """Its state root is the empty trie's, which has no stored node."""
+    empty = Genesis(chain_id=9)
+    with EmbeddedNode(tmp_path / "chain.sqlite", empty) as node:
+        node.handle("evm_mine", [])
+    with EmbeddedNode(tmp_path / "chain.sqlite", empty) as node:
+        assert node.ledger.head().block_number == 1
+    assert check_chain(tmp_path / "chain.sqlite", empty).head == 1
