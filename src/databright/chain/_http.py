@@ -17,7 +17,9 @@ What a request has to get through before the dispatcher sees it, in order:
 
 The dispatcher blocks (SQLite, the writer's pipe), so calls run on a bounded
 thread pool; past ``MAX_IN_FLIGHT`` waiting requests the answer is 503 with
-JSON-RPC error -32005 at once, never a hang. Headers must arrive within
+JSON-RPC error -32005 at once, never a hang; a call still running after 30 s
+is answered -32002 "request timed out" (geth's), its slot freed when it ends.
+Headers must arrive within
 ``HEADER_TIMEOUT_S`` of connecting (or of the previous response), so idle or
 trickling connections are closed instead of holding a slot.
 """
@@ -51,9 +53,11 @@ MAX_CONNECTIONS = 1024
 WORKERS = 32
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 30.0
+CALL_TIMEOUT_S = 30.0  # geth's HTTP write timeout
 KEEP_ALIVE_S = 30.0
 _JSON_TYPES = frozenset({"application/json", "application/json-rpc", "application/jsonrequest"})
 LIMIT_EXCEEDED = -32005
+TIMED_OUT = -32002  # geth's code for "request timed out"
 INVALID_REQUEST = -32600
 
 Scope = dict[str, Any]
@@ -195,12 +199,16 @@ class _App:
         if self.in_flight >= MAX_IN_FLIGHT:
             return _Reply(503, _rpc_error(LIMIT_EXCEEDED, "node is busy; retry later"))
         self.in_flight += 1
+        work = asyncio.get_running_loop().run_in_executor(self.pool, self._dispatch, body)
+        work.add_done_callback(self._finished)  # the slot is taken until the thread is done
         try:
-            loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(self.pool, self._dispatch, body)
-        finally:
-            self.in_flight -= 1
+            answer = await asyncio.wait_for(asyncio.shield(work), CALL_TIMEOUT_S)
+        except TimeoutError:
+            return _Reply(200, _rpc_error(TIMED_OUT, "request timed out"))
         return _Reply(200, answer)
+
+    def _finished(self, _work: object) -> None:
+        self.in_flight -= 1
 
     def _dispatch(self, body: bytes) -> bytes:
         if nesting_exceeds(body):
@@ -212,8 +220,11 @@ class _App:
         if isinstance(payload, list) and len(payload) > MAX_BATCH:
             first = payload[0].get("id") if isinstance(payload[0], dict) else None
             return b"[" + _rpc_error(INVALID_REQUEST, "batch too large", first) + b"]"
-        response = self.dispatcher.handle_payload(payload)
-        return b"" if response is None else json.dumps(response).encode()
+        try:
+            response = self.dispatcher.handle_payload(payload)
+            return b"" if response is None else json.dumps(response).encode()
+        except Exception as exc:  # noqa: BLE001 - a bug answers -32603, it does not drop the request
+            return _rpc_error(-32603, f"internal error: {exc!r}")
 
 
 class _BodyTooLarge(Exception):

@@ -175,6 +175,19 @@ def test_overload_answers_503_at_once(server: RpcServer, monkeypatch: pytest.Mon
     assert status == 503 and json.loads(body)["error"]["code"] == -32005
 
 
+def test_a_stuck_call_times_out_and_frees_its_slot(server: RpcServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_http, "CALL_TIMEOUT_S", 0.2)
+    handle = server.dispatcher.handle_payload
+    monkeypatch.setattr(server.dispatcher, "handle_payload",
+                        lambda payload: time.sleep(1.0) or handle(payload))  # a writer that stalls
+    status, _, body = post(server.port)
+    assert status == 200 and json.loads(body)["error"] == {"code": -32002, "message": "request timed out"}
+    assert server.app.in_flight == 1  # its thread still runs: the slot stays taken
+    time.sleep(1.2)
+    assert server.app.in_flight == 0
+
+
 def test_headers_must_arrive_in_time(server: RpcServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_http, "HEADER_TIMEOUT_S", 0.5)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
