@@ -41,8 +41,9 @@ import rlp
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
-from eth.constants import SECPK1_N
+from eth.constants import BLANK_ROOT_HASH, SECPK1_N
 from eth.db.atomic import AtomicDB
+from eth.exceptions import PyEVMError
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.constants import (
@@ -69,10 +70,10 @@ from ._codec import (
     legacy_v,
     tx_json,
 )
-from ._kv import ChainLock, ReadOnlyKV, SQLiteKV
+from ._kv import ChainLock, ReadOnlyKV, SQLiteKV, connect_read_only, damaged, publish
 
-__all__ = ["ChainError", "ChainReader", "Genesis", "PersistentChain", "RpcError", "hb", "hx",
-           "trie_root_and_nodes"]
+__all__ = ["ChainError", "ChainReader", "Genesis", "PersistentChain", "RpcError", "genesis_block_hash",
+           "hb", "hx", "trie_root_and_nodes"]
 
 _GENESIS_KEY = b"databright:genesis"
 _TIME_OFFSET_KEY = b"databright:time-offset"
@@ -195,7 +196,7 @@ class ChainReader:
         """Read the index tables on this thread's own connection (WAL: no blocking)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = connect_read_only(self.path)  # never creates a missing file
             self._local.conn = conn
         return conn.execute(sql, args).fetchall()
 
@@ -374,6 +375,23 @@ def _chain_class(chain_id: int) -> type[Chain]:
 _BUILDER = PragueVM.get_transaction_builder()
 
 
+def _genesis_header(genesis: Genesis) -> dict[str, Any]:
+    return {"difficulty": 0, "gas_limit": genesis.gas_limit, "timestamp": genesis.timestamp,
+            "coinbase": ZERO_ADDRESS, "nonce": b"\x00" * 8, "mix_hash": b"\x00" * 32, "extra_data": b""}
+
+
+def _build_genesis(db: AtomicDB, genesis: Genesis) -> Chain:
+    return cast(Chain, _chain_class(genesis.chain_id).from_genesis(db, _genesis_header(genesis), {
+        to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"", "storage": {}}
+        for a, wei in genesis.alloc.items()
+    }))
+
+
+def genesis_block_hash(genesis: Genesis) -> bytes:
+    """The hash of the first block ``genesis`` makes (built in memory)."""
+    return bytes(_build_genesis(AtomicDB(), genesis).get_canonical_head().hash)
+
+
 class PersistentChain(ChainReader):
     """The chain, its pool and its miner. Every method is thread-safe.
 
@@ -389,12 +407,17 @@ class PersistentChain(ChainReader):
         super().__init__(path, genesis)
         self._lock_file = lock or ChainLock(path.with_name(path.name + ".lock"))
         try:
+            if not path.exists():
+                self._create_chain(path)
             self.kv = SQLiteKV(path)
             self._open_chain()
             # The pool's journal: written outside block commits, on a connection of
             # its own (SQLite serialises it with the miner's block transactions).
             self._journal = sqlite3.connect(path, isolation_level=None, timeout=60,
                                             check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            self._lock_file.release()
+            raise damaged(path, exc) from None
         except BaseException:
             self._lock_file.release()
             raise
@@ -419,40 +442,55 @@ class PersistentChain(ChainReader):
         self._miner.start()
 
     # -- opening -----------------------------------------------------------------
-    def _open_chain(self) -> None:
-        db = AtomicDB(self.kv)
-        with self.kv.write():
-            if self.kv.exists(_GENESIS_KEY):
-                chain = self._chain_class(db)
-                stored = json.loads(self.kv[_GENESIS_KEY])
-                given = json.loads(self.genesis.model_dump_json())
-                if stored != given or chain.get_canonical_block_hash(BlockNumber(0)) != self._genesis_hash():
-                    raise ChainError(
-                        f"{self.kv.path} holds a chain with another genesis "
-                        f"(chain id {stored.get('chain_id')}); refusing to open it with "
-                        f"chain id {self.genesis.chain_id}")
-            else:
-                chain = cast(Chain, self._chain_class.from_genesis(db, self._genesis_params(), {
-                    to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"",
-                                              "storage": {}}
-                    for a, wei in self.genesis.alloc.items()
-                }))
-                head = chain.get_canonical_head()
+    def _create_chain(self, path: Path) -> None:
+        """Build the genesis block under a temporary name, then link it into place:
+        a crash leaves no half-made chain, and an existing file is never replaced."""
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise damaged(path, f"the file is missing but its write-ahead log {wal.name} is not")
+        built = path.with_name(f".{path.name}.new")
+        self.kv = SQLiteKV(built, new=True)
+        try:
+            with self.kv.write():
+                head = _build_genesis(AtomicDB(self.kv), self.genesis).get_canonical_head()
                 self.kv[_GENESIS_KEY] = self.genesis.model_dump_json().encode()
                 self._index_block(head, [], [], [], [])
-        self.chain: Chain = chain
+            self.kv.mark(head.hash)
+        finally:
+            self.kv.close()
+        publish(built, path)
 
     def _genesis_params(self) -> dict[str, Any]:
-        return {"difficulty": 0, "gas_limit": self.genesis.gas_limit,
-                "timestamp": self.genesis.timestamp, "coinbase": ZERO_ADDRESS,
-                "nonce": b"\x00" * 8, "mix_hash": b"\x00" * 32, "extra_data": b""}
+        return _genesis_header(self.genesis)
 
-    def _genesis_hash(self) -> bytes:
-        scratch = self._chain_class.from_genesis(AtomicDB(), self._genesis_params(), {
-            to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"", "storage": {}}
-            for a, wei in self.genesis.alloc.items()
-        })
-        return scratch.get_canonical_head().hash
+    def _open_chain(self) -> None:
+        """Open the chain only if it is the one ``genesis`` made and its head is whole."""
+        kv, path = self.kv, self.kv.path
+        if not kv.exists(_GENESIS_KEY):
+            raise damaged(path, "no genesis")
+        chain = self._chain_class(AtomicDB(kv))
+        stored = json.loads(kv[_GENESIS_KEY])
+        given = json.loads(self.genesis.model_dump_json())
+        expected = genesis_block_hash(self.genesis)
+        marked = kv.genesis_hash()
+        if (stored != given or chain.get_canonical_block_hash(BlockNumber(0)) != expected
+                or marked not in (None, expected)):
+            raise ChainError(
+                f"{path} holds a chain with another genesis "
+                f"(chain id {stored.get('chain_id')}); refusing to open it with "
+                f"chain id {self.genesis.chain_id}")
+        try:
+            head = chain.get_canonical_head()
+            if head.state_root != BLANK_ROOT_HASH and not kv.exists(head.state_root):
+                raise damaged(path, f"the state of head block {head.block_number} is missing")
+        except (KeyError, ValueError, rlp.DecodingError, PyEVMError) as exc:
+            raise damaged(path, f"the head block cannot be read: {exc!r}") from None
+        indexed = kv.query_one("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1")
+        if indexed is None or (indexed[0], bytes(indexed[1])) != (head.block_number, head.hash):
+            raise damaged(path, f"the block index does not end at head block {head.block_number}")
+        if marked is None:  # written before files were marked: ours, as just verified
+            kv.mark(expected)
+        self.chain: Chain = chain
 
     def close(self) -> None:
         lock = self.close_keeping_lock()

@@ -1,7 +1,7 @@
-"""Ethereum JSON-RPC 2.0 for the embedded ledger: method dispatch and an HTTP server.
+"""Ethereum JSON-RPC 2.0 for the embedded ledger: method dispatch.
 
 The dispatcher works on already-decoded JSON (``dict``/``list``) so the in-process
-web3 provider and the HTTP server answer with exactly the same bytes.
+web3 provider and the HTTP front end (``_http``) answer with exactly the same bytes.
 """
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import itertools
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from eth.exceptions import OutOfGas, Revert
@@ -27,7 +26,7 @@ from ._params import hash32 as _hash
 from ._params import quantity as _quantity
 from ._proof import account_proof
 
-__all__ = ["Dispatcher", "RpcServer"]
+__all__ = ["DEV_PREFIXES", "Dispatcher"]
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -36,6 +35,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 _RECEIPT_WAIT_S = 2.0
+# Methods that move the clock or mine on demand: only for a node started with --dev.
+DEV_PREFIXES = ("evm_", "anvil_", "hardhat_")
 
 
 def _storage_key(value: Any) -> int:
@@ -77,9 +78,10 @@ def revert_error(output: bytes) -> RpcError:
 class Dispatcher:
     """Maps JSON-RPC method names onto the ledger."""
 
-    def __init__(self, ledger: ChainReader, client_version: str) -> None:
+    def __init__(self, ledger: ChainReader, client_version: str, *, dev: bool = True) -> None:
         self.ledger = ledger
         self.client_version = client_version
+        self.dev = dev  # whether the development methods (DEV_PREFIXES) are answered
         self._filters: dict[str, tuple[str, Any, int]] = {}
         self._filter_ids = itertools.count(1)
         self._filters_lock = threading.Lock()
@@ -94,6 +96,9 @@ class Dispatcher:
         handler = self.methods.get(method)
         if handler is None:
             raise RpcError(METHOD_NOT_FOUND, f"the method {method} does not exist/is not available")
+        if not self.dev and method.startswith(DEV_PREFIXES):
+            raise RpcError(METHOD_NOT_FOUND, f"the method {method} does not exist/is not available "
+                           "(development methods need 'databright node --dev')")
         if not isinstance(params, list):
             raise RpcError(INVALID_PARAMS, "params must be an array")
         try:
@@ -606,70 +611,3 @@ def _error(req_id: Any, exc: RpcError) -> dict[str, Any]:
     if exc.data is not None:
         error["data"] = exc.data
     return {"jsonrpc": "2.0", "id": req_id, "error": error}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # One buffered write per response and no Nagle: otherwise headers and body go
-    # out as two segments and delayed ACKs add ~40 ms to every keep-alive request.
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
-    server: RpcServer
-
-    def _cors(self) -> None:
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
-        self.send_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
-        self.send_header("Access-Control-Max-Age", "86400")
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self._cors()
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
-        self.send_response(204)
-        self._cors()
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._reply(200, json.dumps({"client": self.server.dispatcher.client_version}).encode())
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        response = self.server.dispatcher.handle_bytes(body)
-        self._reply(200, response if response is not None else b"")
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class RpcServer(ThreadingHTTPServer):
-    """JSON-RPC over HTTP on a background thread; ``.port`` and ``.shutdown()``."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, dispatcher: Dispatcher, host: str, port: int) -> None:
-        self.dispatcher = dispatcher
-        super().__init__((host, port), _Handler)
-        self.host = host
-        self.port = int(self.server_address[1])
-        self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.serve_forever, name="databright-rpc",
-                                        kwargs={"poll_interval": 0.1}, daemon=True)
-
-    def start(self) -> RpcServer:
-        self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        if self._thread.is_alive():
-            super().shutdown()
-            self._thread.join(timeout=5)
-        self.server_close()

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from databright.chain.node import EmbeddedNode, serve
+from databright.chain.node import EmbeddedNode, HttpPolicy, serve
+
+DAPP = "http://localhost:3000"
 
 
 @pytest.fixture
 def url(node: EmbeddedNode) -> Iterator[str]:
-    server = serve(node)
+    server = serve(node, policy=HttpPolicy.build(cors_origins=[DAPP]))
     yield f"http://127.0.0.1:{server.port}"
     server.shutdown()
 
@@ -24,7 +26,7 @@ def post(url: str, body: bytes) -> Any:
     request = urllib.request.Request(url, data=body,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Access-Control-Allow-Origin" not in response.headers  # no origin on the list
         return json.loads(response.read())
 
 
@@ -80,12 +82,11 @@ def test_keep_alive_and_cors_preflight(url: str) -> None:
                      headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         assert json.loads(response.read())["id"] == 7
-    conn.request("OPTIONS", "/", headers={"Origin": "http://localhost:3000",
-                                          "Access-Control-Request-Method": "POST"})
+    conn.request("OPTIONS", "/", headers={"Origin": DAPP, "Access-Control-Request-Method": "POST"})
     response = conn.getresponse()
     response.read()
     assert response.status == 204
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Origin"] == DAPP
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     conn.close()
 
