@@ -362,7 +362,7 @@ def check_state(tx: SignedTransactionAPI, gas_limit: int, base_fee: int,
 
 def check_replacement(tx: SignedTransactionAPI, old: SignedTransactionAPI) -> None:
     if tx.max_fee_per_gas < old.max_fee_per_gas * 11 // 10:
-        raise RpcError(-32000, "replacement transaction underpriced")
+        raise RpcError(-32003, "replacement transaction underpriced")  # anvil's code
 
 
 def _chain_class(chain_id: int) -> type[Chain]:
@@ -918,6 +918,7 @@ class PersistentChain(ChainReader):
                     "blockNumber": hx(number), "blockHash": hb(block_hash),
                     "transactionHash": hb(tx.hash), "transactionIndex": hx(index),
                     "logIndex": hx(log_index), "removed": False,
+                    "blockTimestamp": hx(header.timestamp),  # geth >= 1.16 and anvil
                 }
                 logs.append(entry)
                 padded = topics + [None] * (4 - len(topics))

@@ -63,6 +63,13 @@ def _failure(error: Exception) -> str:
     return "out of gas" if isinstance(error, OutOfGas) else (str(error) or type(error).__name__)
 
 
+def data_floor_gas(data: bytes) -> int:
+    """EIP-7623 (Prague): a transaction pays at least 21000 + 10 gas per calldata
+    token (a zero byte is one token, any other byte four)."""
+    zeros = data.count(0)
+    return 21_000 + 10 * (zeros + 4 * (len(data) - zeros))
+
+
 def revert_error(output: bytes) -> RpcError:
     """The geth/anvil shape for a revert: code 3, reason in the message, bytes in data."""
     message = "execution reverted"
@@ -214,10 +221,20 @@ class Dispatcher:
         return hx(self.ledger.head().block_number)
 
     def rpc_eth_gasPrice(self) -> str:
-        return hx(self.ledger.next_base_fee() + DEFAULT_PRIORITY_FEE)
+        return hx(self.ledger.next_base_fee() + self._suggested_tip())
 
     def rpc_eth_maxPriorityFeePerGas(self) -> str:
-        return hx(DEFAULT_PRIORITY_FEE)
+        return hx(self._suggested_tip())
+
+    def _suggested_tip(self) -> int:
+        """The lowest tip paid in the latest block, and at least 1 gwei (anvil's
+        oracle; geth's also follows recent tips): a client pricing from it keeps
+        up with what is being paid instead of staying at the minimum."""
+        head = self.ledger.head()
+        rows = self.ledger.query("SELECT receipt FROM txs WHERE block = ?", (head.block_number,))
+        fee = base_fee(head)
+        tips = [int(json.loads(r)["effectiveGasPrice"], 16) - fee for (r,) in rows]
+        return max(min(tips, default=0), DEFAULT_PRIORITY_FEE)
 
     def rpc_eth_blobBaseFee(self) -> str:
         return hx(1)
@@ -354,7 +371,7 @@ class Dispatcher:
 
         # Gas before refunds is what the transaction needs to hold; the 63/64 rule
         # can demand more, so confirm and search upwards only when that fails.
-        guess = cap - first.get_gas_remaining()
+        guess = max(cap - first.get_gas_remaining(), data_floor_gas(args.data))
         if succeeds(guess):
             return hx(guess)
         low, high = guess, cap
