@@ -82,6 +82,7 @@ _REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADD
                       CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
 _REQUEST_CONTRACT_SET = frozenset(_REQUEST_CONTRACTS)
 _ARRIVALS_KEPT = 10_000
+_RETRY_S = 0.5  # after a block the database refused
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
 
 
@@ -141,6 +142,14 @@ def _invalid_in_block(state: Any, tx: SignedTransactionAPI, sender: bytes, gas_l
     except ValidationError as exc:
         return f"invalid transaction: {exc}"
     return None
+
+
+class _Unsealable(Exception):
+    """A block could not be sealed or stored for a reason other than the database's."""
+
+    def __init__(self, items: list[_Pooled]) -> None:
+        super().__init__(f"{len(items)} transactions")
+        self.items = items
 
 
 class _Poisoned(Exception):
@@ -665,7 +674,24 @@ class PersistentChain(ChainReader):
                 if self._closed:
                     return
             with self._lock:
-                self._mine_block()
+                try:
+                    self._mine_block()
+                except _Unsealable as failed:
+                    self._drop(failed.items, f"could not be mined: {failed.__cause__!r}")
+                except Exception:  # noqa: BLE001 - e.g. the disk is full: retry, never stop
+                    time.sleep(_RETRY_S)
+
+    def _drop(self, items: list[_Pooled], reason: str) -> None:
+        """Take ``items`` out of the pool and its journal, recording ``reason``."""
+        with self.kv.write():
+            self.kv.add_rows("DELETE FROM pool WHERE hash = ?", [(bytes(i.tx.hash),) for i in items])
+            self.kv.add_rows("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
+                             [(bytes(i.tx.hash), reason) for i in items])
+        with self._cond:
+            for item in items:
+                self._forget(item)
+            self._flush_removed()
+            self._cond.notify_all()
 
     def _has_executable(self) -> bool:
         """Whether some sender's next nonce is pooled (call with ``_pool_lock``)."""
@@ -736,8 +762,10 @@ class PersistentChain(ChainReader):
                                  [(bytes(item.tx.hash),) for item in done + stale])
                 if reasons:
                     self.kv.add_rows("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)
-        except BaseException:
+        except BaseException as exc:
             self._reopen()
+            if isinstance(exc, Exception) and not isinstance(exc, sqlite3.Error) and included:
+                raise _Unsealable(included) from exc  # these transactions cannot be sealed
             raise
         self._next_timestamp = None
         with self._cond:
