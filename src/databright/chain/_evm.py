@@ -69,7 +69,7 @@ from ._codec import (
     legacy_v,
     tx_json,
 )
-from ._kv import ChainLock, ReadOnlyKV, SQLiteKV
+from ._kv import ChainLock, ReadOnlyKV, SQLiteKV, immediate
 
 __all__ = ["ChainError", "ChainReader", "Genesis", "PersistentChain", "RpcError", "hb", "hx",
            "trie_root_and_nodes"]
@@ -400,10 +400,12 @@ class PersistentChain(ChainReader):
         try:
             self.kv = SQLiteKV(path)
             self._open_chain()
-            # The pool's journal: written outside block commits, on a connection of
-            # its own (SQLite serialises it with the miner's block transactions).
+            # The pool's journal: written between block commits, on a connection
+            # of its own (see _journal_write).
             self._journal = sqlite3.connect(path, isolation_level=None, timeout=60,
                                             check_same_thread=False)
+            # as durable as a block (see _kv): survives kill -9, no fsync per send
+            self._journal.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             self._lock_file.release()
             raise
@@ -589,25 +591,29 @@ class PersistentChain(ChainReader):
             self._flush_removed()
             self._cond.notify_all()
 
+    def _journal_write(self, batches: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """One SQLite transaction on the journal's connection, queued behind block
+        commits on the database's commit lock (WAL: it survives ``kill -9``)."""
+        conn = self._journal
+        with self.kv.commit_lock, immediate(conn):
+            for sql, rows in batches:
+                conn.executemany(sql, rows)
+
     def _journal_add(self, seq: int, tx: SignedTransactionAPI, sender: bytes,
                      replaced: _Pooled | None) -> None:
-        """Make a pooled transaction durable (one SQLite transaction, WAL: survives
-        ``kill -9``); a replaced one leaves the journal with its reason."""
-        conn = self._journal
+        """Make a pooled transaction durable; a replaced one leaves the journal
+        with its reason."""
+        tx_hash = bytes(tx.hash)
+        batches: list[tuple[str, list[tuple[Any, ...]]]] = [
+            ("INSERT INTO pool (hash, seq, sender, raw) VALUES (?, ?, ?, ?)",
+             [(tx_hash, seq, sender, tx.encode())])]
+        if replaced is not None:
+            old_hash = bytes(replaced.tx.hash)
+            batches += [("DELETE FROM pool WHERE hash = ?", [(old_hash,)]),
+                        ("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
+                         [(old_hash, f"replaced by {hb(tx_hash)}")])]
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if replaced is not None:
-                    old_hash = bytes(replaced.tx.hash)
-                    conn.execute("DELETE FROM pool WHERE hash = ?", (old_hash,))
-                    conn.execute("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
-                                 (old_hash, f"replaced by {hb(tx.hash)}"))
-                conn.execute("INSERT INTO pool VALUES (?, ?, ?, ?)",
-                             (seq, bytes(tx.hash), sender, tx.encode()))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            self._journal_write(batches)
         except sqlite3.Error as exc:
             raise RpcError(-32000, f"transaction not accepted: the pool journal "
                                    f"could not be written ({exc})") from exc
@@ -617,8 +623,8 @@ class PersistentChain(ChainReader):
         that no longer fits the chain is recorded as dropped, with the reason."""
         conn = self._journal
         rows = conn.execute("SELECT seq, hash, sender, raw FROM pool ORDER BY seq").fetchall()
-        gone: list[tuple[bytes]] = []
-        reasons: list[tuple[bytes, str]] = []
+        gone: list[tuple[Any, ...]] = []
+        reasons: list[tuple[Any, ...]] = []
         for seq, tx_hash, sender, raw in rows:
             if conn.execute("SELECT 1 FROM txs WHERE hash = ?", (tx_hash,)).fetchone():
                 gone.append((tx_hash,))  # mined; its journal row is stale
@@ -634,10 +640,8 @@ class PersistentChain(ChainReader):
         if rows:
             self._seq = itertools.count(rows[-1][0] + 1)
         if gone:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("DELETE FROM pool WHERE hash = ?", gone)
-            conn.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)
-            conn.execute("COMMIT")
+            self._journal_write([("DELETE FROM pool WHERE hash = ?", gone),
+                                 ("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)])
 
     def increase_time(self, seconds: int) -> int:
         """Move the clock forward: the next block is at least ``seconds`` after the latest.
