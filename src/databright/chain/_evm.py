@@ -606,7 +606,8 @@ class PersistentChain(ChainReader):
         tx_hash = bytes(tx.hash)
         batches: list[tuple[str, list[tuple[Any, ...]]]] = [
             ("INSERT INTO pool (hash, seq, sender, raw) VALUES (?, ?, ?, ?)",
-             [(tx_hash, seq, sender, tx.encode())])]
+             [(tx_hash, seq, sender, tx.encode())]),
+            ("DELETE FROM dropped WHERE hash = ?", [(tx_hash,)])]  # if sent again
         if replaced is not None:
             old_hash = bytes(replaced.tx.hash)
             batches += [("DELETE FROM pool WHERE hash = ?", [(old_hash,)]),

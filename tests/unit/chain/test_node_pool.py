@@ -165,3 +165,18 @@ def test_a_block_that_cannot_be_sealed_drops_its_transactions(
         raise AssertionError("not dropped")
     good = node.ledger.submit(sign_transfer(accounts[0], 0, value=1))
     assert receipt_when_done(node, good)["status"] == "0x1"
+
+
+def test_a_replaced_transaction_reports_its_replacement(node: EmbeddedNode,
+                                                        accounts: list[LocalAccount]) -> None:
+    """Replaced (same nonce, fee 10% higher or more): the old hash says by which."""
+    def transfer(fee: int) -> bytes:
+        tx = {"to": "0x" + "22" * 20, "value": 1, "nonce": 1, "chainId": CHAIN_ID,
+              "gas": 21_000, "maxFeePerGas": fee, "maxPriorityFeePerGas": 10**9}
+        return bytes(accounts[2].sign_transaction(tx).raw_transaction)
+
+    old = node.ledger.submit(transfer(10 * 10**9))  # nonce 1: waits for nonce 0
+    new = node.ledger.submit(transfer(12 * 10**9))
+    with pytest.raises(RpcError, match=f"was dropped: replaced by 0x{new.hex()}"):
+        node.handle("eth_getTransactionReceipt", ["0x" + old.hex()])
+    assert node.handle("eth_getTransactionByHash", ["0x" + new.hex()])["blockNumber"] is None
