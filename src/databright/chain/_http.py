@@ -19,9 +19,9 @@ The dispatcher blocks (SQLite, the writer's pipe), so calls run on a bounded
 thread pool; past ``MAX_IN_FLIGHT`` waiting requests the answer is 503 with
 JSON-RPC error -32005 at once, never a hang; a call still running after 30 s
 is answered -32002 "request timed out" (geth's), its slot freed when it ends.
-Headers must arrive within
-``HEADER_TIMEOUT_S`` of connecting (or of the previous response), so idle or
-trickling connections are closed instead of holding a slot.
+A request's headers must be complete within ``HEADER_TIMEOUT_S`` of connecting
+(or of its first byte on a kept-alive connection), so trickling connections are
+closed instead of holding a slot.
 """
 from __future__ import annotations
 
@@ -264,9 +264,10 @@ async def _send(send: Send, reply: _Reply) -> None:
 class _Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a deadline for a request's headers.
 
-    uvicorn's keep-alive timer restarts on every byte, so a client trickling a
-    header a byte at a time would hold its connection for hours; this deadline
-    runs from the connection (or the previous response) to complete headers.
+    uvicorn's keep-alive timer stops at a request's first byte, so a client
+    trickling a header a byte at a time would hold its connection for hours;
+    this deadline runs from the connection, or from the first byte of the next
+    request on a kept-alive one, until the request's headers are complete.
     """
 
     _deadline: asyncio.TimerHandle | None = None
@@ -277,14 +278,12 @@ class _Protocol(H11Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self._deadline is None:
+            self._arm()  # the next request starts: its headers get the deadline
         super().data_received(data)
         if self._deadline is not None and self.cycle is not self._armed_for:
             self._disarm()  # a request's headers arrived
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.cycle is None or self.cycle.response_complete:
-            self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
