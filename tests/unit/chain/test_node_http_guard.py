@@ -223,6 +223,22 @@ def _read_response(sock: socket.socket) -> bytes:
     return body
 
 
+def test_keep_alive_answers_are_not_held_back(server: RpcServer) -> None:
+    """Headers and body leave in two writes: without TCP_NODELAY a delayed ACK
+    held every body back ~40 ms."""
+    request = (b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(CHAIN_ID), CHAIN_ID))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            sock.sendall(request)
+            _read_response(sock)
+            times.append(time.perf_counter() - start)
+    assert sorted(times)[len(times) // 2] < 0.025
+
+
 # -- nesting ------------------------------------------------------------------------------
 
 
