@@ -17,6 +17,7 @@ new chain is built under a temporary name and linked into place (``publish``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
@@ -109,7 +110,16 @@ def publish(built: Path, path: Path) -> None:
         os.close(fd)
     try:
         os.link(built, path)  # fails if path exists: a chain is never replaced
-    finally:
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            built.unlink()
+            raise
+        # A file system without hard links: rename, having looked first.
+        if path.exists():
+            built.unlink()
+            raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+        os.rename(built, path)
+    else:
         built.unlink()
     fd = os.open(path.parent, os.O_RDONLY)
     try:
