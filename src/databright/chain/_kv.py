@@ -21,6 +21,7 @@ new chain is built under a temporary name and linked into place (``publish``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
@@ -42,6 +43,7 @@ _WAL_CHECKPOINT_BYTES = 4 << 20
 APPLICATION_ID = 0x44427243  # "DBrC": a DataBright chain
 FORMAT_VERSION = 1
 _MAGIC = b"SQLite format 3\x00"
+_WAL_MAGIC = (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))
 _LEGACY_GENESIS_KEY = b"databright:genesis"  # files from before the mark have this key
 
 
@@ -73,6 +75,11 @@ def verify_file(path: Path) -> None:
     # The in-header size is valid when its version number matches the change counter.
     if header[92:96] == header[24:28] and size < pages * page_size:
         raise damaged(path, f"truncated: {size} bytes of {pages * page_size}")
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size >= 32:
+        with open(wal, "rb") as file:
+            if file.read(4) not in _WAL_MAGIC:  # SQLite would ignore it, and the blocks in it
+                raise damaged(path, f"its write-ahead log {wal.name} is not one")
     try:
         conn = connect_read_only(path)
     except sqlite3.Error as exc:
@@ -107,7 +114,16 @@ def publish(built: Path, path: Path) -> None:
         os.close(fd)
     try:
         os.link(built, path)  # fails if path exists: a chain is never replaced
-    finally:
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            built.unlink()
+            raise
+        # A file system without hard links: rename, having looked first.
+        if path.exists():
+            built.unlink()
+            raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+        os.rename(built, path)
+    else:
         built.unlink()
     fd = os.open(path.parent, os.O_RDONLY)
     try:
