@@ -586,14 +586,15 @@ class PersistentChain(ChainReader):
         return self.add(tx, sender)
 
     def add(self, tx: SignedTransactionAPI, sender: bytes,
-            pooled: Callable[[], None] | None = None) -> bytes:
+            pooled: Callable[[bool], None] | None = None) -> bytes:
         """Add a transaction that passed ``check_raw`` to the pool (state checks here).
 
         It is journaled (``pool`` table) before it enters the pool, so once this
         returns the transaction survives ``kill -9``: a restart pools it again
         or records why it cannot be (``dropped`` table, see ``dropped``).
         ``pooled`` is called under the pool lock once it is in, before the miner
-        can take it (the writer acknowledges it there, ahead of its removal).
+        can take it (the writer acknowledges it there, ahead of its removal),
+        with whether it can go into the next block (no nonce gap before it).
         """
         if self._closed:
             raise RpcError(-32000, "node is shutting down")
@@ -601,7 +602,7 @@ class PersistentChain(ChainReader):
         return bytes(tx.hash)
 
     def _admit(self, tx: SignedTransactionAPI, sender: bytes, account: tuple[int, int],
-               seq: int | None, pooled_hook: Callable[[], None] | None = None) -> None:
+               seq: int | None, pooled_hook: Callable[[bool], None] | None = None) -> None:
         """Check ``tx`` against the head and the sender's pooled transactions, then
         pool it; journal it first unless it comes from the journal (``seq``)."""
         tx_hash = bytes(tx.hash)
@@ -625,7 +626,7 @@ class PersistentChain(ChainReader):
             self._by_hash[tx_hash] = item
             self.note_arrival(tx_hash)
             if pooled_hook is not None:
-                pooled_hook()
+                pooled_hook(all(n in queued for n in range(account[0], tx.nonce)))
             self._flush_removed()
             self._cond.notify_all()
 
