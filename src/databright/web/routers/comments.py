@@ -45,7 +45,9 @@ def add_comment(state: WebState, session: SessionDep, user: User, proposal_id: i
     text = body.body.strip()
     if not text:
         raise InputError("a comment cannot be empty")
-    state.ws.index.proposal(proposal_id)
+    if (status := state.ws.index.proposal(proposal_id).status) != "open":
+        # A decided proposal's thread is closed: nothing said now can change the vote, and it would only grow.
+        raise InputError(f"proposal {proposal_id} is already {status}; its discussion is closed")
     if body.signature:
         date = body.date or ""
         try:
