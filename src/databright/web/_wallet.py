@@ -18,7 +18,7 @@ from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFou
 
 from databright.chain._ledger import revert_reason
 from databright.errors import ChainError, NotFound, TransactionError
-from databright.web._pages import eth
+from databright.web._pages import eth, plural
 from databright.web._state import WebState
 from databright.web.deps import Forbidden
 from databright.web.schemas import TxResultPublic, WalletTxPublic
@@ -47,7 +47,7 @@ def _describe(name: str, args: dict[str, Any]) -> str | None:
     if name == "ProposalFinalized":
         return f"Proposal {args['proposal_id']} is {'accepted' if args['accepted'] else 'rejected'}."
     if name == "ProposalCreated":
-        return f"Proposal {args['proposal_id']} submitted: {int(args['item_count'])} items."
+        return f"Proposal {args['proposal_id']} submitted: {plural(int(args['item_count']), 'item')}."
     if name == "RevenueWithdrawn":
         return f"Withdrew {eth(int(args['amount']))} from dataset {args['dataset_id']}."
     return None

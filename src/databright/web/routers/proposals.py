@@ -147,7 +147,7 @@ def _evaluation(state: WebState, report_cid: str | None) -> dict[str, Any] | Non
     signals = results.get("signals", {})
     values = [float(v) for v in signals.get("knn_values", [])]
     return {"gain": results["gain"], "shares": results.get("shares"), "seeds": len(results.get("scores", [])),
-            "signals": signals, "histogram": histogram(values, "KNN-Shapley value per item"),
+            "signals": signals, "histogram": histogram(values, "items by KNN-Shapley value (×10⁻⁴)", scale=1e4),
             "mislabels": set(signals.get("suspected_mislabels", [])),
             "duplicates": set(signals.get("exact_duplicates", [])) | {
                 int(pair[0]) if isinstance(pair, list) else int(pair) for pair in signals.get("near_duplicates", [])},
