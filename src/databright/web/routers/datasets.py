@@ -20,7 +20,7 @@ from databright.web._charts import bar_chart, step_chart
 from databright.web._pages import back, plural, render
 from databright.web._uploads import check_funds, staged_batch
 from databright.web._state import WebState
-from databright.web._views import dataset_public, holders_public, metadata, proposal_public
+from databright.web._views import dataset_public, holders_public, item_public, metadata, proposal_public
 from databright.web._wallet import prepare
 from databright.web.deps import CsrfChecked, CurrentUser, DatasetId, OptionalUser, SignerDep, StateDep
 from databright.web.schemas import DatasetPublic, ErrorPublic, HolderPublic, ItemPublic, WalletTxPublic
@@ -33,13 +33,7 @@ PAGE = 48
 
 def _items(state: StateDep, dataset_id: int, offset: int, limit: int) -> tuple[list[ItemPublic], int]:
     rows = state.ws.index.items(dataset_id, accepted=True)
-    chosen = rows[offset: offset + limit]
-    out = []
-    for r in chosen:
-        meta = json.loads(r.metadata_json or "{}")
-        out.append(ItemPublic(cid=r.cid, label=r.label, proposal_id=r.proposal_id, position=r.position,
-                              accepted=r.accepted, duplicate_of=r.duplicate_of, filename=str(meta.get("filename", ""))))
-    return out, len(rows)
+    return [item_public(r) for r in rows[offset: offset + limit]], len(rows)
 
 
 # -- API ------------------------------------------------------------------------
