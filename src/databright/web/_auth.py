@@ -21,7 +21,7 @@ from databright.errors import InputError
 from databright.web._siwe import SiweMessage, parse_time
 
 __all__ = [
-    "SIWE_TTL", "STATEMENT", "comment_date", "comment_message", "new_nonce", "recover", "siwe_message", "verify_siwe",
+    "MAX_SKEW", "SIWE_TTL", "STATEMENT", "check_signed_now", "comment_date", "comment_message", "new_nonce", "recover", "siwe_message", "verify_siwe",
 ]
 
 STATEMENT = "Sign in to DataBright to vote, comment and withdraw with this account."
@@ -73,6 +73,19 @@ def comment_message(proposal_id: int, chain_id: int, author: str, body: str, dat
     """What an author signs to comment on a proposal."""
     return (f"DataBright comment on proposal {proposal_id} (chain {chain_id})\n"
             f"Author: {to_checksum_address(author)}\nDate: {date}\n\n{body}")
+
+
+MAX_SKEW = timedelta(minutes=10)
+
+
+def check_signed_now(date: str, what: str) -> None:
+    """Refuse a browser-signed ``date`` (ISO, with zone) more than ``MAX_SKEW`` from now."""
+    try:
+        when = datetime.fromisoformat(date.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"{what}'s date is not an ISO timestamp") from exc
+    if when.tzinfo is None or abs(datetime.now(UTC) - when) > MAX_SKEW:
+        raise InputError(f"{what}'s date is too far from now; sign it again")
 
 
 def comment_date() -> str:

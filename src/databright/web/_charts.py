@@ -69,7 +69,7 @@ def histogram(values: Sequence[float], label: str, bins: int = 20, scale: float 
     body = ("".join(bars) + f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - PAD}" y2="{H - PAD}" class="base"/>'
             + _axis_text(PAD, H - PAD + 18, f"{lo * scale:+.1f}", "start")
             + _axis_text(W - PAD, H - PAD + 18, f"{hi * scale:+.1f}", "end")
-            + _axis_text(PAD - 6, PAD, str(top), "end"))
+            + _axis_text(PAD - 6, PAD, str(top), "end") + _axis_text(PAD, PAD - 8, "items", "start"))
     if lo < 0 < hi:
         zero = PAD + (W - 2 * PAD) * (-lo) / (hi - lo)
         body += f'<line x1="{zero:.1f}" y1="{H - PAD}" x2="{zero:.1f}" y2="{H - PAD + 5}" class="base"/>'

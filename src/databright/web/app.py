@@ -35,7 +35,9 @@ from databright.web._security import DEFAULT_HOSTS, SecurityMiddleware
 from databright.web._sessions import ServerSessionMiddleware
 from databright.web._state import WebState
 from databright.web.deps import Forbidden, SignInRequired, UploadTooLarge
-from databright.web.routers import accounts, auth, blobs, comments, datasets, models, proposals, transactions
+from databright.web.routers import (
+    accounts, auth, blobs, comments, dataset_new, datasets, models, proposals, transactions,
+)
 from databright.workspace import Workspace
 
 __all__ = ["DEFAULT_HOSTS", "MAX_UPLOAD_BYTES", "Limits", "create_app", "load_secret"]
@@ -113,7 +115,8 @@ def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: in
     # Added last, so it runs first: nothing reaches a route from a foreign Host or with an oversized body.
     app.add_middleware(SecurityMiddleware, allowed_hosts=list(allowed_hosts), max_body_bytes=max_upload_bytes)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (datasets, proposals, comments, models, accounts, auth, blobs, transactions):
+    # dataset_new first: its /datasets/new must win over /datasets/{dataset_id}.
+    for module in (dataset_new, datasets, proposals, comments, models, accounts, auth, blobs, transactions):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app

@@ -18,6 +18,7 @@ from databright.operations import Batch, propose_batch
 from databright.storage import digest_of_cid
 from databright.web._charts import bar_chart, step_chart
 from databright.web._pages import back, plural, render
+from databright.web._details import read_fields, required_fields, save_details, sign_details, verify_details
 from databright.web._uploads import check_funds, staged_batch
 from databright.web._state import WebState
 from databright.web._views import dataset_public, holders_public, item_public, metadata, proposal_public
@@ -125,7 +126,8 @@ def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep,
 def propose_page(request: Request, dataset_id: DatasetId, state: StateDep, user: OptionalUser) -> Response:
     if user is None:
         return back(request, f"/signin?next=/datasets/{dataset_id}/propose", "Sign in to propose data.", "info")
-    return render(request, "propose.html", d=dataset_public(state, state.ws.index.dataset(dataset_id)))
+    row = state.ws.index.dataset(dataset_id)
+    return render(request, "propose.html", d=dataset_public(state, row), fields=required_fields(metadata(row)))
 
 
 def _upload(value: Any) -> UploadFile | None:
@@ -147,8 +149,10 @@ async def propose_submit(request: Request, dataset_id: DatasetId, state: StateDe
                          _: CsrfChecked) -> RedirectResponse:
     here = f"/datasets/{dataset_id}/propose"
     state.ws.index.dataset(dataset_id)
+    required = required_fields(metadata(state.ws.index.dataset(dataset_id)))
     async with request.form(max_files=5000) as form:
         try:
+            details = read_fields(required, [str(v) for v in form.getlist("detail")]) if required else []
             check_funds(state, signer.address, dataset_id)
             files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
             with staged_batch(files, _upload(form.get("labels")), _upload(form.get("table"))) as staged:
@@ -156,6 +160,10 @@ async def propose_submit(request: Request, dataset_id: DatasetId, state: StateDe
                 check_batch(state, dataset_id, batch)
                 staged.store_in(state.ws.store)
             proposal_id, _dups = state.write(lambda: propose_batch(state.ws, signer, dataset_id, batch))
+            if details:
+                date, signature = sign_details(signer, state.chain_id, dataset_id, details)
+                save_details(state.ws.home.root, dataset_id, batch.manifest_cid, signer.address, details, date,
+                             signature)
         except DataBrightError as exc:
             return back(request, here, str(exc).splitlines()[0], "error")
     return back(request, f"/proposals/{proposal_id}", f"Proposal {proposal_id} submitted: {plural(batch.size, 'item')}.")
@@ -170,6 +178,10 @@ def prepare_proposal(
     labels: Annotated[FileUpload | None, File(description="CSV with columns file,label for the files")] = None,
     table: Annotated[FileUpload | None, File(description="CSV or Parquet with a label column (a table dataset)")] = None,
     allow_duplicates: Annotated[bool, Form(description="propose items already in the dataset (flagged)")] = False,
+    detail: Annotated[list[str] | None, Form(description="the details the dataset asks for, in its order")] = None,
+    details_date: Annotated[str | None, Form(max_length=40, description="when the details were signed")] = None,
+    details_signature: Annotated[str | None, Form(max_length=140, description="EIP-191 signature of the details")
+                                 ] = None,
 ) -> WalletTxPublic:
     """Store an uploaded batch and its manifest; return the unsigned ``propose`` a browser wallet sends.
 
@@ -177,7 +189,10 @@ def prepare_proposal(
     and the sender's funds for the bond, before anything is stored; nothing is sent; the transaction's value is the dataset's proposal bond. The
     wallet sends it with ``eth_sendTransaction``; then POST its hash to /transactions.
     """
-    state.ws.index.dataset(dataset_id)
+    required = required_fields(metadata(state.ws.index.dataset(dataset_id)))
+    details = read_fields(required, detail or []) if required else []
+    if details:
+        verify_details(state.chain_id, dataset_id, user.address, details, details_date or "", details_signature or "")
     check_funds(state, user.address, dataset_id)
     with staged_batch(files or [], labels, table) as staged:
         batch = staged.batch
@@ -187,4 +202,7 @@ def prepare_proposal(
                                                  batch.size)
         tx = prepare(state, user.address, call, value=market.dataset(dataset_id).proposal_bond)
         staged.store_in(state.ws.store)  # only now: the wallet can send it
+    if details:
+        save_details(state.ws.home.root, dataset_id, batch.manifest_cid, user.address, details, details_date or "",
+                     details_signature or "")
     return tx

@@ -14,7 +14,8 @@ from databright.web._charts import histogram
 from databright.web._pages import back, render
 from databright.web._state import WebState
 from databright.index import ProposalRow
-from databright.web._views import item_public, page_of, proposal_public
+from databright.web._details import load_details, required_fields
+from databright.web._views import item_public, metadata, page_of, proposal_public
 from databright.web._wallet import prepare
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, ProposalId, SignerDep, StateDep
 from databright.web.schemas import ErrorPublic, ItemPublic, ProposalPublic, VoteCreate, VotePublic, WalletTxPublic
@@ -197,8 +198,10 @@ def proposal_page(request: Request, proposal_id: ProposalId, state: StateDep, us
                                  page, ITEMS_PER_PAGE)
     evaluation = _evaluation(state, p.report_cid)
     voted = user is not None and any(v.voter.lower() == user.address.lower() for v in live["votes"])
+    details = load_details(state.ws.home.root, state.chain_id, p.dataset_id, p.manifest_cid, p.contributor)
     return render(request, "proposal.html", **live, items=items, item_total=p.items, page=page, pages=pages,
-                  pager_anchor="#items", evaluation=evaluation, voted=voted, kind=live["d"].kind)
+                  pager_anchor="#items", evaluation=evaluation, voted=voted, kind=live["d"].kind, details=details,
+                  asked=required_fields(metadata(live["d"])))
 
 
 @router.get("/proposals/{proposal_id}/live", response_class=HTMLResponse, include_in_schema=False)
