@@ -21,10 +21,12 @@ from pathlib import Path
 import pytest
 
 from tests._servers import free_port, stop
-from tests.e2e.test_browser import ARGS, BIN, CHROMIUM, LAPTOP, cli, sign_in
+from tests.e2e.test_browser import ARGS, BIN, CHROMIUM, LAPTOP, PHONE, cli, sign_in
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
+# One word longer than a phone is wide: it must wrap or end in an ellipsis, never widen the page.
+LONG_NAME = "Handwritten_shapes_collected_by_the_Field_Survey_of_2026_second_release_" * 2
 
 
 
@@ -68,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
     cli(home, "deploy")
     ws = Workspace(home)
     try:
-        meta = DatasetMetadata("shapes", "Tiny test images.", "files", ("a", "b"), "CC0")
+        meta = DatasetMetadata(LONG_NAME, "Tiny test images.", "files", ("a", "b"), "CC0")
         params = DatasetParams(metadata_digest=b"\0" * 32, initial_shares=1000, base_reward_per_item=10)
         seed = load_batch(ws, write_batch(root / "seed", list("abab"), 1))
         dataset_id, _ = create_dataset(ws, ws.signer("dev0"), meta, params, seed=seed)
@@ -163,5 +165,25 @@ def test_pages_run_without_csp_violations(server: tuple[str, int, int]) -> None:
             playwright_api.expect(page.locator("#comments")).to_be_attached()
             playwright_api.expect(page.get_by_test_id("outcome")).to_have_text("voting")
             assert not violations, violations
+        finally:
+            browser.close()
+
+
+def test_no_page_is_wider_than_a_phone(server: tuple[str, int, int]) -> None:
+    base, _, pid = server
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_context(viewport=PHONE, is_mobile=True).new_page()
+            sign_in(page, base, "dev0")
+            for path in ("/", "/datasets/1", "/dashboard", "/account", f"/proposals/{pid}", "/datasets/new"):
+                page.goto(base + path)
+                width = page.evaluate("document.documentElement.scrollWidth")
+                assert width <= PHONE["width"], f"{path} is {width} px wide"
+            # The key columns of a proposal row are on screen: its status and tally, without scrolling sideways.
+            page.goto(f"{base}/dashboard")
+            for label in ("Status", "Tally"):
+                box = page.locator(f"td[data-label={label}]").first.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], label
         finally:
             browser.close()

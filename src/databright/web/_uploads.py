@@ -92,9 +92,14 @@ def _without_paths(message: str, folder: Path) -> str:
 
 
 @contextmanager
-def staged_batch(files: Sequence[UploadFile], labels: UploadFile | None,
-                 table: UploadFile | None) -> Iterator[StagedBatch]:
-    """The uploaded batch, built in a temporary folder that is removed when the block ends."""
+def staged_batch(files: Sequence[UploadFile], labels: UploadFile | None, table: UploadFile | None,
+                 kind: str) -> Iterator[StagedBatch]:
+    """The uploaded batch for a dataset of ``kind``, built in a temporary folder removed when the block ends."""
+    has_table = table is not None and bool(table.filename)
+    if kind == "files" and has_table:
+        raise InputError("this dataset holds one file per item: upload item files and a labels CSV, not a table")
+    if kind == "table" and any(f.filename for f in files):
+        raise InputError("this dataset holds table rows: upload one CSV or Parquet table, not item files")
     with tempfile.TemporaryDirectory(prefix="databright-upload-") as tmp:
         folder = Path(tmp)
         try:

@@ -67,3 +67,10 @@ def test_any_file_name_is_taken_and_no_server_path_is_shown(client: TestClient, 
     assert tempfile.gettempdir() not in bad.json()["error"] and "databright-upload" not in bad.json()["error"]
     page = client.post("/datasets/1/propose", data={"csrf_token": token}, files=_files(missing))
     assert "not-sent.png" in page.text and "databright-upload" not in page.text
+
+
+def test_a_batch_of_the_wrong_kind_is_refused(client: TestClient, tmp_path: Path) -> None:
+    headers = sign_in(client, "dev2")
+    table = [("table", ("rows.csv", b"x,label\n1,a\n2,b\n", "text/csv"))]
+    reply = client.post("/api/v1/datasets/1/proposals/tx", files=table, headers=headers)
+    assert reply.status_code == 400 and "one file per item" in reply.json()["error"]

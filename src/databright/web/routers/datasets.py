@@ -148,14 +148,14 @@ def check_batch(state: WebState, dataset_id: int, batch: Batch, *, allow_duplica
 async def propose_submit(request: Request, dataset_id: DatasetId, state: StateDep, signer: SignerDep,
                          _: CsrfChecked) -> RedirectResponse:
     here = f"/datasets/{dataset_id}/propose"
-    state.ws.index.dataset(dataset_id)
-    required = required_fields(metadata(state.ws.index.dataset(dataset_id)))
+    row = state.ws.index.dataset(dataset_id)
+    required = required_fields(metadata(row))
     async with request.form(max_files=5000) as form:
         try:
             details = read_fields(required, [str(v) for v in form.getlist("detail")]) if required else []
             check_funds(state, signer.address, dataset_id)
             files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
-            with staged_batch(files, _upload(form.get("labels")), _upload(form.get("table"))) as staged:
+            with staged_batch(files, _upload(form.get("labels")), _upload(form.get("table")), row.kind) as staged:
                 batch = staged.batch
                 check_batch(state, dataset_id, batch)
                 staged.store_in(state.ws.store)
@@ -185,16 +185,19 @@ def prepare_proposal(
 ) -> WalletTxPublic:
     """Store an uploaded batch and its manifest; return the unsigned ``propose`` a browser wallet sends.
 
-    The batch is checked as local mode checks it (labels, duplicates, size),
-    and the sender's funds for the bond, before anything is stored; nothing is sent; the transaction's value is the dataset's proposal bond. The
-    wallet sends it with ``eth_sendTransaction``; then POST its hash to /transactions.
+    The batch is checked as local mode checks it (kind, labels, duplicates,
+    size, the dataset's contributor details) and the sender's funds for the
+    bond, before anything is stored; nothing is sent. The transaction's value
+    is the dataset's proposal bond. The wallet sends it with
+    ``eth_sendTransaction``; then POST its hash to /transactions.
     """
-    required = required_fields(metadata(state.ws.index.dataset(dataset_id)))
+    row = state.ws.index.dataset(dataset_id)
+    required = required_fields(metadata(row))
     details = read_fields(required, detail or []) if required else []
     if details:
         verify_details(state.chain_id, dataset_id, user.address, details, details_date or "", details_signature or "")
     check_funds(state, user.address, dataset_id)
-    with staged_batch(files or [], labels, table) as staged:
+    with staged_batch(files or [], labels, table, row.kind) as staged:
         batch = staged.batch
         check_batch(state, dataset_id, batch, allow_duplicates=allow_duplicates)
         market = state.ws.market
