@@ -634,19 +634,25 @@ class PersistentChain(ChainReader):
         """One SQLite transaction on the journal's connection, queued behind block
         commits on the database's commit lock (WAL: it survives ``kill -9``)."""
         conn = self._journal
-        with self.kv.commit_lock, immediate(conn):
-            for sql, rows in batches:
-                conn.executemany(sql, rows)
+        with self.kv.commit_lock:
+            if len(batches) == 1 and len(batches[0][1]) == 1:
+                # One statement commits by itself: every call into SQLite hands
+                # the GIL to the miner and back, so spare BEGIN and COMMIT.
+                conn.execute(batches[0][0], batches[0][1][0])
+                return
+            with immediate(conn):
+                for sql, rows in batches:
+                    conn.executemany(sql, rows)
 
     def _journal_add(self, seq: int, tx: SignedTransactionAPI, sender: bytes,
                      replaced: _Pooled | None) -> None:
         """Make a pooled transaction durable; a replaced one leaves the journal
-        with its reason."""
+        with its reason. (A hash sent again may keep an old ``dropped`` row: it
+        is read only for hashes neither pooled nor mined.)"""
         tx_hash = bytes(tx.hash)
         batches: list[tuple[str, list[tuple[Any, ...]]]] = [
             ("INSERT INTO pool (hash, seq, sender, raw) VALUES (?, ?, ?, ?)",
-             [(tx_hash, seq, sender, tx.encode())]),
-            ("DELETE FROM dropped WHERE hash = ?", [(tx_hash,)])]  # if sent again
+             [(tx_hash, seq, sender, tx.encode())])]
         if replaced is not None:
             old_hash = bytes(replaced.tx.hash)
             batches += [("DELETE FROM pool WHERE hash = ?", [(old_hash,)]),
