@@ -4,7 +4,11 @@ A voucher is money only the owner can claim, and only the latest one matters,
 so the server writes it here — one SQLite transaction, fsync'd before the
 commit returns (WAL with ``synchronous=FULL``) — before it answers the request
 that carried it. A ``kill -9`` at any moment therefore loses at most a
-request that was never answered, never a voucher the server acted on.
+request that was never answered, never a voucher the server acted on; with
+the fsync, neither does a crash of the machine. ``fsync=False`` (WAL with
+``synchronous=NORMAL``) keeps the first guarantee only: the commit is in the
+operating system's hands, which survives the server's death but not the
+machine's, and saves the disk's flush time (~5 ms here) on every request.
 
 Accepting is a compare-and-set in one ``BEGIN IMMEDIATE`` transaction, so two
 concurrent requests on one channel cannot both be paid by the same increase.
@@ -64,13 +68,13 @@ class StoredVoucher:
 
 
 class VoucherStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.execute(_SCHEMA)
 
     def close(self) -> None:
