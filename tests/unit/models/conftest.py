@@ -30,6 +30,25 @@ def digits_tables(folder: Path) -> dict[str, Path]:
     return paths
 
 
+def digits_images(folder: Path) -> dict[str, Path]:
+    """Folders of 8x8 grey PNG digits with labels.csv: seed, validation and queries."""
+    from PIL import Image
+
+    digits = load_digits()
+    out = {}
+    for name, start, stop in (("seed", 0, 200), ("validation", 1500, 1600), ("queries", 1600, 1604)):
+        target = folder / f"images-{name}"
+        target.mkdir()
+        rows = []
+        for i in range(start, stop):
+            pixels = (digits.images[i] * 255 / 16).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(target / f"{i}.png")
+            rows.append({"file": f"{i}.png", "label": str(digits.target[i])})
+        pd.DataFrame(rows).to_csv(target / "labels.csv", index=False)
+        out[name] = target
+    return out
+
+
 def cli(home: Path, *args: object) -> None:
     try:
         main(["--home", str(home), *map(str, args)])
@@ -39,15 +58,22 @@ def cli(home: Path, *args: object) -> None:
 
 @pytest.fixture(scope="module")
 def model_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
-    """dev0 creates the dataset (training fee 0.1 ETH), dev1 trains and registers model 1."""
-    home = tmp_path_factory.mktemp("model-home")
-    paths = digits_tables(home.parent)
+    """dev0 creates the datasets (training fee 0.1 ETH), dev1 trains and registers model 1 on
+    table rows and model 2 on images."""
+    home, data = tmp_path_factory.mktemp("model-home"), tmp_path_factory.mktemp("model-data")
+    paths = digits_tables(data)
+    images = digits_images(data)
     cli(home, "init", "--accounts", "4")
     cli(home, "deploy")
     cli(home, "dataset", "create", "digits", "--kind", "table", "--classes", ",".join(map(str, range(10))),
         "--seed", paths["seed"], "--validation", paths["validation"], "--evaluator", "dev2")
     cli(home, "--account", "dev1", "train", "1", "--steps", STEPS, "--register", "--price", f"{PRICE}wei",
         "--royalty", "10%")
+    cli(home, "dataset", "create", "digit-images", "--classes", ",".join(map(str, range(10))),
+        "--seed", images["seed"], "--validation", images["validation"], "--evaluator", "dev2")
+    cli(home, "--account", "dev1", "train", "2", "--steps", STEPS, "--register", "--price", f"{PRICE}wei",
+        "--royalty", "5%")
+    paths["image_queries"] = images["queries"]
     return home, paths
 
 

@@ -193,6 +193,28 @@ def test_info_and_openapi(setup: Setup) -> None:
     assert "402" in doc["paths"]["/v1/models/{model_id}/predict"]["post"]["responses"]
 
 
+def test_image_predictions(ws: Workspace, model_home: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
+    mm = ws.model_market
+    store = VoucherStore(tmp_path / "images.sqlite")
+    gate = PaymentGate(mm, 2, store)
+    served = ServedModel.load(mm, ws.store, 2)
+    assert served.spec.input == "image"
+    files = sorted(model_home[1]["image_queries"].glob("*.png"))
+    with TestClient(create_app(served, gate)) as http:
+        client = PredictionClient("http://testserver", mm, ws.signer("dev3"), SignedRecord(tmp_path / "s.json"),
+                                  http=http)
+        result = client.predict(2, files=files, deposit=100 * PRICE)
+        assert len(result.predictions) == len(files) and result.paid == len(files) * PRICE
+        assert http.post("/v1/models/2/predict", json={"rows": [{}]}).status_code == 415
+        broken = http.post("/v1/models/2/predict", files={"files": ("x.png", b"not an image")})
+        assert broken.status_code == 400
+        with pytest.raises(InputError, match="not both"):
+            client.predict(2, files=files, rows=[{}])
+    stored = store.get(result.channel or 0)
+    assert stored is not None and stored.amount == result.total
+    store.close()
+
+
 def test_free_server(ws: Workspace) -> None:
     app = create_app(ServedModel.load(ws.model_market, ws.store, MODEL), None)
     with TestClient(app) as http:
