@@ -155,6 +155,43 @@ def price_cmd(
     emit({"model_id": model_id, "price_wei": wei}, f"Model {model_id} now costs {format_eth(wei)} per prediction")
 
 
+@app.command("verify")
+def verify_cmd(
+    model_id: Annotated[int, typer.Argument(help="Model id.")],
+    version: Annotated[int | None, typer.Option(help="Version (default: the latest).")] = None,
+) -> None:
+    """As the dataset's evaluator: score a model version on the validation split, re-run its
+    training report, and post the verified score with the verification report."""
+    from databright.models import ServedModel, score_checkpoint, verify_training
+    from databright.storage import canonical_json, cid_from_digest, digest_of_cid
+
+    with workspace() as ws:
+        signer, mm = ws.signer(), ws.model_market
+        served = ServedModel.load(mm, ws.store, model_id, version)
+        evaluator = ws.market.dataset(served.dataset_id).evaluator
+        if evaluator != signer.address:
+            raise InputError(f"{signer.address} is not the evaluator of dataset {served.dataset_id} ({evaluator})")
+        if mm.verification(model_id, served.version).verified:
+            raise InputError(f"model {model_id} version {served.version} already has a verified score")
+        ws.sync()
+        meta = json.loads(ws.index.dataset(served.dataset_id).metadata_json or "{}")
+        if "validation" not in meta:
+            raise InputError(f"dataset {served.dataset_id} publishes no validation split")
+        score = score_checkpoint(ws.store, served.spec, served.state, str(meta["validation"]))
+        training = str(cid_from_digest(mm.version(model_id, served.version).report_digest))
+        reproduced = verify_training(ws.store, training)
+        report = {"kind": "databright.verification", "version": 1, "model_id": model_id,
+                  "model_version": served.version, "checkpoint": served.checkpoint_cid,
+                  "validation": meta["validation"], "score": score, "training_report": training,
+                  "training_reproduced": reproduced}
+        report_cid = str(ws.store.put(canonical_json(report)))
+        ppm = round(score * 1_000_000)
+        mm.post_verified_score(signer, model_id, served.version, ppm, digest_of_cid(report_cid))
+    emit({**report, "score_ppm": ppm, "report": report_cid},
+         f"Model {model_id} version {served.version}: verified accuracy {score:.2%}, training "
+         f"{'reproduced bitwise' if reproduced else 'NOT reproduced'}; report {report_cid}")
+
+
 @app.command("serve")
 def serve_cmd(
     model_id: Annotated[int, typer.Argument(help="Model id to serve.")],

@@ -16,7 +16,7 @@ from databright.models._client import PredictionClient, PredictionResult, Signed
 from databright.models._payments import PaymentGate, Redeemer
 from databright.models._server import create_app
 from databright.models._served import Prediction, ServedModel
-from databright.models._training import TrainedModel, train_model, verify_training
+from databright.models._training import TrainedModel, score_checkpoint, train_model, verify_training
 from databright.models._voucher import DOMAIN_NAME, DOMAIN_VERSION, Voucher, VoucherDomain
 from databright.models._voucher_store import PaymentRequired, StoredVoucher, VoucherStore
 
@@ -37,6 +37,7 @@ __all__ = [
     "VoucherDomain",
     "VoucherStore",
     "create_app",
+    "score_checkpoint",
     "train_model",
     "verify_training",
 ]

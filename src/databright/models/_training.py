@@ -23,7 +23,7 @@ from databright.errors import InputError
 from databright.ml import ModelSpec, accuracy, encode_items, encode_labels, environment, save_checkpoint, train
 from databright.storage import BlobStore, Manifest, canonical_json
 
-__all__ = ["TrainedModel", "train_model", "verify_training"]
+__all__ = ["TrainedModel", "score_checkpoint", "train_model", "verify_training"]
 
 REPORT_KIND = "databright.training"
 
@@ -100,3 +100,9 @@ def verify_training(store: BlobStore, report_cid: str) -> bool:
     checkpoint, score, _ = _fit(store, spec, report["accepted"], report["validation"], int(report["seed"]),
                                 int(report["steps"]))
     return bool(hashlib.sha256(checkpoint).hexdigest() == report["checkpoint_sha256"] and score == report["score"])
+
+
+def score_checkpoint(store: BlobStore, spec: ModelSpec, state: dict[str, Any], validation: str) -> float:
+    """Validation accuracy of a checkpoint: what a dataset's evaluator posts as the verified score."""
+    vx, vy = _load(store, spec, [validation])
+    return accuracy(spec, state, vx, vy)

@@ -37,3 +37,28 @@ def test_missing_checkpoint_is_a_clear_error(ws: Workspace, tmp_path: Path) -> N
 
     with pytest.raises(InputError, match="model 1 version 1"):
         ServedModel.load(ws.model_market, open_store(str(tmp_path / "empty")), 1)
+
+
+def test_evaluator_verifies_a_model(model_home: tuple[Path, dict[str, Path]], capsys: object) -> None:
+    from databright.cli import main
+
+    home = model_home[0]
+
+    def run(*args: str) -> int:
+        try:
+            main(["--home", str(home), *args])
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert run("--account", "dev1", "model", "verify", "1") == 1  # not the evaluator
+    assert run("--account", "dev2", "model", "verify", "1", "--json") == 0
+    assert run("--account", "dev2", "model", "verify", "1") == 1  # once per version
+    ws = Workspace(home)
+    try:
+        check = ws.model_market.verification(1, 1)
+        report = json.loads(ws.store.get(str(cid_from_digest(check.report_digest))))
+        assert report["training_reproduced"] is True
+        assert check.score == round(report["score"] * 1_000_000) == ws.model_market.version(1, 1).claimed_score
+    finally:
+        ws.close()
