@@ -12,6 +12,7 @@ occur, so callers never need to know which library failed.
     │   └── TransactionError   a transaction reverted or was rejected
     ├── StorageError           blobs, CIDs, manifests (see databright.storage)
     ├── IndexError_            the off-chain index
+    ├── PaymentError           a voucher or payment channel that cannot pay
     └── NotFound               an unknown dataset, proposal, account, ...
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "IndexError_",
     "InputError",
     "NotFound",
+    "PaymentError",
     "StorageError",
     "TransactionError",
 ]
@@ -63,6 +65,10 @@ class StorageError(DataBrightError):
 
 class IndexError_(DataBrightError):
     """The off-chain index is unusable."""
+
+
+class PaymentError(DataBrightError):
+    """A voucher is invalid or a payment channel cannot cover a request."""
 
 
 class NotFound(DataBrightError):

@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from databright.chain import DataMarket, Deployment, Keystore, Ledger, compile_contract, load_deployment
+from databright.chain.modelmarket import ModelMarket
 from databright.config import Home
 from databright.errors import AccountError, ChainError, ConfigError, DataBrightError
 from databright.index import Index, ItemRecord, Loaders
@@ -136,6 +137,15 @@ class Workspace:
     def market(self) -> DataMarket:
         compiled = compile_contract("data_market", self.home.cache)
         return DataMarket(self.ledger, self.deployment.address("DataMarket"), compiled.abi)
+
+    @cached_property
+    def model_market(self) -> ModelMarket:
+        if "ModelMarket" not in self.deployment.contracts:
+            raise ConfigError(
+                f"ModelMarket is not deployed on chain {self.ledger.chain_id}; run 'databright model deploy'"
+            )
+        compiled = compile_contract("model_market", self.home.cache)
+        return ModelMarket(self.ledger, self.deployment.address("ModelMarket"), compiled.abi)
 
     # -- accounts -------------------------------------------------------------
 

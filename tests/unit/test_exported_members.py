@@ -12,6 +12,7 @@ PARTS = [
     "databright.errors",
     "databright.index",
     "databright.ml",
+    "databright.models",
     "databright.storage",
     "databright.valuation",
     "databright.web",

@@ -14,9 +14,11 @@ from databright.chain.datamarket import (
     Proposal,
     ProposalStatus,
 )
-from databright.chain.deploy import Deployment, deploy, load_deployment
+from databright.chain.deploy import Deployment, add_model_market, deploy, load_deployment
+from databright.chain.modelmarket import Channel, Model, ModelMarket, ModelVersion, Verification
 
 __all__ = [
+    "Channel",
     "CompiledContract",
     "DataMarket",
     "Dataset",
@@ -26,9 +28,14 @@ __all__ = [
     "Event",
     "Keystore",
     "Ledger",
+    "Model",
+    "ModelMarket",
+    "ModelVersion",
     "Proposal",
     "ProposalStatus",
     "StoredAccount",
+    "Verification",
+    "add_model_market",
     "compile_contract",
     "deploy",
     "load_deployment",

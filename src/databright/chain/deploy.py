@@ -21,7 +21,7 @@ from databright.chain._compile import compile_contract, source_hashes
 from databright.chain._ledger import Ledger
 from databright.errors import ChainError, ConfigError
 
-__all__ = ["Deployment", "deploy", "load_deployment"]
+__all__ = ["Deployment", "add_model_market", "deploy", "load_deployment"]
 
 
 @dataclass
@@ -59,7 +59,7 @@ def load_deployment(directory: Path, chain_id: int) -> Deployment | None:
 
 
 def deploy(ledger: Ledger, account: LocalAccount, cache_dir: Path | None = None) -> Deployment:
-    """Compile and deploy DataMarket; returns the manifest (not yet saved)."""
+    """Compile and deploy DataMarket and ModelMarket; returns the manifest (not yet saved)."""
     import vyper
 
     compiled = compile_contract("data_market", cache_dir)
@@ -67,7 +67,7 @@ def deploy(ledger: Ledger, account: LocalAccount, cache_dir: Path | None = None)
     address = receipt.get("contractAddress")
     if not address:
         raise ChainError("deployment transaction created no contract")
-    return Deployment(
+    deployment = Deployment(
         chain_id=ledger.chain_id,
         contracts={
             "DataMarket": {
@@ -81,3 +81,28 @@ def deploy(ledger: Ledger, account: LocalAccount, cache_dir: Path | None = None)
         compiler=f"vyper {vyper.__version__}",
         deployer=account.address,
     )
+    return add_model_market(ledger, account, deployment, cache_dir)
+
+
+def add_model_market(
+    ledger: Ledger, account: LocalAccount, deployment: Deployment, cache_dir: Path | None = None
+) -> Deployment:
+    """Deploy ModelMarket next to the deployment's DataMarket and add it to the manifest."""
+    from eth_abi.abi import encode
+
+    from databright.chain.modelmarket import CHALLENGE_PERIOD
+
+    compiled = compile_contract("model_market", cache_dir)
+    args = encode(["address", "uint256"], [deployment.address("DataMarket"), CHALLENGE_PERIOD])
+    receipt = ledger.transact(account, data=compiled.bytecode + args, gas=None)
+    address = receipt.get("contractAddress")
+    if not address:
+        raise ChainError("deployment transaction created no contract")
+    deployment.contracts["ModelMarket"] = {
+        "address": address,
+        "block": int(receipt["blockNumber"]),
+        "tx": receipt["transactionHash"].to_0x_hex(),
+        "source_sha256": compiled.source_sha256,
+    }
+    deployment.source_hashes = source_hashes()
+    return deployment

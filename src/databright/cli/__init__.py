@@ -17,6 +17,7 @@ import click
 import typer
 
 from databright.cli import account, dataset, demo, evaluate, proposal, revenue, serve, setup
+from databright.cli import channel, model, predict, train
 from databright.cli._common import GLOBAL_FLAGS, GLOBAL_OPTIONS, err_console, state
 from databright.errors import DataBrightError
 
@@ -64,6 +65,10 @@ revenue.register(app)
 evaluate.register(app)
 demo.register(app)
 serve.register(app)
+model.register(app)
+channel.register(app)
+predict.register(app)
+train.register(app)
 
 
 def _hoist(argv: list[str]) -> list[str]:

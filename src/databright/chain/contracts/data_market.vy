@@ -841,6 +841,43 @@ def revenue_total(dataset_id: uint256) -> uint256:
     return self._revenue[dataset_id] & _MASK128
 
 
+@external
+@view
+def training_fee(dataset_id: uint256) -> uint256:
+    """
+    @notice The fee in wei for training a model on the dataset.
+    @param dataset_id The dataset id.
+    @return uint256 The training fee in wei.
+    """
+    self._dataset_params(dataset_id)
+    return self._info[dataset_id].training_fee
+
+
+@external
+@view
+def min_royalty_bps(dataset_id: uint256) -> uint256:
+    """
+    @notice The least royalty a model trained on the dataset must pay it.
+    @dev Datasets do not set one yet, so every model may choose freely.
+    @param dataset_id The dataset id.
+    @return uint256 The minimum royalty in basis points.
+    """
+    self._dataset_params(dataset_id)
+    return 0
+
+
+@external
+@view
+def evaluator_of(dataset_id: uint256) -> address:
+    """
+    @notice The address allowed to post the dataset's evaluations.
+    @param dataset_id The dataset id.
+    @return address The evaluator (empty when the dataset has none).
+    """
+    self._dataset_params(dataset_id)
+    return self._info[dataset_id].evaluator
+
+
 @internal
 @view
 def _dataset_params(dataset_id: uint256) -> uint256:

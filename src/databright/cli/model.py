@@ -1,0 +1,255 @@
+"""``databright model deploy|register|list|show|price|serve``: the model registry and its server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from databright.cli._common import emit, format_eth, parse_duration, parse_percent, parse_wei, state, table, workspace
+from databright.config import Home
+from databright.errors import InputError
+from databright.workspace import Workspace
+
+__all__ = ["announce_file", "parse_royalty", "register", "register_trained"]
+
+app = typer.Typer(help="Register models trained on datasets, sell and serve their predictions.",
+                  no_args_is_help=True)
+
+
+def parse_royalty(text: str) -> int:
+    """'10%' -> 1000 basis points; '0' and '0%' are allowed."""
+    if text.strip().rstrip("%").strip() in {"0", "0.0"}:
+        return 0
+    return parse_percent(text)
+
+
+def announce_file(home: Home, chain_id: int, model_id: int) -> Path:
+    """Where a running ``model serve`` writes its URL, for ``predict`` to find."""
+    return home.root / "models" / f"serve-{chain_id}-{model_id}.json"
+
+
+def _ppm(score: int) -> str:
+    return f"{score / 10_000:.2f}%"
+
+
+def register_trained(ws: Workspace, dataset_id: int, report_cid: str, price: int, royalty_bps: int) -> dict[str, Any]:
+    """Register the model a training report describes; returns what the command prints."""
+    from databright.storage import digest_of_cid
+
+    try:
+        report = json.loads(ws.store.get(report_cid))
+    except ValueError as exc:
+        raise InputError(f"{report_cid} is not a training report: {exc}") from exc
+    if not isinstance(report, dict) or report.get("kind") != "databright.training":
+        raise InputError(f"{report_cid} is not a training report (run 'databright train')")
+    if int(report["dataset_id"]) != dataset_id:
+        raise InputError(f"report {report_cid} trained on dataset {report['dataset_id']}, not {dataset_id}")
+    signer = ws.signer()
+    mm = ws.model_market
+    fee = mm.training_fee(dataset_id)
+    if ws.ledger.balance(signer.address) < fee:
+        raise InputError(f"{signer.address} cannot pay the dataset's training fee of {format_eth(fee)}")
+    score = round(float(report["score"]) * 1_000_000)
+    model_id = mm.register(signer, dataset_id, digest_of_cid(report["spec"]), digest_of_cid(report["checkpoint"]),
+                           digest_of_cid(report_cid), score, price, royalty_bps)
+    return {"model_id": model_id, "dataset_id": dataset_id, "owner": signer.address, "price_wei": price,
+            "royalty_bps": royalty_bps, "claimed_score_ppm": score, "training_fee_wei": fee, "report": report_cid,
+            "checkpoint": report["checkpoint"], "spec": report["spec"]}
+
+
+@app.command("deploy")
+def deploy_cmd() -> None:
+    """Deploy ModelMarket next to this chain's DataMarket (for a deployment made before it existed)."""
+    from databright.chain import add_model_market
+
+    with workspace() as ws:
+        deployment = ws.deployment
+        if "ModelMarket" in deployment.contracts:
+            raise InputError(f"ModelMarket is already deployed at {deployment.address('ModelMarket')}")
+        add_model_market(ws.ledger, ws.signer(), deployment, ws.home.cache)
+        deployment.save(ws.home.deployments)
+        address = deployment.address("ModelMarket")
+    emit({"ModelMarket": address}, f"ModelMarket deployed at {address}")
+
+
+@app.command("register")
+def register_cmd(
+    dataset_id: Annotated[int, typer.Argument(help="Dataset the model was trained on.")],
+    report: Annotated[str, typer.Option(help="CID of the training report ('databright train' prints it).")],
+    price: Annotated[str, typer.Option(help="Price per prediction, e.g. 10gwei.")],
+    royalty: Annotated[str, typer.Option(help="Share of every payment paid to the dataset, e.g. 10%.")],
+) -> None:
+    """Register a trained model, paying the dataset's training fee."""
+    wei, bps = parse_wei(price), parse_royalty(royalty)
+    with workspace() as ws:
+        out = register_trained(ws, dataset_id, report, wei, bps)
+    emit(out, f"Registered model {out['model_id']} on dataset {dataset_id}: {format_eth(wei)} per prediction, "
+              f"{bps / 100:g}% royalty, training fee {format_eth(out['training_fee_wei'])} paid")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Every registered model with its price, royalty and scores."""
+    rows: list[dict[str, Any]] = []
+    with workspace() as ws:
+        mm = ws.model_market
+        for model_id in range(1, mm.model_count() + 1):
+            m = mm.model(model_id)
+            latest = mm.version(model_id, m.version_count)
+            verified = mm.verification(model_id, m.version_count)
+            rows.append({"model_id": model_id, "dataset_id": m.dataset_id, "owner": m.owner, "price_wei": m.price,
+                         "royalty_bps": m.royalty_bps, "versions": m.version_count,
+                         "claimed_score_ppm": latest.claimed_score,
+                         "verified_score_ppm": verified.score if verified.verified else None})
+    emit({"models": rows}, table(
+        "Models", ["id", "dataset", "owner", "price", "royalty", "versions", "claimed", "verified"],
+        [(r["model_id"], r["dataset_id"], r["owner"], format_eth(r["price_wei"]), f"{r['royalty_bps'] / 100:g}%",
+          r["versions"], _ppm(r["claimed_score_ppm"]),
+          _ppm(r["verified_score_ppm"]) if r["verified_score_ppm"] is not None else "-") for r in rows]))
+
+
+@app.command("show")
+def show(model_id: Annotated[int, typer.Argument(help="Model id.")]) -> None:
+    """A model with its version history and verified scores."""
+    from databright.storage import cid_from_digest
+
+    with workspace() as ws:
+        mm = ws.model_market
+        m = mm.model(model_id)
+        versions: list[dict[str, Any]] = []
+        for number in range(1, m.version_count + 1):
+            v, check = mm.version(model_id, number), mm.verification(model_id, number)
+            versions.append({"version": number, "spec": str(cid_from_digest(v.spec_digest)),
+                             "checkpoint": str(cid_from_digest(v.checkpoint_digest)),
+                             "report": str(cid_from_digest(v.report_digest)), "claimed_score_ppm": v.claimed_score,
+                             "verified_score_ppm": check.score if check.verified else None,
+                             "block": v.block_number})
+    data = {"model_id": model_id, "dataset_id": m.dataset_id, "owner": m.owner, "price_wei": m.price,
+            "royalty_bps": m.royalty_bps, "versions": versions}
+    emit(data, f"Model {model_id} on dataset {m.dataset_id}, owner {m.owner}: {format_eth(m.price)} per prediction, "
+               f"{m.royalty_bps / 100:g}% royalty",
+         table("Versions", ["version", "checkpoint", "claimed", "verified", "block"],
+               [(v["version"], v["checkpoint"], _ppm(v["claimed_score_ppm"]),
+                 _ppm(v["verified_score_ppm"]) if v["verified_score_ppm"] is not None else "-", v["block"])
+                for v in versions]))
+
+
+@app.command("price")
+def price_cmd(
+    model_id: Annotated[int, typer.Argument(help="Model id.")],
+    price: Annotated[str, typer.Argument(help="New price per prediction, e.g. 20gwei.")],
+) -> None:
+    """Change a model's price; vouchers already signed keep paying what they say."""
+    wei = parse_wei(price)
+    with workspace() as ws:
+        signer, mm = ws.signer(), ws.model_market
+        if mm.model(model_id).owner != signer.address:
+            raise InputError(f"model {model_id} is not owned by {signer.address}")
+        mm.set_price(signer, model_id, wei)
+    emit({"model_id": model_id, "price_wei": wei}, f"Model {model_id} now costs {format_eth(wei)} per prediction")
+
+
+@app.command("verify")
+def verify_cmd(
+    model_id: Annotated[int, typer.Argument(help="Model id.")],
+    version: Annotated[int | None, typer.Option(help="Version (default: the latest).")] = None,
+) -> None:
+    """As the dataset's evaluator: score a model version on the validation split, re-run its
+    training report, and post the verified score with the verification report."""
+    from databright.models import ServedModel, score_checkpoint, verify_training
+    from databright.storage import canonical_json, cid_from_digest, digest_of_cid
+
+    with workspace() as ws:
+        signer, mm = ws.signer(), ws.model_market
+        served = ServedModel.load(mm, ws.store, model_id, version)
+        evaluator = ws.market.dataset(served.dataset_id).evaluator
+        if evaluator != signer.address:
+            raise InputError(f"{signer.address} is not the evaluator of dataset {served.dataset_id} ({evaluator})")
+        if mm.verification(model_id, served.version).verified:
+            raise InputError(f"model {model_id} version {served.version} already has a verified score")
+        ws.sync()
+        meta = json.loads(ws.index.dataset(served.dataset_id).metadata_json or "{}")
+        if "validation" not in meta:
+            raise InputError(f"dataset {served.dataset_id} publishes no validation split")
+        score = score_checkpoint(ws.store, served.spec, served.state, str(meta["validation"]))
+        training = str(cid_from_digest(mm.version(model_id, served.version).report_digest))
+        reproduced = verify_training(ws.store, training)
+        report = {"kind": "databright.verification", "version": 1, "model_id": model_id,
+                  "model_version": served.version, "checkpoint": served.checkpoint_cid,
+                  "validation": meta["validation"], "score": score, "training_report": training,
+                  "training_reproduced": reproduced}
+        report_cid = str(ws.store.put(canonical_json(report)))
+        ppm = round(score * 1_000_000)
+        mm.post_verified_score(signer, model_id, served.version, ppm, digest_of_cid(report_cid))
+    emit({**report, "score_ppm": ppm, "report": report_cid},
+         f"Model {model_id} version {served.version}: verified accuracy {score:.2%}, training "
+         f"{'reproduced bitwise' if reproduced else 'NOT reproduced'}; report {report_cid}")
+
+
+@app.command("serve")
+def serve_cmd(
+    model_id: Annotated[int, typer.Argument(help="Model id to serve.")],
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")] = 8100,
+    threshold: Annotated[str, typer.Option(help="Redeem a channel once this much is unredeemed.")] = "0.01ether",
+    deadline: Annotated[str, typer.Option(help="Redeem any payment at the latest this long after it.")] = "1h",
+    fsync: Annotated[bool, typer.Option(help="Flush each voucher to disk before answering (--no-fsync: "
+                                             "survives the server's death, not the machine's).")] = True,
+) -> None:
+    """Serve a registered model's predictions, paid per request through payment channels."""
+    import uvicorn
+
+    from databright.cli.serve import _start_node
+    from databright.models import PaymentGate, Redeemer, ServedModel, VoucherStore, create_app
+
+    redeem_at, redeem_after = parse_wei(threshold), parse_duration(deadline)
+    home = Home(state.home_dir)
+    home.read_config()
+    chain = node = None
+    with workspace() as probe:
+        if state.rpc_url is None and probe.rpc_url is None:
+            chain, node, state.rpc_url = _start_node(home)
+    announced: Path | None = None
+    try:
+        with workspace() as ws:
+            mm = ws.model_market
+            owner = ws.signer()
+            if mm.model(model_id).owner != owner.address:
+                raise InputError(f"model {model_id} is not owned by {owner.address}; pass the owner's --account")
+            served = ServedModel.load(mm, ws.store, model_id)
+            store = VoucherStore(home.root / "models" / f"vouchers-{ws.ledger.chain_id}-{model_id}.sqlite",
+                                 fsync=fsync)
+            gate = PaymentGate(mm, model_id, store)
+            redeemer = Redeemer(gate, owner, threshold=redeem_at, deadline=redeem_after)
+            app = create_app(served, gate, redeemer)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Accepted connections inherit it: without it a response's body
+            # waits for the ACK of its headers (Nagle against delayed ACK), 40 ms.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind(("127.0.0.1", port))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            announced = announce_file(home, ws.ledger.chain_id, model_id)
+            announced.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+            typer.echo(f"databright model serve: model {model_id} version {served.version} at {url}/v1/models/"
+                       f"{model_id}/predict ({format_eth(gate.price())} per prediction)")
+            sys.stdout.flush()
+            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+            store.close()
+    finally:
+        if announced is not None:
+            announced.unlink(missing_ok=True)
+        if node is not None:
+            home.retire_node()
+            node.shutdown()
+        if chain is not None:
+            chain.close()
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="model")

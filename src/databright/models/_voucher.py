@@ -1,0 +1,135 @@
+"""Payment-channel vouchers: EIP-712 typed data signed by a channel's user.
+
+A voucher says "channel C may pay out up to A wei in total". Vouchers are
+cumulative, so the latest one supersedes every earlier one and the model's
+owner only ever keeps and redeems one per channel. The domain binds the chain
+id and the ModelMarket address, so a voucher cannot be replayed on another
+chain or contract.
+
+Signing goes through eth_account's ``encode_typed_data`` (what wallets do for
+``eth_signTypedData_v4``). Verification is on the prediction server's hot path:
+the domain separator is hashed once per :class:`VoucherDomain`, and the signer
+is recovered with libsecp256k1 (coincurve) from the digest, which takes tens of
+microseconds instead of eth_account's milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from coincurve import PublicKey
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from eth_utils.address import to_checksum_address
+
+from databright.errors import PaymentError
+
+__all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "Voucher", "VoucherDomain"]
+
+DOMAIN_NAME = "DataBright ModelMarket"
+DOMAIN_VERSION = "1"
+VOUCHER_TYPES = {"Voucher": [{"name": "channel", "type": "uint256"}, {"name": "amount", "type": "uint256"}]}
+_DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+_VOUCHER_TYPEHASH = keccak(b"Voucher(uint256 channel,uint256 amount)")
+# secp256k1 group order / 2: higher s values are the malleable twin (EIP-2).
+_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+_UINT256 = 2**256
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """A signed cumulative payment: ``amount`` wei in total from ``channel``."""
+
+    channel: int
+    amount: int
+    signature: bytes
+
+    def to_header(self) -> str:
+        """The compact form carried in the ``X-Payment-Voucher`` HTTP header."""
+        return f"{self.channel}:{self.amount}:0x{self.signature.hex()}"
+
+    @classmethod
+    def from_header(cls, value: str) -> Voucher:
+        parts = value.strip().split(":")
+        if len(parts) != 3:
+            raise PaymentError("a voucher is channel:amount:0xsignature")
+        try:
+            channel, amount = int(parts[0]), int(parts[1])
+            signature = bytes.fromhex(parts[2].removeprefix("0x"))
+        except ValueError as exc:
+            raise PaymentError(f"malformed voucher: {exc}") from exc
+        if not (0 < channel < _UINT256 and 0 <= amount < _UINT256):
+            raise PaymentError("voucher channel or amount out of range")
+        if len(signature) != 65:
+            raise PaymentError("a voucher signature has 65 bytes")
+        return cls(channel, amount, signature)
+
+
+@dataclass(frozen=True)
+class VoucherDomain:
+    """The EIP-712 domain of one ModelMarket deployment."""
+
+    chain_id: int
+    contract: str
+    _separator: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        contract = to_checksum_address(self.contract)
+        object.__setattr__(self, "contract", contract)
+        separator = keccak(
+            _DOMAIN_TYPEHASH
+            + keccak(DOMAIN_NAME.encode())
+            + keccak(DOMAIN_VERSION.encode())
+            + self.chain_id.to_bytes(32, "big")
+            + bytes.fromhex(contract[2:]).rjust(32, b"\0")
+        )
+        object.__setattr__(self, "_separator", separator)
+
+    def typed_data(self, channel: int, amount: int) -> dict[str, Any]:
+        """The full EIP-712 message, as a wallet's ``eth_signTypedData_v4`` takes it."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                **VOUCHER_TYPES,
+            },
+            "primaryType": "Voucher",
+            "domain": {
+                "name": DOMAIN_NAME,
+                "version": DOMAIN_VERSION,
+                "chainId": self.chain_id,
+                "verifyingContract": self.contract,
+            },
+            "message": {"channel": channel, "amount": amount},
+        }
+
+    def sign(self, account: LocalAccount, channel: int, amount: int) -> Voucher:
+        signed = account.sign_message(encode_typed_data(full_message=self.typed_data(channel, amount)))
+        return Voucher(channel, amount, bytes(signed.signature))
+
+    def digest(self, channel: int, amount: int) -> bytes:
+        """The 32 bytes that are signed (what ModelMarket.voucher_digest returns)."""
+        struct = keccak(_VOUCHER_TYPEHASH + channel.to_bytes(32, "big") + amount.to_bytes(32, "big"))
+        return keccak(b"\x19\x01" + self._separator + struct)
+
+    def signer(self, voucher: Voucher) -> str:
+        """The checksummed address that signed ``voucher``; raises PaymentError if none."""
+        sig = voucher.signature
+        if len(sig) != 65:
+            raise PaymentError("a voucher signature has 65 bytes")
+        v = sig[64]
+        if v not in (27, 28) or int.from_bytes(sig[32:64], "big") > _HALF_N:
+            raise PaymentError("invalid voucher signature")
+        try:
+            public = PublicKey.from_signature_and_message(
+                sig[:64] + bytes([v - 27]), self.digest(voucher.channel, voucher.amount), hasher=None
+            )
+        except ValueError as exc:
+            raise PaymentError("invalid voucher signature") from exc
+        return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])

@@ -1,0 +1,106 @@
+"""ModelMarket on real chains: every channel path through the typed client and
+its gas read from receipts, on the embedded chain and on anvil.
+
+Both chains must charge the same gas and stay within the model market's
+budgets (open <= 80,000; redeem including the royalty deposit <= 90,000). The
+table is written to test-artifacts/model-gas-receipts.md with the cost per
+prediction at 100 predictions per channel, counted two ways: the owner's
+redemption alone (one redeem per 100 predictions) and the channel's whole life
+(open + redeem + close + settle).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from databright.chain import DatasetParams, Deployment, ModelMarket, add_model_market, compile_contract
+from databright.errors import TransactionError
+from databright.models import VoucherDomain
+from tests.integration.conftest import Backend
+
+REPORT = Path(__file__).resolve().parents[2] / "test-artifacts" / "model-gas-receipts.md"
+BUDGETS = {"open_channel": 80_000, "redeem (first)": 90_000, "redeem (later)": 90_000}
+PREDICTIONS = 100
+PRICE = 10**13
+_measured: dict[str, dict[str, int]] = {}
+
+
+def _model_market(b: Backend, cache: Path) -> ModelMarket:
+    bare = Deployment(b.ledger.chain_id, {"DataMarket": {"address": b.market.address}}, {}, "", "")
+    deployment = add_model_market(b.ledger, b.accounts[0], bare, cache)
+    return ModelMarket(b.ledger, deployment.address("ModelMarket"), compile_contract("model_market", cache).abi)
+
+
+def _scenario(b: Backend, mm: ModelMarket) -> dict[str, int]:
+    dm, (creator, owner, user, evaluator, _, _) = b.market, b.accounts
+    gas: dict[str, int] = {}
+
+    def used(receipt: object) -> int:
+        return int(receipt["gasUsed"])  # type: ignore[index]
+
+    dataset = dm.create_dataset(creator, DatasetParams(metadata_digest=b"\x11" * 32, initial_shares=1_000,
+                                                       training_fee=10**17, evaluator=evaluator.address))
+    dm.deposit(user, dataset, 1)  # a dataset's first payment also sets up its revenue word
+    revenue = dm.revenue_total(dataset)
+    digests = (b"\x51" * 32, b"\x52" * 32, b"\x53" * 32)
+    model = mm.register(owner, dataset, *digests, 900_000, PRICE, 1_000)
+    assert dm.revenue_total(dataset) == revenue + 10**17
+    gas["register"] = used(b.ledger.transact(owner, mm.contract.functions.register(
+        dataset, *digests, 900_000, PRICE, 1_000), value=10**17))
+    mm.post_verified_score(evaluator, model, 1, 880_000, b"\x54" * 32)
+    assert mm.verification(model, 1).score == 880_000
+
+    mm.open_channel(user, model, 1)  # the first channel, not measured
+    receipt = b.ledger.transact(user, mm.contract.functions.open_channel(model), value=10**16)
+    gas["open_channel"] = used(receipt)
+    channel = mm.channel_count()
+    gas["top_up"] = used(mm.top_up(user, channel, 10**15))
+    domain = VoucherDomain(b.ledger.chain_id, mm.address)
+    first = domain.sign(user, channel, PREDICTIONS * PRICE)
+    owner_before = b.ledger.balance(owner.address)
+    receipt = mm.redeem(owner, channel, first.amount, first.signature)
+    gas["redeem (first)"] = used(receipt)
+    fee = used(receipt) * int(receipt["effectiveGasPrice"])
+    royalty = PREDICTIONS * PRICE // 10
+    assert b.ledger.balance(owner.address) == owner_before + PREDICTIONS * PRICE - royalty - fee
+    assert dm.revenue_total(dataset) == revenue + 2 * 10**17 + royalty
+    with pytest.raises(TransactionError, match="voucher already redeemed"):
+        mm.redeem(owner, channel, first.amount, first.signature)
+    later = domain.sign(user, channel, 2 * PREDICTIONS * PRICE)
+    gas["redeem (later)"] = used(mm.redeem(owner, channel, later.amount, later.signature))
+    gas["close"] = used(b.ledger.transact(user, mm.contract.functions.close(channel)))
+    with pytest.raises(TransactionError, match="challenge period running"):
+        mm.settle(user, channel)
+    b.advance(mm.challenge_period())
+    receipt = b.ledger.transact(user, mm.contract.functions.settle(channel))
+    gas["settle"] = used(receipt)
+    assert mm.decode_receipt(receipt)[0].args["refund"] == 10**16 + 10**15 - 2 * PREDICTIONS * PRICE
+    assert mm.channel(channel).state == "settled"
+    return gas
+
+
+def test_model_gas_on_receipts(backend: Backend, contract_cache: Path) -> None:
+    gas = _scenario(backend, _model_market(backend, contract_cache))
+    for name, budget in BUDGETS.items():
+        assert gas[name] <= budget, f"{name} costs {gas[name]:,} gas, over its budget of {budget:,}"
+    assert gas["redeem (later)"] / PREDICTIONS <= 1_000
+    _measured[backend.name] = gas
+    if len(_measured) == 2:
+        embedded, anvil = _measured["embedded"], _measured["anvil"]
+        # a voucher's signature differs with the chain id, and with it the
+        # calldata's count of zero bytes (4 gas each instead of 16)
+        assert {k: v for k, v in embedded.items() if not k.startswith("redeem")} == {
+            k: v for k, v in anvil.items() if not k.startswith("redeem")}, "the chains charge different gas"
+        for name in ("redeem (first)", "redeem (later)"):
+            assert embedded[name] == pytest.approx(anvil[name], abs=12 * 8), name
+        life = gas["open_channel"] + gas["redeem (later)"] + gas["close"] + gas["settle"]
+        REPORT.parent.mkdir(exist_ok=True)
+        lines = ["| operation | gas (receipt) | budget |", "|---|---:|---:|"]
+        for name, value in gas.items():
+            budget = BUDGETS.get(name)
+            lines.append(f"| {name} | {value:,} | {f'{budget:,}' if budget else ''} |")
+        lines.append(f"| per prediction, redeem every {PREDICTIONS} | {gas['redeem (later)'] // PREDICTIONS:,} | 1,000 |")
+        lines.append(f"| per prediction, whole channel life ({PREDICTIONS}) | {life // PREDICTIONS:,} |  |")
+        REPORT.write_text("\n".join(lines) + "\n")
