@@ -17,15 +17,16 @@ from databright.errors import ConfigError, DataBrightError
 __all__ = ["register"]
 
 
-def _start_node(home: Home, web_port: int) -> tuple[Any, Any, str]:
+def _start_node(home: Home, web_port: int | None = None) -> tuple[Any, Any, str]:
     """Serve the embedded chain on a background thread, as ``databright node`` would;
-    the dashboard's own origin may read its answers (CORS), no other web page."""
+    the dashboard's own origin (on ``web_port``) may read its answers (CORS), no
+    other web page."""
     from databright.chain.node import EmbeddedNode, Genesis, HttpPolicy, serve as serve_node
 
     if not home.genesis_file.is_file():
         raise ConfigError(f"{home.root} has no embedded chain; pass --rpc-url or run 'databright init'")
     chain = EmbeddedNode(home.chain_db, Genesis.load(home.genesis_file))
-    origins = [f"http://127.0.0.1:{web_port}", f"http://localhost:{web_port}"]
+    origins = [] if web_port is None else [f"http://127.0.0.1:{web_port}", f"http://localhost:{web_port}"]
     server = serve_node(chain, policy=HttpPolicy.build(cors_origins=origins))
     url = f"http://127.0.0.1:{server.port}"
     home.announce_node(url)
@@ -59,6 +60,9 @@ def serve(
     # Bound first: the node's CORS allow-list names the dashboard's port.
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it an answer's body waits for the
+    # ACK of its headers (Nagle against delayed ACK), about 40 ms a request.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", port))
     with workspace() as probe:
         if rpc_url is None and probe.rpc_url is None:
