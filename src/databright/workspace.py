@@ -145,6 +145,8 @@ class Workspace:
         try:
             return self.keystore.unlock(name, self._password or DEV_PASSWORD)
         except AccountError as exc:
+            if not str(exc).startswith("wrong password"):
+                raise
             raise AccountError(f"{exc}; pass --password-file or set DATABRIGHT_PASSWORD") from exc
 
     def address_of(self, name_or_address: str) -> str:

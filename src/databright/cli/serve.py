@@ -6,13 +6,15 @@ import signal
 import socket
 import sys
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from databright.cli._common import state, workspace
-from databright.config import Home
 from databright.errors import ConfigError, DataBrightError
+
+if TYPE_CHECKING:
+    from databright.config import Home
 
 __all__ = ["register"]
 
@@ -45,6 +47,7 @@ def serve(
     """Run the web dashboard and REST API (and the embedded node if none runs) until interrupted."""
     import uvicorn
 
+    from databright.config import Home
     from databright.web import create_app
 
     home = Home(state.home_dir)

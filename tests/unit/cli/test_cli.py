@@ -107,7 +107,8 @@ def test_double_vote_early_finalize_and_no_shares(run: Run, market_home: Path, t
     assert "no shares" in _error_line(err)
     code, _, err = run("--home", market_home, "finalize", pid)
     assert code == 1
-    assert "voting open" in _error_line(err)
+    line = _error_line(err)  # when, as a time and as a span, instead of the contract's "voting open"
+    assert "can be finalized after 20" in line and " UTC (in " in line, line
     # dev0 holds a majority, but a vote below half would leave it open: vote no to decide
     code, _, err = run("--home", market_home, "vote", pid, "no")
     assert code == 0, err
@@ -120,6 +121,11 @@ def test_double_vote_early_finalize_and_no_shares(run: Run, market_home: Path, t
     code, _, err = run("--home", market_home, "finalize", pid)
     assert code == 1
     assert "already rejected" in _error_line(err)
+    # voting on a decided proposal says so, not "already voted" or "held no shares"
+    for account in ("dev0", "dev1"):
+        code, _, err = run("--home", market_home, "--account", account, "vote", pid, "yes")
+        assert code == 1
+        assert f"proposal {pid} is already rejected; voting on it is over" in _error_line(err)
 
 
 def test_not_enough_funds_and_bad_amounts(run: Run, market_home: Path) -> None:
