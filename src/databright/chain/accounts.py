@@ -7,6 +7,7 @@ they are decrypted only in memory and only for the process that signs.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -47,6 +48,11 @@ class Keystore:
     def list(self) -> list[StoredAccount]:
         """The readable accounts. A damaged key file (truncated, not JSON, no address)
         is skipped with a one-line warning, so it fails only the commands that use it."""
+        found = self._scan()
+        self._warn()
+        return found
+
+    def _scan(self) -> builtins.list[StoredAccount]:  # "list" in this class is the method
         if not self.root.is_dir():
             return []
         found = []
@@ -56,23 +62,32 @@ class Keystore:
                 checksummed = to_checksum_address("0x" + str(address).removeprefix("0x"))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 self.damaged[path.stem] = _damage(exc)
-                if path not in _warned:
-                    _warned.add(path)
-                    _log.warning("warning: skipping damaged key file %s: %s", path, self.damaged[path.stem])
                 continue
             found.append(StoredAccount(path.stem, checksummed, path))
         return sorted(found, key=_order)
 
-    def get(self, name_or_address: str) -> StoredAccount:
-        accounts = self.list()
-        wanted = name_or_address.lower()
-        for account in accounts:
-            if account.name.lower() == wanted or account.address.lower() == wanted:
-                return account
+    def _warn(self) -> None:
+        """Report each damaged key file once per process (one that fails the command is not warned of)."""
+        for name, reason in self.damaged.items():
+            path = self.root / f"{name}.json"
+            if path not in _warned:
+                _warned.add(path)
+                _log.warning("warning: skipping damaged key file %s: %s", path, reason)
+
+    def _damaged(self, wanted: str) -> None:
         for name, reason in self.damaged.items():
             if name.lower() == wanted:
                 raise AccountError(f"the key file of account {name!r} is damaged ({reason}): "
                                    f"restore {self.root / (name + '.json')} from a backup or import the key again")
+
+    def get(self, name_or_address: str) -> StoredAccount:
+        accounts = self._scan()
+        wanted = name_or_address.lower()
+        self._damaged(wanted)
+        self._warn()
+        for account in accounts:
+            if account.name.lower() == wanted or account.address.lower() == wanted:
+                return account
         raise NotFound("account", name_or_address, [a.name for a in accounts])
 
     def new(self, name: str, password: str, private_key: bytes | None = None) -> StoredAccount:
@@ -85,9 +100,10 @@ class Keystore:
             account = Account.from_key(key)
         except (ValueError, TypeError) as exc:
             raise AccountError(f"invalid private key: {exc}") from exc
-        existing_accounts = self.list()
+        existing_accounts = self._scan()
         if name.lower() in {n.lower() for n in self.damaged}:
             raise AccountError(f"a damaged key file for {name!r} is in the way; move it aside first")
+        self._warn()
         for existing in existing_accounts:
             if existing.name.lower() == name.lower():
                 raise AccountError(f"an account named {name!r} already exists")

@@ -125,7 +125,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     t = Table(title=Text(plain(title)), title_justify="left", header_style="bold")
     for column in columns:
         numeric = column.lower() in {"id", "items", "shares", "yes", "no", "votes", "weight", "entries", "gain",
-                                     "knn sum"}
+                                     "gain (points)", "knn sum"}
         t.add_column(column, justify="right" if numeric else "left")
     for row in rows:
         t.add_row(*(Text("" if v is None else plain(v)) for v in row))
