@@ -12,7 +12,7 @@ import json
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -20,8 +20,10 @@ from web3 import Web3
 from databright.chain import DataMarket, Deployment, Keystore, Ledger, compile_contract, load_deployment
 from databright.config import Home
 from databright.errors import AccountError, ChainError, ConfigError, DataBrightError
-from databright.index import Index, ItemRecord, Loaders
 from databright.storage import BlobStore, Manifest, cid_from_digest, open_store
+
+if TYPE_CHECKING:  # SQLAlchemy: loaded by the commands that read the index, not by a vote
+    from databright.index import Index, ItemRecord, Loaders
 
 __all__ = ["DEV_PASSWORD", "Workspace"]
 
@@ -163,6 +165,8 @@ class Workspace:
 
     @cached_property
     def index(self) -> Index:
+        from databright.index import Index
+
         url = self._index_url or self.config.get("index_url")
         if not url:
             url = f"sqlite:///{self.home.root / f'index-{self.ledger.chain_id}.sqlite'}"
@@ -178,6 +182,8 @@ class Workspace:
         return index
 
     def loaders(self) -> Loaders:
+        from databright.index import Loaders
+
         return Loaders(cid_from_digest, self._load_manifest, self._load_json)
 
     def _load_manifest(self, cid: str) -> list[ItemRecord] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -104,13 +105,16 @@ def test_help_is_quick_and_the_cli_imports_nothing_heavy(tmp_path: Path) -> None
     modules = {line.split("|")[-1].strip().split(".")[0] for line in imported.splitlines() if "|" in line}
     assert not modules & {"torch", "web3", "eth_account", "numpy", "pandas", "pyarrow", "vyper", "fastapi",
                           "sqlalchemy"}
-    times = []
+    # CPU time of the child (user + system): what start-up costs, not how busy the machine is
+    wall, cpu = [], []
     for _ in range(5):
-        start = time.perf_counter()
+        before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
         subprocess.run([str(BIN), "--help"], capture_output=True, timeout=60, check=True)
-        times.append(time.perf_counter() - start)
-    # the goal is 0.25 s; twice that leaves room for a busy machine
-    assert min(times) <= 0.5, f"databright --help took {statistics.median(times):.2f} s (median)"
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall.append(time.perf_counter() - start)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    # the goal is 0.25 s; twice that leaves room for machine noise
+    assert min(cpu) <= 0.5, f"databright --help used {min(cpu):.2f} s CPU ({statistics.median(wall):.2f} s wall)"
 
 
 def test_other_peoples_text_is_shown_as_typed(home: Path) -> None:
@@ -129,8 +133,8 @@ def test_other_peoples_text_is_shown_as_typed(home: Path) -> None:
 
 def test_batches_that_do_not_fit_are_refused_before_any_transaction(home: Path, tmp_path: Path) -> None:
     before, bond_payer = proposal_count(home), balance(home, "dev1")
-    table = tmp_path / "rows.csv"
-    pd.DataFrame({"zeta": [7], "alpha": [0.1], "label": ["odd"]}).to_csv(table, index=False)
+    table = tmp_path / "rows.csv"  # labels the files dataset allows: only its kind is wrong
+    pd.DataFrame({"zeta": [7], "alpha": [0.1], "label": ["cat"]}).to_csv(table, index=False)
     line = one_error_line(cli(home, "--account", "dev1", "propose", "2", table))
     assert "dataset 2 holds files" in line and "rows.csv is table rows" in line
     line = one_error_line(cli(home, "--account", "dev1", "propose", "1", pictures(tmp_path / "p", ["odd"], 50)))

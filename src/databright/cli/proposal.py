@@ -194,8 +194,8 @@ def vote(
         signer = ws.signer()
         weight = check_vote(ws, proposal_id, signer.address)
         ws.market.vote(signer, proposal_id, support)
-        ws.sync()
-        p = ws.index.proposal(proposal_id)
+        # the tally from the chain: a vote never waits for the index (the next read syncs it)
+        p = ws.market.proposal(proposal_id)
     emit(
         {"proposal_id": proposal_id, "voter": signer.address, "support": support, "weight": weight,
          "yes": p.yes_votes, "no": p.no_votes},
