@@ -62,7 +62,7 @@ def test_evaluate_post_show_and_verify(run: Run, evaluated_home: tuple[Path, dic
     code, _, err = run("--home", home, "vote", pid, "yes")  # dev0 holds every share: decided at once
     assert code == 0, err
     code, _, err = run("--home", home, "finalize", pid)
-    assert code == 1 and "evaluation required" in err  # but there is no evaluation yet
+    assert code == 1 and "accepted by its votes but has no evaluation yet" in err  # and says when it expires
 
     code, _, err = run("--home", home, "--account", "dev1", "evaluate", pid)
     assert code == 1 and "is not the evaluator" in err
