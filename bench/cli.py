@@ -3,7 +3,8 @@
 One throwaway home with a running ``databright node`` (its own process), the
 DataMarket deployed and a small table dataset. Each command runs N times as a
 fresh process, as a user types it; the table shows the median wall time of
-both tools and the ratio, pairing commands that do the same kind of work:
+both tools, their CPU time (which a busy machine inflates less) and the
+ratio of wall times, pairing commands that do the same kind of work:
 
 - ``--help``: start-up alone;
 - a read: ``dataset show 1 --json`` (index sync and contract reads) against
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,22 +47,22 @@ def run(args: list[str]) -> str:
     return result.stdout
 
 
-def timed(args: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run(args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+Timing = tuple[float, float]  # median wall seconds, median CPU seconds (user + system) of the process
 
 
-def timed_each(commands: list[list[str]]) -> float:
-    times = []
+def timed(args: list[str], runs: int) -> Timing:
+    return timed_each([args] * runs)
+
+
+def timed_each(commands: list[list[str]]) -> Timing:
+    wall, cpu = [], []
     for args in commands:
-        start = time.perf_counter()
+        before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
         run(args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall.append(time.perf_counter() - start)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -107,11 +109,12 @@ def main() -> None:
             ]
         finally:
             stop(node)
-    print(f"median wall time of {runs} runs each, fresh process per run, node at 127.0.0.1 "
-          f"({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
-    print(f"{'databright':<26}{'s':>7}   {'cast':<26}{'s':>7}{'ratio':>8}")
-    for ours, t_ours, theirs, t_theirs in rows:
-        print(f"{ours:<26}{t_ours:7.3f}   {theirs:<26}{t_theirs:7.3f}{t_ours / t_theirs:7.1f}x")
+    print(f"median of {runs} runs each, a fresh process per run, node at 127.0.0.1 "
+          f"({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}); wall and CPU (user + system) seconds")
+    print(f"{'databright':<24}{'wall':>7}{'cpu':>7}   {'cast':<26}{'wall':>7}{'cpu':>7}{'ratio':>7}")
+    for ours, (wall, cpu), theirs, (cast_wall, cast_cpu) in rows:
+        print(f"{ours:<24}{wall:7.3f}{cpu:7.3f}   {theirs:<26}{cast_wall:7.3f}{cast_cpu:7.3f}"
+              f"{wall / cast_wall:6.1f}x")
 
 
 def _dev_key(home: Path) -> str:
