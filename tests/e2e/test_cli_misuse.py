@@ -230,3 +230,21 @@ def test_table_export_keeps_the_columns_in_their_order(home: Path, tmp_path: Pat
     assert result["columns"][-2:] == ["zeta", "alpha"]
     frame = pd.read_parquet(tmp_path / "t" / "items.parquet")
     assert list(frame.columns)[-2:] == ["zeta", "alpha"]
+
+
+def test_serve_answers_as_soon_as_it_prints_its_url(home: Path) -> None:
+    import urllib.request
+
+    from tests._servers import free_port, stop
+
+    port = free_port()
+    process = subprocess.Popen([str(BIN), "--home", str(home), "serve", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line, line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/datasets", timeout=60) as reply:
+            assert reply.status == 200 and len(json.loads(reply.read())) == 3
+    finally:
+        stop(process)  # type: ignore[arg-type]

@@ -65,6 +65,7 @@ def serve(
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
+            sock.listen(128)  # before the URL is printed: a client that reads it and connects at once is queued
             config = uvicorn.Config(app, log_level="warning", access_log=False)
             web = uvicorn.Server(config)
             indexer = threading.Thread(target=_indexer, args=(app.state.web, stop, interval), daemon=True)
