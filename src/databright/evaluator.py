@@ -341,7 +341,7 @@ class Evaluator:
                     report(f"proposal {proposal_id}: skipped ({exc})")
                     continue
                 done += 1
-                report(f"proposal {proposal_id}: gain {evaluation.gain:+.4f}, {evaluation.shares} shares, "
+                report(f"proposal {proposal_id}: gain {evaluation.gain * 100:+.2f} points, {evaluation.shares} shares, "
                        f"report {evaluation.report_cid}")
             if once:
                 break

@@ -17,15 +17,29 @@ from eth_account.signers.local import LocalAccount
 
 from databright.chain import DatasetParams
 from databright.errors import InputError
-from databright.storage import Manifest, canonical_json, digest_of_cid, manifest_from_folder, manifest_from_table
+from databright.storage import (
+    Manifest,
+    canonical_json,
+    digest_of_cid,
+    manifest_from_folder,
+    manifest_from_table,
+    row_location,
+    table_columns,
+)
 from databright.workspace import Workspace
 
 __all__ = [
     "Batch",
     "DatasetMetadata",
+    "chain_time",
     "check_batch",
+    "check_finalize",
+    "check_vote",
     "create_dataset",
+    "dataset_columns",
+    "describe_time",
     "evaluation_metadata",
+    "friendly_revert",
     "load_batch",
     "propose_batch",
     "read_metadata",
@@ -59,14 +73,35 @@ class DatasetMetadata:
 
 @dataclass(frozen=True)
 class Batch:
-    """A proposal's items, uploaded, with its manifest CID."""
+    """A proposal's items, uploaded, with its manifest CID.
+
+    ``source`` is the file the items were listed in (a table, or the labels CSV
+    of a folder), so messages can name the line; ``columns`` are a table's
+    feature columns in their order there (the items themselves are canonical
+    JSON, whose keys are sorted).
+    """
 
     manifest: Manifest
     manifest_cid: str
+    source: Path | None = None
+    columns: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
         return len(self.manifest)
+
+    @property
+    def kind(self) -> str:
+        """'table' when the items are rows of a table, 'files' when they are files."""
+        return "table" if all("row" in item.metadata for item in self.manifest) else "files"
+
+    def locate(self, position: int) -> str:
+        """Where the item at ``position`` was listed: 'batch.csv line 8', 'labels.csv line 3 (a.png)'."""
+        metadata = self.manifest[position].metadata
+        if "row" in metadata:
+            return row_location(self.source, int(metadata["row"]))
+        where = row_location(self.source, position) if self.source is not None else f"item {position + 1}"
+        return f"{where} ({metadata.get('filename', '')})" if metadata.get("filename") else where
 
 
 def read_metadata(ws: Workspace, dataset_id: int) -> dict[str, Any]:
@@ -92,13 +127,14 @@ def load_batch(
         manifest, cid = manifest_from_folder(
             ws.store, source, csv_path, file_column=file_column, label_column=label_column
         )
-    elif source.is_file():
+        return Batch(manifest, str(cid), csv_path)
+    if source.is_file():
         if source.suffix.lower() not in TABLE_SUFFIXES:
             raise InputError(f"{source} is neither a folder nor a .csv/.tsv/.parquet table")
         manifest, cid = manifest_from_table(ws.store, source, label_column=label_column)
-    else:
-        raise InputError(f"no such file or folder: {source}")
-    return Batch(manifest, str(cid))
+        columns = tuple(c for c in table_columns(source) if c != label_column)
+        return Batch(manifest, str(cid), source, columns)
+    raise InputError(f"no such file or folder: {source}")
 
 
 def _check_labels(batch: Batch, allowed: list[str]) -> None:
@@ -108,8 +144,57 @@ def _check_labels(batch: Batch, allowed: list[str]) -> None:
     for position, item in enumerate(batch.manifest):
         if item.label not in permitted:
             raise InputError(
-                f"item {position} has label {item.label!r}, not one of the dataset's labels: {', '.join(allowed)}"
+                f"{batch.locate(position)}: label {item.label!r} is not one of the dataset's labels: "
+                f"{', '.join(allowed)}"
             )
+
+
+_KINDS = {
+    "files": "files (a folder of files with a labels CSV)",
+    "table": "table rows (a CSV or Parquet table)",
+}
+
+
+def _check_kind(batch: Batch, kind: str, what: str) -> None:
+    if batch.kind != kind:
+        given = batch.source.name if batch.kind == "table" and batch.source is not None else "this batch"
+        raise InputError(f"{what} holds {_KINDS.get(kind, kind)}, but {given} is {_KINDS[batch.kind]}")
+
+
+def _columns_of(ws: Workspace, cid: str) -> list[str]:
+    try:
+        row = json.loads(ws.store.get(cid))
+    except ValueError:
+        return []
+    return list(row) if isinstance(row, dict) else []
+
+
+def dataset_columns(ws: Workspace, dataset_id: int) -> list[str]:
+    """A table dataset's feature columns: as its seed listed them, else those of its first accepted item."""
+    recorded = read_metadata(ws, dataset_id).get("columns")
+    if isinstance(recorded, list) and recorded:
+        return [str(c) for c in recorded]
+    accepted = [p.proposal_id for p in ws.index.proposals(dataset_id=dataset_id, status="accepted")]
+    if not accepted:
+        return []
+    first = ws.index.items(dataset_id, accepted=True, proposal_id=min(accepted))
+    return _columns_of(ws, first[0].cid) if first else []
+
+
+def _check_columns(ws: Workspace, dataset_id: int, batch: Batch) -> None:
+    expected = dataset_columns(ws, dataset_id)
+    if not expected:
+        return  # nothing accepted yet: the first batch sets the columns
+    for position, item in enumerate(batch.manifest):
+        got = set(_columns_of(ws, str(item.cid)))
+        missing = [c for c in expected if c not in got]
+        extra = sorted(got - set(expected))
+        if missing or extra:
+            problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+                [f"column(s) {', '.join(extra)} not in the dataset"] if extra else [])
+            raise InputError(f"{batch.locate(position)}: {' and '.join(problems)}; "
+                             f"dataset {dataset_id} has columns {', '.join(expected)}")
+        break  # the rows of one table share its columns
 
 
 def _check_repeats(batch: Batch, already: set[str], dataset: str, allow_duplicates: bool) -> int:
@@ -127,13 +212,19 @@ def _check_repeats(batch: Batch, already: set[str], dataset: str, allow_duplicat
 def check_batch(ws: Workspace, dataset_id: int, batch: Batch, *, allow_duplicates: bool = False) -> int:
     """Everything a proposal of ``batch`` must pass before a transaction is sent.
 
-    Labels in the dataset's label set; no item already accepted and no item
-    twice, unless ``allow_duplicates`` (then they are flagged). Returns how many
-    items are already in the dataset. Used by every client (CLI, web, wallet
-    flows), so a batch that passes here is one any of them would propose.
+    Items of the dataset's kind (files or table rows) and, for a table, with
+    its columns; labels in the dataset's label set; no item already accepted
+    and no item twice, unless ``allow_duplicates`` (then they are flagged).
+    Returns how many items are already in the dataset. Used by every client
+    (CLI, web, wallet flows), so a batch that passes here is one any of them
+    would propose.
     """
     ws.sync()
-    ws.index.dataset(dataset_id)
+    dataset = ws.index.dataset(dataset_id)
+    if dataset.kind in _KINDS:  # an index row whose metadata was unreadable has no kind
+        _check_kind(batch, dataset.kind, f"dataset {dataset_id}")
+    if dataset.kind == "table":
+        _check_columns(ws, dataset_id, batch)
     _check_labels(batch, [str(x) for x in read_metadata(ws, dataset_id).get("labels", [])])
     cids = [str(c) for c in batch.manifest.item_cids]
     return _check_repeats(batch, ws.index.accepted_cids(dataset_id, cids), f"dataset {dataset_id}", allow_duplicates)
@@ -201,12 +292,15 @@ def create_dataset(
     if params.evaluation_required and int(params.evaluator, 16) == 0:
         raise InputError("a dataset that requires evaluations needs an evaluator")
     if seed is not None:
+        _check_kind(seed, metadata.kind, f"a {metadata.kind} dataset")
         _check_labels(seed, list(metadata.labels))
         _check_repeats(seed, set(), "the seed", allow_duplicates=False)
         needed = params.proposal_bond
         if ws.ledger.balance(signer.address) < needed:
             raise InputError(f"{signer.address} cannot pay the seed's proposal bond of {needed} wei")
     doc = metadata.to_json() | {"created_at": int(time.time())}
+    if seed is not None and seed.columns:  # the order people know the columns in, for exports
+        doc["columns"] = list(seed.columns)
     meta_cid = ws.store.put(canonical_json(doc))
     interim = seed is not None and params.evaluation_required
     final_evaluator = params.evaluator
@@ -236,3 +330,103 @@ def create_dataset(
             ws.market.set_evaluator(signer, dataset_id, final_evaluator)
         ws.sync()
     return dataset_id, proposal_id
+
+
+# -- why a vote or a finalization cannot happen ----------------------------------
+#
+# Read from the chain before anything is sent, so the reason is the proposal's
+# real state; a revert that still happens (a race, a rule these checks do not
+# know) is translated by ``friendly_revert``.
+
+_BPS = 10_000
+
+
+def chain_time(ws: Workspace) -> int:
+    """The time the next block will carry at the earliest: the head's, or now if later."""
+    block = ws.ledger.call_rpc(lambda: ws.ledger.w3.eth.get_block("latest"))
+    return max(int(block["timestamp"]), int(time.time()))
+
+
+def describe_time(when: int, now: int) -> str:
+    """'2026-12-01 10:44:12 UTC (in 59m48s)' or '... (3h02m ago)'."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
+    left = abs(when - now)
+    days, rest = divmod(left, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    span = (f"{days}d{hours:02d}h" if days else f"{hours}h{minutes:02d}m" if hours
+            else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s")
+    return f"{stamp} ({'in ' + span if when >= now else span + ' ago'})"
+
+
+def check_vote(ws: Workspace, proposal_id: int, voter: str) -> int:
+    """The voter's weight if they may vote on the proposal now; else why not (InputError)."""
+    from databright.chain import ProposalStatus
+
+    p = ws.market.proposal(proposal_id)
+    if p.status != ProposalStatus.OPEN:
+        raise InputError(f"proposal {proposal_id} is already {p.status_name}; voting on it is over")
+    now = chain_time(ws)
+    if now > p.deadline:
+        raise InputError(f"voting on proposal {proposal_id} closed at {describe_time(p.deadline, now)}; "
+                         "finalize it to decide")
+    if ws.market.has_voted(proposal_id, voter):
+        raise InputError(f"{voter} has already voted on proposal {proposal_id}")
+    weight = ws.market.voting_power(proposal_id, voter)
+    if weight == 0:
+        raise InputError(f"{voter} held no shares of dataset {p.dataset_id} at block {p.snapshot_block}, "
+                         f"when proposal {proposal_id} was made; cannot vote")
+    return weight
+
+
+def check_finalize(ws: Workspace, proposal_id: int) -> None:
+    """Raise InputError saying when the proposal can be finalized, if not now."""
+    from databright.chain import ProposalStatus
+
+    p = ws.market.proposal(proposal_id)
+    if p.status != ProposalStatus.OPEN:
+        raise InputError(f"proposal {proposal_id} is already {p.status_name}")
+    now = chain_time(ws)
+    if now > p.deadline:
+        return
+    d = ws.market.dataset(p.dataset_id)
+    supply = ws.market.snapshot_supply(proposal_id)
+    # The contract decides early only when no later vote could change the outcome.
+    accepted_early = (2 * p.yes_votes > supply and p.yes_votes * _BPS >= d.approval_bps * supply
+                      and p.yes_votes * _BPS >= d.quorum_bps * supply)
+    rejected_early = 2 * p.no_votes > supply and (supply - p.no_votes) * _BPS < d.approval_bps * supply
+    when = describe_time(p.deadline + 1, now)
+    if accepted_early and d.evaluation_required and not p.evaluated:
+        raise InputError(f"proposal {proposal_id} is accepted by its votes but has no evaluation yet; "
+                         f"it can be finalized once evaluated, or after {when} (its bond is then refunded)")
+    if not (accepted_early or rejected_early):
+        raise InputError(f"voting on proposal {proposal_id} is open; it can be finalized after {when}, "
+                         "or earlier once more than half of the snapshot shares vote the same way")
+
+
+# What a revert reason means to the person who caused it. Only a fallback: the
+# checks above explain the usual cases from the chain's state before sending.
+_REVERTS = {
+    "datamarket: voting open": "voting is still open; see 'proposal show' for when it can be finalized",
+    "datamarket: voting closed": "voting on this proposal is closed; finalize it to decide",
+    "datamarket: already voted": "this account has already voted on this proposal",
+    "datamarket: no voting power": "this account held no shares of the dataset when the proposal was made",
+    "datamarket: proposal finalized": "the proposal is already decided",
+    "datamarket: evaluation required": "the proposal needs an evaluation before it can be accepted",
+    "datamarket: wrong bond": "the bond sent is not the dataset's proposal bond",
+    "datamarket: nothing to withdraw": "there is nothing to withdraw",
+    "datamarket: not evaluator": "only the dataset's evaluator can post evaluations",
+    "datamarket: not creator": "only the dataset's creator can change it",
+    "datamarket: unknown dataset": "no such dataset",
+    "datamarket: unknown proposal": "no such proposal",
+    "datamarket: insufficient balance": "not enough shares",
+}
+
+
+def friendly_revert(reason: str) -> str:
+    """A revert reason as a sentence for people; unknown reasons lose only their module prefix."""
+    text = reason.strip()
+    for raw, friendly in _REVERTS.items():
+        if raw in text:
+            return f"{friendly} ({raw})"
+    return text

@@ -12,7 +12,7 @@ import json
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -21,8 +21,10 @@ from databright.chain import DataMarket, Deployment, Keystore, Ledger, compile_c
 from databright.chain.modelmarket import ModelMarket
 from databright.config import Home
 from databright.errors import AccountError, ChainError, ConfigError, DataBrightError
-from databright.index import Index, ItemRecord, Loaders
 from databright.storage import BlobStore, Manifest, cid_from_digest, open_store
+
+if TYPE_CHECKING:  # SQLAlchemy: loaded by the commands that read the index, not by a vote
+    from databright.index import Index, ItemRecord, Loaders
 
 __all__ = ["DEV_PASSWORD", "Workspace"]
 
@@ -161,6 +163,8 @@ class Workspace:
         try:
             return self.keystore.unlock(name, self._password or DEV_PASSWORD)
         except AccountError as exc:
+            if not str(exc).startswith("wrong password"):
+                raise
             raise AccountError(f"{exc}; pass --password-file or set DATABRIGHT_PASSWORD") from exc
 
     def address_of(self, name_or_address: str) -> str:
@@ -177,6 +181,8 @@ class Workspace:
 
     @cached_property
     def index(self) -> Index:
+        from databright.index import Index
+
         url = self._index_url or self.config.get("index_url")
         if not url:
             url = f"sqlite:///{self.home.root / f'index-{self.ledger.chain_id}.sqlite'}"
@@ -192,6 +198,8 @@ class Workspace:
         return index
 
     def loaders(self) -> Loaders:
+        from databright.index import Loaders
+
         return Loaders(cid_from_digest, self._load_manifest, self._load_json)
 
     def _load_manifest(self, cid: str) -> list[ItemRecord] | None:

@@ -240,8 +240,8 @@ def test_wallet_user_proposes_uploaded_files(scenario: tuple[str, str, int, Loca
         page.set_input_files("#files", sorted(bad.glob("*.png")))
         page.set_input_files("#labels", bad / "labels.csv")
         page.click("[data-testid=propose-submit]")
-        expect(message).to_have_text("item 1 has label 'z', not one of the dataset's labels: a, b",
-                                 timeout=20_000)
+        expect(message).to_have_text(
+            "labels.csv row 2 (img-1.png): label 'z' is not one of the dataset's labels: a, b", timeout=20_000)
         expect(message).to_have_class(re.compile(r"\berror\b"))
         assert wallet.sent == [] and len(api(base, "/api/v1/proposals")) == count
 

@@ -43,12 +43,13 @@ def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     frame = pd.read_parquet(export / "items.parquet")
     assert len(frame) == dataset["accepted_items"]
-    assert all((export / f).is_file() for f in frame["file"])
-    assert (export / frame["file"][0]).read_bytes().startswith(b"\x89PNG")
+    assert all((export / "files" / f["path"]).is_file() for f in frame["file"])  # a copy beside the embedded bytes
+    assert frame["file"][0]["bytes"].startswith(b"\x89PNG")
     import datasets
 
     loaded = datasets.load_dataset("parquet", data_files=str(export / "items.parquet"), split="train")
     assert loaded.num_rows == len(frame)
+    assert loaded.features["label"].names == [str(d) for d in range(10)] and loaded[0]["file"].size == (8, 8)
 
     verify = subprocess.run([str(BIN), "--home", str(home), "evaluate", "--verify", flipped["report_cid"], "--json"],
                             capture_output=True, text=True, timeout=300)

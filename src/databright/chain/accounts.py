@@ -7,7 +7,9 @@ they are decrypted only in memory and only for the process that signs.
 
 from __future__ import annotations
 
+import builtins
 import json
+import logging
 import os
 import re
 import secrets
@@ -22,6 +24,8 @@ from databright.errors import AccountError, NotFound
 
 __all__ = ["Keystore", "StoredAccount"]
 
+_log = logging.getLogger(__name__)
+_warned: set[Path] = set()  # damaged key files already reported by this process
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _KDF_ITERATIONS = 262_144
 
@@ -39,22 +43,48 @@ class Keystore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._unlocked: dict[str, LocalAccount] = {}
+        self.damaged: dict[str, str] = {}  # account name -> why its key file cannot be read
 
     def list(self) -> list[StoredAccount]:
+        """The readable accounts. A damaged key file (truncated, not JSON, no address)
+        is skipped with a one-line warning, so it fails only the commands that use it."""
+        found = self._scan()
+        self._warn()
+        return found
+
+    def _scan(self) -> builtins.list[StoredAccount]:  # "list" in this class is the method
         if not self.root.is_dir():
             return []
         found = []
         for path in sorted(self.root.glob("*.json")):
             try:
                 address = json.loads(path.read_text())["address"]
-            except (OSError, ValueError, KeyError) as exc:
-                raise AccountError(f"unreadable key file {path.name}: {exc}") from exc
-            found.append(StoredAccount(path.stem, to_checksum_address("0x" + address.removeprefix("0x")), path))
+                checksummed = to_checksum_address("0x" + str(address).removeprefix("0x"))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self.damaged[path.stem] = _damage(exc)
+                continue
+            found.append(StoredAccount(path.stem, checksummed, path))
         return sorted(found, key=_order)
 
+    def _warn(self) -> None:
+        """Report each damaged key file once per process (one that fails the command is not warned of)."""
+        for name, reason in self.damaged.items():
+            path = self.root / f"{name}.json"
+            if path not in _warned:
+                _warned.add(path)
+                _log.warning("warning: skipping damaged key file %s: %s", path, reason)
+
+    def _damaged(self, wanted: str) -> None:
+        for name, reason in self.damaged.items():
+            if name.lower() == wanted:
+                raise AccountError(f"the key file of account {name!r} is damaged ({reason}): "
+                                   f"restore {self.root / (name + '.json')} from a backup or import the key again")
+
     def get(self, name_or_address: str) -> StoredAccount:
-        accounts = self.list()
+        accounts = self._scan()
         wanted = name_or_address.lower()
+        self._damaged(wanted)
+        self._warn()
         for account in accounts:
             if account.name.lower() == wanted or account.address.lower() == wanted:
                 return account
@@ -70,7 +100,11 @@ class Keystore:
             account = Account.from_key(key)
         except (ValueError, TypeError) as exc:
             raise AccountError(f"invalid private key: {exc}") from exc
-        for existing in self.list():
+        existing_accounts = self._scan()
+        if name.lower() in {n.lower() for n in self.damaged}:
+            raise AccountError(f"a damaged key file for {name!r} is in the way; move it aside first")
+        self._warn()
+        for existing in existing_accounts:
             if existing.name.lower() == name.lower():
                 raise AccountError(f"an account named {name!r} already exists")
             if existing.address == account.address:
@@ -108,6 +142,16 @@ class Keystore:
         account: LocalAccount = Account.from_key(key)
         self._unlocked[stored.address] = account
         return account
+
+
+def _damage(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON (truncated?) at byte {exc.pos}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if isinstance(exc, KeyError):
+        return "no address field"
+    return f"bad address ({exc})"
 
 
 def _order(account: StoredAccount) -> tuple[int, str]:

@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from databright.cli import account, dataset, demo, evaluate, proposal, revenue, serve, setup
 from databright.cli import channel, model, predict, train
-from databright.cli._common import GLOBAL_FLAGS, GLOBAL_OPTIONS, err_console, state
+from databright.cli._common import GLOBAL_FLAGS, GLOBAL_OPTIONS, state
+from databright.cli._errors import error_code, explain, fail, os_message, usage_message
 from databright.errors import DataBrightError
 
 __all__ = ["app", "main"]
@@ -98,24 +99,28 @@ def _hoist(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = _hoist(list(sys.argv[1:] if argv is None else argv))
+    as_json = "--json" in args[: args.index("--") if "--" in args else len(args)]
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="databright", standalone_mode=False)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        raise SystemExit(1) from None
-    except click.ClickException as exc:
-        exc.show()
+    except (typer.Abort, KeyboardInterrupt):
+        raise SystemExit(fail(as_json, "aborted", 130)) from None
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Exit as exc:
+    except NoArgsIsHelpError as exc:  # 'databright dataset': the group's help is the answer
+        typer.echo(exc.format_message(), err=True)
         raise SystemExit(exc.exit_code) from None
+    except UsageError as exc:
+        raise SystemExit(fail(as_json, usage_message(exc), exc.exit_code, code="usage")) from None
+    except typer.TyperException as exc:
+        raise SystemExit(fail(as_json, exc.format_message(), exc.exit_code)) from None
     except DataBrightError as exc:
         if os.environ.get("DATABRIGHT_DEBUG"):
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        err_console.print(f"error: {message}", markup=False, soft_wrap=True)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        raise SystemExit(fail(as_json, explain(exc), 1, code=error_code(exc))) from None
+    except OSError as exc:  # a read-only or full home, a file removed underneath: one line, not a traceback
+        if os.environ.get("DATABRIGHT_DEBUG"):
+            raise
+        raise SystemExit(fail(as_json, os_message(exc), 1, code="os")) from None
     if isinstance(code, int) and code:
         raise SystemExit(code)

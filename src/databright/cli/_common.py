@@ -11,14 +11,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from databright.config import get_settings
+from databright.cli._text import plain, safe
 from databright.errors import InputError
-from databright.workspace import Workspace
+
+if TYPE_CHECKING:  # the workspace pulls in web3 and the index: imported by the commands that use one
+    from databright.workspace import Workspace
 
 __all__ = [
     "GLOBAL_FLAGS",
@@ -30,6 +33,7 @@ __all__ = [
     "parse_duration",
     "parse_percent",
     "parse_wei",
+    "safe",
     "state",
     "table",
     "workspace",
@@ -57,9 +61,13 @@ class State:
 
     @property
     def home_dir(self) -> Path:
+        from databright.config import get_settings
+
         return (self.home or get_settings().home).expanduser()
 
     def password(self) -> str | None:
+        from databright.config import get_settings
+
         if self.password_file is not None:
             try:
                 return self.password_file.read_text().rstrip("\n")
@@ -73,6 +81,9 @@ state = State()
 
 @contextmanager
 def workspace(account: str | None = None) -> Iterator[Workspace]:
+    from databright.config import get_settings
+    from databright.workspace import Workspace
+
     settings = get_settings()
     ws = Workspace(
         state.home_dir,
@@ -110,13 +121,14 @@ def emit(data: Any, *renderables: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
+    """A table whose cells are shown exactly as written: never read as markup, controls escaped."""
+    t = Table(title=Text(plain(title)), title_justify="left", header_style="bold")
     for column in columns:
         numeric = column.lower() in {"id", "items", "shares", "yes", "no", "votes", "weight", "entries", "gain",
-                                     "knn sum"}
+                                     "gain (points)", "knn sum"}
         t.add_column(column, justify="right" if numeric else "left")
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_row(*(Text("" if v is None else plain(v)) for v in row))
     return t
 
 

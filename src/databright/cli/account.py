@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from databright.chain import Keystore
 from databright.cli._common import emit, format_eth, state, table, workspace
-from databright.config import Home
 from databright.errors import ChainError, ConfigError, InputError
-from databright.workspace import DEV_PASSWORD
+
+if TYPE_CHECKING:
+    from databright.chain import Keystore
 
 __all__ = ["register"]
 
 app = typer.Typer(help="Manage the accounts of this home (eth-account V3 keystores).", no_args_is_help=True)
 
 
+def _password() -> str:
+    from databright.workspace import DEV_PASSWORD
+
+    return state.password() or DEV_PASSWORD
+
+
 def _keystore() -> Keystore:
+    from databright.chain import Keystore
+    from databright.config import Home
+
     home = Home(state.home_dir)
     home.read_config()
     return Keystore(home.keystore)
@@ -27,7 +36,7 @@ def _keystore() -> Keystore:
 @app.command("new")
 def new(name: Annotated[str, typer.Argument(help="A name for the account.")]) -> None:
     """Create a new random account, encrypted with the password."""
-    password = state.password() or DEV_PASSWORD
+    password = _password()
     stored = _keystore().new(name, password)
     emit({"name": stored.name, "address": stored.address}, f"{stored.name}: {stored.address}")
 
@@ -39,7 +48,7 @@ def import_(
     private_key_file: Annotated[Path | None, typer.Option(help="A file holding a hex private key.")] = None,
 ) -> None:
     """Import an account from a key file or a raw private key."""
-    password = state.password() or DEV_PASSWORD
+    password = _password()
     store = _keystore()
     if (keyfile is None) == (private_key_file is None):
         raise InputError("give exactly one of --keyfile or --private-key-file")

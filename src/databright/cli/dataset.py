@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from databright.chain import DatasetParams
 from databright.cli._common import (
     console,
     emit,
@@ -16,12 +15,11 @@ from databright.cli._common import (
     parse_duration,
     parse_percent,
     parse_wei,
+    safe,
     table,
     workspace,
 )
 from databright.errors import InputError
-from databright.export import export_dataset
-from databright.operations import DatasetMetadata, create_dataset, evaluation_metadata, load_batch
 
 __all__ = ["register"]
 
@@ -61,6 +59,9 @@ def create(
         raise InputError("--initial-shares must be positive")
     if base_reward < 0 or max_reward <= 0:
         raise InputError("--base-reward must be >= 0 and --max-reward > 0")
+    from databright.chain import DatasetParams
+    from databright.operations import DatasetMetadata, create_dataset, evaluation_metadata, load_batch
+
     label_set = tuple(dict.fromkeys(x.strip() for x in classes.split(",") if x.strip()))
     with workspace() as ws:
         signer = ws.signer()
@@ -91,7 +92,7 @@ def create(
         row = ws.index.dataset(dataset_id)
         emit(
             {"dataset_id": dataset_id, "seed_proposal": seed_proposal, "items": row.item_count},
-            f"Created dataset {dataset_id} ({name})"
+            f"Created dataset {dataset_id} ({safe(name)})"
             + (f", seeded with {row.item_count} items (proposal {seed_proposal})" if seed_proposal else ""),
         )
 
@@ -174,9 +175,9 @@ def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None
         }
     emit(
         data,
-        f"[bold]Dataset {row.dataset_id}: {row.name}[/bold]  {row.description}",
+        f"[bold]Dataset {row.dataset_id}: {safe(row.name)}[/bold]  {safe(row.description)}",
         f"{row.item_count} accepted items in {row.entry_count} entries; {row.total_supply} shares; "
-        f"revenue {format_eth(row.revenue_total)} paid in; metadata {row.metadata_cid}",
+        f"revenue {format_eth(row.revenue_total)} paid in; metadata {safe(row.metadata_cid)}",
         table(
             "Entries",
             ["entry", "proposal", "contributor", "items", "shares", "manifest"],
@@ -224,11 +225,13 @@ def export(
     dataset_id: Annotated[int, typer.Argument(help="Dataset id.")],
     out: Annotated[Path, typer.Argument(help="Output folder (created).")],
 ) -> None:
-    """Write the accepted items as Parquet (plus their files) for pandas or Hugging Face."""
+    """Write the accepted items as Parquet for pandas or Hugging Face."""
+    from databright.export import export_dataset
+
     with workspace() as ws:
         ws.sync()
         result = export_dataset(ws, dataset_id, out)
-    emit(result, f"Exported {result['items']} items to {result['parquet']}")
+    emit(result, f"Exported {result['items']} items to {safe(result['parquet'])}")
     if not result["items"]:
         console.print("the dataset has no accepted items yet")
 

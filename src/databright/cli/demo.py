@@ -35,7 +35,7 @@ def demo() -> None:
         f"\n[bold]Voting policy:[/bold] {policy_text}\n",
         table(
             "Proposals, their evaluations and outcomes",
-            ["id", "by", "batch", "gain", "knn sum", "flags", "yes", "no", "outcome", "shares"],
+            ["id", "by", "batch", "gain (points)", "knn sum", "flags", "yes", "no", "outcome", "shares"],
             [(p.proposal_id, p.contributor, f"{p.items} {_KIND[p.kind]}", f"{p.gain * 100:+.2f}",
               f"{p.knn_sum:+.3f}", _flags(p), sum(w for _, s, w, _ in p.votes if s),
               sum(w for _, s, w, _ in p.votes if not s), p.outcome, p.shares) for p in result.proposals],

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from databright.cli._common import console, emit, format_eth, table, workspace
+from databright.cli._common import console, emit, format_eth, safe, table, workspace
 from databright.cli.evaluate import signal_rows
 from databright.errors import DataBrightError, InputError
-from databright.index import ProposalRow
-from databright.operations import load_batch, propose_batch
+
+if TYPE_CHECKING:
+    from databright.index import ProposalRow
 
 __all__ = ["register"]
 
@@ -29,11 +29,13 @@ def propose(
     allow_duplicates: Annotated[bool, typer.Option(help="Propose items already in the dataset (flagged).")] = False,
 ) -> None:
     """Upload a batch, commit its Merkle root and manifest on-chain, and pay the bond."""
+    from databright.operations import load_batch, propose_batch
+
     with workspace() as ws:
         signer = ws.signer()
         ws.sync()
         dataset = ws.index.dataset(dataset_id)
-        with console.status(f"uploading {source} to the blob store…"):
+        with console.status(f"uploading {safe(source)} to the blob store…"):
             batch = load_batch(ws, source, labels_csv=labels, file_column=file_column, label_column=label_column)
         with console.status(f"proposing {batch.size} items…"):
             proposal_id, duplicates = propose_batch(
@@ -44,7 +46,7 @@ def propose(
         {"proposal_id": proposal_id, "dataset_id": dataset_id, "items": batch.size, "duplicates": duplicates,
          "manifest_cid": batch.manifest_cid, "root": "0x" + batch.manifest.root.hex(), "bond_wei": row.bond,
          "deadline": row.deadline},
-        f"Proposal {proposal_id}: {batch.size} items to dataset {dataset_id} ({dataset.name}), "
+        f"Proposal {proposal_id}: {batch.size} items to dataset {dataset_id} ({safe(dataset.name)}), "
         f"bond {format_eth(row.bond)}, manifest {batch.manifest_cid}"
         + (f" — {duplicates} duplicate item(s) flagged" if duplicates else ""),
     )
@@ -85,13 +87,15 @@ def list_(
     status: Annotated[str | None, typer.Option(help="open, accepted or rejected.")] = None,
 ) -> None:
     """List proposals with their tallies and outcomes."""
+    from databright.operations import chain_time
+
     if status is not None and status not in {"open", "accepted", "rejected"}:
         raise InputError(f"unknown status {status!r}: use open, accepted or rejected")
     with workspace() as ws:
         ws.sync()
         if dataset is not None:
             ws.index.dataset(dataset)
-        now = _chain_time(ws)
+        now = float(chain_time(ws))
         rows = [_proposal_data(p, now) for p in ws.index.proposals(dataset_id=dataset, status=status)]
     emit(
         rows,
@@ -105,14 +109,11 @@ def list_(
     )
 
 
-def _chain_time(ws: Any) -> float:
-    block = ws.ledger.call_rpc(lambda: ws.ledger.w3.eth.get_block("latest"))
-    return float(max(int(block["timestamp"]), int(time.time())))
-
-
 @app.command("show")
 def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> None:
     """Show a proposal: tally against quorum and approval, votes, items and flags."""
+    from databright.operations import chain_time
+
     with workspace() as ws:
         ws.sync()
         p = ws.index.proposal(proposal_id)
@@ -120,7 +121,7 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         votes = ws.index.votes(proposal_id)
         items = ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
         supply = ws.market.snapshot_supply(proposal_id)
-        now = _chain_time(ws)
+        now = float(chain_time(ws))
         report = _report(ws, p.report_cid)
     cast = p.yes_votes + p.no_votes
     data = _proposal_data(p, now) | {
@@ -142,7 +143,7 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
     }
     emit(
         data,
-        f"[bold]Proposal {p.proposal_id}[/bold] to dataset {d.dataset_id} ({d.name}) by {p.contributor}: "
+        f"[bold]Proposal {p.proposal_id}[/bold] to dataset {d.dataset_id} ({safe(d.name)}) by {p.contributor}: "
         f"{p.item_count} items, status {p.status}"
         + (f", {data['time_left']} left" if data["time_left"] else ""),
         f"tally: yes {p.yes_votes} / no {p.no_votes} of {supply} snapshot shares — participation "
@@ -150,7 +151,7 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         f"(needs {d.approval_bps / 100:g}%)",
         *(["[bold red]the manifest does not match the root or item count committed on-chain[/bold red]"]
           if p.manifest_matches is False else []),
-        f"manifest {p.manifest_cid}; labels {json.dumps(data['labels'])}"
+        f"manifest {safe(p.manifest_cid)}; labels {safe(json.dumps(data['labels'], ensure_ascii=False))}"
         + (f"; [yellow]{p.duplicate_count} duplicate item(s) of accepted data[/yellow]" if p.duplicate_count else ""),
         table("Votes", ["voter", "vote", "weight"], [(v.voter, "yes" if v.support else "no", v.weight) for v in votes]),
         *(
@@ -187,20 +188,14 @@ def vote(
     if choice.lower() not in {"yes", "no", "y", "n"}:
         raise InputError(f"vote must be yes or no, not {choice!r}")
     support = choice.lower().startswith("y")
+    from databright.operations import check_vote
+
     with workspace() as ws:
         signer = ws.signer()
-        ws.sync()
-        p = ws.index.proposal(proposal_id)
-        if ws.market.has_voted(proposal_id, signer.address):
-            raise InputError(f"{signer.address} has already voted on proposal {proposal_id}")
-        weight = ws.market.voting_power(proposal_id, signer.address)
-        if weight == 0:
-            raise InputError(
-                f"{signer.address} held no shares of dataset {p.dataset_id} at block {p.snapshot_block}; cannot vote"
-            )
+        weight = check_vote(ws, proposal_id, signer.address)
         ws.market.vote(signer, proposal_id, support)
-        ws.sync()
-        p = ws.index.proposal(proposal_id)
+        # the tally from the chain: a vote never waits for the index (the next read syncs it)
+        p = ws.market.proposal(proposal_id)
     emit(
         {"proposal_id": proposal_id, "voter": signer.address, "support": support, "weight": weight,
          "yes": p.yes_votes, "no": p.no_votes},
@@ -211,12 +206,11 @@ def vote(
 
 def finalize(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> None:
     """Decide a proposal: mint shares and record the entry, or forfeit the bond."""
+    from databright.operations import check_finalize
+
     with workspace() as ws:
         signer = ws.signer()
-        ws.sync()
-        p = ws.index.proposal(proposal_id)
-        if p.status != "open":
-            raise InputError(f"proposal {proposal_id} is already {p.status}")
+        check_finalize(ws, proposal_id)
         ws.market.finalize(signer, proposal_id)
         ws.sync()
         p = ws.index.proposal(proposal_id)

@@ -6,13 +6,15 @@ import signal
 import socket
 import sys
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from databright.cli._common import state, workspace
-from databright.config import Home
 from databright.errors import ConfigError, DataBrightError
+
+if TYPE_CHECKING:
+    from databright.config import Home
 
 __all__ = ["register"]
 
@@ -51,6 +53,7 @@ def serve(
     """Run the web dashboard and REST API (and the embedded node if none runs) until interrupted."""
     import uvicorn
 
+    from databright.config import Home
     from databright.web import DEFAULT_HOSTS, create_app
 
     home = Home(state.home_dir)
@@ -64,6 +67,7 @@ def serve(
     # ACK of its headers (Nagle against delayed ACK), about 40 ms a request.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", port))
+    sock.listen(128)  # before the URL is printed: a client that reads it and connects at once is queued
     with workspace() as probe:
         if rpc_url is None and probe.rpc_url is None:
             chain, server, rpc_url = _start_node(home, sock.getsockname()[1])

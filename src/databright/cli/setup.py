@@ -10,13 +10,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from web3 import Web3
 
-from databright.chain import Keystore, deploy, load_deployment
 from databright.cli._common import emit, parse_wei, state, workspace
-from databright.config import Home
 from databright.errors import ConfigError, InputError
-from databright.workspace import DEV_PASSWORD
 
 __all__ = ["register"]
 
@@ -29,7 +25,10 @@ def init(
     balance: Annotated[str, typer.Option(help="Genesis balance of each dev account.")] = "10000ether",
 ) -> None:
     """Create a home directory: config, dev accounts and the embedded chain's genesis."""
+    from databright.chain import Keystore
     from databright.chain.node import Genesis
+    from databright.config import Home
+    from databright.workspace import DEV_PASSWORD
 
     home = Home(state.home_dir)
     if home.exists():
@@ -69,6 +68,7 @@ def node(
 ) -> None:
     """Serve the embedded chain over Ethereum JSON-RPC until interrupted."""
     from databright.chain.node import EmbeddedNode, Genesis, HttpPolicy, backup_chain, check_chain, serve
+    from databright.config import Home
 
     home = Home(state.home_dir)
     home.read_config()
@@ -104,6 +104,10 @@ def deploy_cmd(
     force: Annotated[bool, typer.Option("--force", help="Deploy again even if a deployment works.")] = False,
 ) -> None:
     """Compile and deploy DataMarket; writes the deployment manifest."""
+    from web3 import Web3
+
+    from databright.chain import deploy, load_deployment
+
     with workspace() as ws:
         existing = load_deployment(ws.home.deployments, ws.ledger.chain_id)
         if existing is not None and not force:

@@ -15,6 +15,8 @@ from ._manifest import (
     canonical_json,
     manifest_from_folder,
     manifest_from_table,
+    row_location,
+    table_columns,
 )
 from ._merkle import MerkleTree, item_leaf, label_hash, verify_proof
 
@@ -42,5 +44,7 @@ __all__ = [
     "manifest_from_folder",
     "manifest_from_table",
     "open_store",
+    "row_location",
+    "table_columns",
     "verify_proof",
 ]

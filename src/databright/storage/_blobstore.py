@@ -27,12 +27,13 @@ import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
-
-import fsspec
+from typing import IO, TYPE_CHECKING, Any
 
 from ._cid import CID, cid_from_digest, cid_of, digest_of_cid, is_cid
 from ._errors import BlobNotFound, IntegrityError, StorageError
+
+if TYPE_CHECKING:  # fsspec is for remote stores; a local one does without it
+    import fsspec
 
 _CHUNK = 1 << 20
 
@@ -219,6 +220,8 @@ class FsspecBlobStore(BlobStore):
 
     def __init__(self, url: str, **storage_options: Any) -> None:
         self.url = url
+        import fsspec
+
         fs, root = fsspec.core.url_to_fs(url, **storage_options)
         self.fs: fsspec.AbstractFileSystem = fs
         self.root: str = root.rstrip("/")

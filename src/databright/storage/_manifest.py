@@ -29,14 +29,15 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ._blobstore import BlobStore
 from ._cid import CID, cid_of, digest_of_cid
 from ._errors import InvalidCID, ManifestError
 from ._merkle import MerkleTree, item_leaf
+
+if TYPE_CHECKING:  # pandas costs most of a second to import: only tables need it
+    import pandas as pd
 
 MANIFEST_VERSION = 1
 _SCHEMA_KEY = "databright_manifest"
@@ -327,7 +328,10 @@ def manifest_from_table(
     a string; its metadata is ``{"row": <0-based row index>}``. Item bytes and
     the manifest are put into ``store``. Returns the manifest and its CID.
     """
-    df = table if isinstance(table, pd.DataFrame) else _read_table(Path(table))
+    import pandas as pd
+
+    source = None if isinstance(table, pd.DataFrame) else Path(table)
+    df: pd.DataFrame = table if isinstance(table, pd.DataFrame) else _read_table(Path(table))
     columns = [str(c) for c in df.columns]
     if label_column not in columns:
         raise ManifestError(
@@ -349,15 +353,57 @@ def manifest_from_table(
         zip(df[label_column].tolist(), df[features].itertuples(index=False, name=None), strict=True)
     ):
         if _is_missing(label):
-            raise ManifestError(f"row {i}: missing label in column {label_column!r}")
-        row = {c: _json_value(v, c, i) for c, v in zip(features, values, strict=True)}
+            raise ManifestError(f"{row_location(source, i)}: missing label in column {label_column!r}")
+        row = {c: _json_value(v, c, source, i) for c, v in zip(features, values, strict=True)}
         cid = store.put(canonical_json(row))
         items.append(ManifestItem(cid, str(label), {"row": i}))
     manifest = Manifest(items)
     return manifest, manifest.save(store)
 
 
+def row_location(source: Path | None, row: int) -> str:
+    """Where the 0-based data ``row`` of a table is, the way people find it.
+
+    'batch.csv line 8' for CSV/TSV (the line its record ends on, as the labels
+    CSV of a folder is reported), 'batch.parquet row 7' (1-based) for Parquet,
+    'row 7' without a file. Computed only for messages: it reads the file again.
+    """
+    if source is None:
+        return f"row {row + 1}"
+    if source.suffix.lower() not in (".csv", ".tsv"):
+        return f"{source.name} row {row + 1}"
+    try:
+        with open(source, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter="\t" if source.suffix.lower() == ".tsv" else ",")
+            records = (r for r in reader if r)  # blank lines are no records, for pandas either
+            for _ in range(row + 2):  # the header, then rows 0..row
+                if next(records, None) is None:
+                    break
+            else:
+                return f"{source.name} line {reader.line_num}"
+    except (OSError, csv.Error, UnicodeDecodeError):
+        pass
+    return f"{source.name} row {row + 1}"
+
+
+def table_columns(path: Path) -> list[str]:
+    """A CSV/TSV/Parquet table's column names in their order, without reading its rows."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return [str(c) for c in pq.read_schema(path).names if not str(c).startswith("__index_level_")]
+        return [str(c) for c in pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", nrows=0).columns]
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise ManifestError(f"cannot read {path}: {exc}") from None
+
+
 def _read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -374,12 +420,14 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def _is_missing(value: Any) -> bool:
+    import pandas as pd
+
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     return isinstance(value, float) and math.isnan(value)
 
 
-def _json_value(value: Any, column: str, row: int) -> Any:
+def _json_value(value: Any, column: str, source: Path | None, row: int) -> Any:
     """Map a table cell to a JSON value (numpy/pandas scalars to Python ones)."""
     if _is_missing(value):
         return None
@@ -396,12 +444,10 @@ def _json_value(value: Any, column: str, row: int) -> Any:
     if isinstance(value, numbers.Real):
         f = float(value)
         if math.isinf(f):
-            raise ManifestError(f"row {row}: column {column!r} holds infinity")
+            raise ManifestError(f"{row_location(source, row)}: column {column!r} holds infinity")
         return f
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
     raise ManifestError(
-        f"row {row}: column {column!r} holds a {type(value).__name__}, not a JSON value"
+        f"{row_location(source, row)}: column {column!r} holds a {type(value).__name__}, not a JSON value"
     )

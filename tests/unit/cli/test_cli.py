@@ -7,9 +7,11 @@ leave the chain and the index exactly as they were.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.unit.cli.conftest import Run, as_json, tables
 
@@ -107,7 +109,8 @@ def test_double_vote_early_finalize_and_no_shares(run: Run, market_home: Path, t
     assert "no shares" in _error_line(err)
     code, _, err = run("--home", market_home, "finalize", pid)
     assert code == 1
-    assert "voting open" in _error_line(err)
+    line = _error_line(err)  # when, as a time and as a span, instead of the contract's "voting open"
+    assert "can be finalized after 20" in line and " UTC (in " in line, line
     # dev0 holds a majority, but a vote below half would leave it open: vote no to decide
     code, _, err = run("--home", market_home, "vote", pid, "no")
     assert code == 0, err
@@ -120,6 +123,11 @@ def test_double_vote_early_finalize_and_no_shares(run: Run, market_home: Path, t
     code, _, err = run("--home", market_home, "finalize", pid)
     assert code == 1
     assert "already rejected" in _error_line(err)
+    # voting on a decided proposal says so, not "already voted" or "held no shares"
+    for account in ("dev0", "dev1"):
+        code, _, err = run("--home", market_home, "--account", account, "vote", pid, "yes")
+        assert code == 1
+        assert f"proposal {pid} is already rejected; voting on it is over" in _error_line(err)
 
 
 def test_not_enough_funds_and_bad_amounts(run: Run, market_home: Path) -> None:
@@ -181,15 +189,26 @@ def test_init_twice_is_refused(run: Run, market_home: Path) -> None:
     assert "already a DataBright home" in _error_line(err)
 
 
-def test_export_loads_in_pandas_and_datasets(run: Run, market_home: Path, tmp_path: Path) -> None:
+def test_export_loads_in_pandas_and_datasets(
+    run: Run, market_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out_dir = tmp_path / "export"
     code, out, err = run("--home", market_home, "dataset", "export", "1", out_dir, "--json")
     assert code == 0, err
     frame = pd.read_parquet(out_dir / "items.parquet")
     assert {"cid", "label", "x", "y", "contributor"} <= set(frame.columns)
     assert len(frame) == as_json(out)["items"]  # type: ignore[index]
+    # the table's columns in the order of the seed table, not sorted
+    assert list(frame.columns)[-2:] == ["x", "y"] and list(frame.columns).index("x") > 3
     import datasets
 
-    loaded = datasets.load_dataset("parquet", data_files=str(out_dir / "items.parquet"), split="train")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(out_dir / "items.parquet", elsewhere / "copy.parquet")
+    monkeypatch.chdir(elsewhere)
+    loaded = datasets.load_dataset("parquet", data_files="copy.parquet", split="train")
     assert loaded.num_rows == len(frame)
     assert set(loaded.column_names) == set(frame.columns)
+    label = loaded.features["label"]
+    assert isinstance(label, datasets.ClassLabel) and label.names == ["odd", "even"]
+    assert [label.int2str(i) for i in loaded["label"]] == list(frame["label_name"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_evaluate_post_show_and_verify(run: Run, evaluated_home: tuple[Path, dic
     code, _, err = run("--home", home, "vote", pid, "yes")  # dev0 holds every share: decided at once
     assert code == 0, err
     code, _, err = run("--home", home, "finalize", pid)
-    assert code == 1 and "evaluation required" in err  # but there is no evaluation yet
+    assert code == 1 and "accepted by its votes but has no evaluation yet" in err  # and says when it expires
 
     code, _, err = run("--home", home, "--account", "dev1", "evaluate", pid)
     assert code == 1 and "is not the evaluator" in err
@@ -97,6 +98,9 @@ def test_service_evaluates_each_proposal_once(run: Run, evaluated_home: tuple[Pa
     code, out, err = run("--home", home, "--account", "dev2", "evaluator", "run", "--once", "--json")
     assert code == 0, err
     assert as_json(out)["evaluated"] == 2  # type: ignore[index]
+    # the gain in the unit of 'proposal show' and the dashboard: accuracy points
+    progress = re.findall(r"gain ([+-]\d+\.\d\d) points", err)
+    assert len(progress) == 2, err
     # a restarted service finds nothing left to do
     code, out, err = run("--home", home, "--account", "dev2", "evaluator", "run", "--once", "--json")
     assert code == 0, err
@@ -105,6 +109,7 @@ def test_service_evaluates_each_proposal_once(run: Run, evaluated_home: tuple[Pa
     flipped = as_json(run("--home", home, "proposal", "show", pids[0], "--json")[1])["evaluation"]  # type: ignore[index]
     clean = as_json(run("--home", home, "proposal", "show", pids[1], "--json")[1])["evaluation"]  # type: ignore[index]
     assert flipped["gain"]["mean"] < 0 < clean["gain"]["mean"]
+    assert [f"{e['gain']['mean'] * 100:+.2f}" for e in (flipped, clean)] == progress
     assert flipped["shares"] == 0 and clean["shares"] > 0
     assert len(flipped["signals"]["suspected_mislabels"]) > 50
     assert len(clean["signals"]["suspected_mislabels"]) < 10

@@ -161,10 +161,18 @@ def test_table_errors(local_store: LocalBlobStore, tmp_path: Path) -> None:
         manifest_from_table(local_store, TABLE, feature_columns=["zz"])
     with pytest.raises(ManifestError, match="no rows"):
         manifest_from_table(local_store, TABLE.iloc[:0])
-    with pytest.raises(ManifestError, match="row 1: missing label"):
+    # rows count from 1 without a file; a CSV names the line, as the labels CSV of a folder does
+    with pytest.raises(ManifestError, match="^row 2: missing label"):
         manifest_from_table(local_store, pd.DataFrame({"x": [1, 2], "label": ["a", None]}))
-    with pytest.raises(ManifestError, match="row 0: column 'x' holds a"):
+    with pytest.raises(ManifestError, match="^row 1: column 'x' holds a"):
         manifest_from_table(local_store, pd.DataFrame({"x": [object()], "label": ["a"]}))
+    gappy = tmp_path / "gappy.csv"
+    gappy.write_text('x,label\n1,a\n\n"2",\n')
+    with pytest.raises(ManifestError, match="^gappy.csv line 4: missing label"):
+        manifest_from_table(local_store, gappy)
+    pd.DataFrame({"x": [1, 2], "label": ["a", None]}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(ManifestError, match="^t.parquet row 2: missing label"):
+        manifest_from_table(local_store, tmp_path / "t.parquet")
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(ManifestError, match="is empty"):
