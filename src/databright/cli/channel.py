@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from databright.cli._common import emit, format_eth, parse_wei, table, workspace
 from databright.errors import InputError
-from databright.workspace import Workspace
+
+if TYPE_CHECKING:
+    from databright.workspace import Workspace
 
 __all__ = ["register", "signed_record"]
 

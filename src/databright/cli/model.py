@@ -7,14 +7,16 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from databright.cli._common import emit, format_eth, parse_duration, parse_percent, parse_wei, state, table, workspace
-from databright.config import Home
 from databright.errors import InputError
-from databright.workspace import Workspace
+
+if TYPE_CHECKING:
+    from databright.workspace import Workspace
+    from databright.config import Home
 
 __all__ = ["announce_file", "parse_royalty", "register", "register_trained"]
 
@@ -205,6 +207,7 @@ def serve_cmd(
     import uvicorn
 
     from databright.cli.serve import _start_node
+    from databright.config import Home
     from databright.models import PaymentGate, Redeemer, ServedModel, VoucherStore, create_app
 
     redeem_at, redeem_after = parse_wei(threshold), parse_duration(deadline)
