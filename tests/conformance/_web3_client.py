@@ -160,7 +160,7 @@ def run(url: str, keys: list[str]) -> dict[str, Any]:
                             _raw(w3, "eth_getUncleByBlockNumberAndIndex", ["0x1", "0x0"])])
 
     def proof() -> Any:
-        p = w3.eth.get_proof(probe.address, [0], "latest")
+        p = w3.eth.get_proof(probe.address, ["0x" + "00" * 32], "latest")  # type: ignore[list-item]
         return {"balance": p.balance, "nonce": p.nonce, "storageHash": p.storageHash,
                 "storage": [(s.key, s.value) for s in p.storageProof]}
 

@@ -10,6 +10,7 @@ the two transcripts is then compared after normalising what legitimately differs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,8 @@ def _same_rpc_code(ours: Any, theirs: Any) -> list[str]:
 
 
 def _refused_like_geth(ours: Any, theirs: Any) -> list[str]:
-    """anvil answers a gas estimate for an unaffordable value with 21000; geth
-    refuses it (-32000, insufficient funds), and so must we."""
+    """anvil answers some impossible gas estimates (an unaffordable value, a gas cap
+    below the intrinsic gas) with 21000; geth refuses them (-32000), and so must we."""
     a = _threw(ours)
     if a is None or a.get("rpcCode") not in (-32000, -32003):
         return [f"ours {ours}: must refuse with -32000/-32003 like geth"]
@@ -117,14 +118,15 @@ def _beyond_head(ours: Any, theirs: Any) -> list[str]:
 COMPARE: dict[str, Callable[[Any, Any], list[str]]] = {
     "unknownMethod": _same_rpc_code,
     "overBalanceEstimate": _refused_like_geth,
+    "estimateBelowIntrinsic": _refused_like_geth,
     "logsBeyondHead": _beyond_head,
 }
 
 
-# viem asks the node to fill in fees (eth_fillTransaction, a geth method anvil
-# has); where the node lacks it, viem prices transactions itself, so its fees and
-# the hashes that cover them legitimately differ. What the transactions do (gas,
-# logs, state, errors) is still compared.
+# viem asks the node to fill in fees (eth_fillTransaction): geth, and we, fill a
+# maximum fee of the tip plus twice the base fee, anvil fills its gas price; so
+# viem's fees and the hashes that cover them legitimately differ. What the
+# transactions do (gas, logs, state, errors) is still compared.
 FEE_KEYS = frozenset({"transactionHash", "effectiveGasPrice", "maxFeePerGas", "gasPrice", "reward",
                       "transactions", "transactionsRoot", "hash", "r", "s", "v", "yParity"})
 VOLATILE = {"viem": h.VOLATILE_KEYS | FEE_KEYS}
@@ -132,16 +134,25 @@ VOLATILE = {"viem": h.VOLATILE_KEYS | FEE_KEYS}
 _cache: dict[str, dict[str, Any]] = {}
 
 
+def _run_client(client: str, tmp: Path) -> dict[str, Any]:
+    pair = h.Pair(tmp)
+    try:
+        return {name: CLIENTS[client](url, pair.keys) for name, url in pair.urls.items()}
+    finally:
+        pair.close()
+
+
 @pytest.fixture(scope="module")
 def transcripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], dict[str, Any]]]:
+    """All clients' transcripts, run side by side on first use (they mostly wait on
+    their nodes, so this saves wall time, not CPU)."""
     def get(client: str) -> dict[str, Any]:
-        if client not in _cache:
-            pair = h.Pair(tmp_path_factory.mktemp(client))
-            try:
-                _cache[client] = {name: CLIENTS[client](url, pair.keys) for name, url in pair.urls.items()}
-            finally:
-                pair.close()
-            h.write_transcripts(client, _cache[client])
+        if not _cache:
+            with ThreadPoolExecutor(max_workers=len(CLIENTS)) as pool:
+                futures = {c: pool.submit(_run_client, c, tmp_path_factory.mktemp(c)) for c in CLIENTS}
+                for name, future in futures.items():
+                    _cache[name] = future.result()
+                    h.write_transcripts(name, _cache[name])
         return _cache[client]
 
     yield get

@@ -17,6 +17,7 @@ from eth_abi.abi import decode as abi_decode
 
 from ._codec import base_fee, hb, hx
 from ._evm import DEFAULT_PRIORITY_FEE, ChainReader, RpcError
+from ._fill import fill_transaction
 
 __all__ = ["Dispatcher", "RpcServer"]
 
@@ -343,6 +344,12 @@ class Dispatcher:
             return not self._run(call, tag, gas).is_error
         except Exception:  # noqa: BLE001 - e.g. intrinsic gas above the trial gas
             return False
+
+    def rpc_eth_fillTransaction(self, call: Any) -> dict[str, Any]:
+        return fill_transaction(
+            call, chain_id=self.ledger.chain_id, pending_nonce=self.ledger.pending_nonce,
+            estimate=lambda c: int(self.rpc_eth_estimateGas(c), 16), tip=self._suggested_tip,
+            latest_base_fee=base_fee(self.ledger.head()))
 
     def rpc_eth_sendRawTransaction(self, raw: Any) -> str:
         return hb(self.ledger.submit(_data(raw)))
