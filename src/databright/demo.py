@@ -33,7 +33,7 @@ import numpy as np
 
 from databright.chain import DatasetParams
 from databright.config import Home
-from databright.errors import ConfigError
+from databright.errors import ChainError, ConfigError
 from databright.operations import DatasetMetadata, create_dataset, load_batch, propose_batch
 from databright.workspace import Workspace
 
@@ -268,8 +268,11 @@ def _vote(
         record.votes.append((name, support, weight, reason))
     if not (2 * yes > supply or 2 * no > supply):
         # Not decided early: let the voting period pass on the dev chain.
-        ws.ledger.w3.provider.make_request("evm_increaseTime", [3601])  # type: ignore[arg-type]
-        ws.ledger.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        for method, params in (("evm_increaseTime", [3601]), ("evm_mine", [])):
+            reply = ws.ledger.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+            if "error" in reply:  # a running node started without --dev
+                raise ChainError(f"the node refused {method} ({reply['error'].get('message')}); "
+                                 "start it with 'databright node --dev' to run the demo against it")
     ws.market.finalize(ws.signer("dev0"), record.proposal_id)
     ws.sync()
     row = ws.index.proposal(record.proposal_id)

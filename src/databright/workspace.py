@@ -109,6 +109,12 @@ class Workspace:
         if not self.home.genesis_file.is_file():
             raise ConfigError(f"{self.home.root} has no embedded chain; run 'databright init' or pass --rpc-url")
         genesis = Genesis.load(self.home.genesis_file)
+        manifest = self.home.deployments / f"{genesis.chain_id}.json"
+        if not self.home.chain_db.exists() and manifest.is_file():
+            # A chain that had contracts is gone: starting a new one would hide the loss.
+            raise ChainError(
+                f"{self.home.chain_db} is missing but DataMarket was deployed on chain {genesis.chain_id}; "
+                f"restore the chain from a backup, or remove {manifest} to start a new chain")
         self._node = EmbeddedNode(self.home.chain_db, genesis)
         return EmbeddedProvider(self._node)
 

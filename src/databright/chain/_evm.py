@@ -23,6 +23,7 @@ signature is recovered once; decoded trie nodes are cached by content
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import heapq
@@ -38,9 +39,11 @@ from typing import Any, cast
 
 import rlp
 from eth._utils.address import generate_contract_address
-from eth.abc import BlockAPI, BlockHeaderAPI, ComputationAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth.chains.base import Chain
+from eth.constants import BLANK_ROOT_HASH, SECPK1_N
 from eth.db.atomic import AtomicDB
+from eth.exceptions import PyEVMError
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.constants import (
@@ -48,7 +51,6 @@ from eth.vm.forks.prague.constants import (
     DEPOSIT_CONTRACT_ADDRESS,
     WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
 )
-from eth.vm.spoof import SpoofTransaction
 from eth_hash.auto import keccak
 from eth_typing import Address, BlockNumber
 from eth_utils.address import to_canonical_address, to_checksum_address
@@ -68,10 +70,10 @@ from ._codec import (
     legacy_v,
     tx_json,
 )
-from ._kv import ChainLock, ReadOnlyKV, SQLiteKV
+from ._kv import ChainLock, ReadOnlyKV, SQLiteKV, connect_read_only, damaged, publish
 
-__all__ = ["ChainError", "ChainReader", "Genesis", "PersistentChain", "RpcError", "hb", "hx",
-           "trie_root_and_nodes"]
+__all__ = ["ChainError", "ChainReader", "Genesis", "PersistentChain", "RpcError", "genesis_block_hash",
+           "hb", "hx", "trie_root_and_nodes"]
 
 _GENESIS_KEY = b"databright:genesis"
 _TIME_OFFSET_KEY = b"databright:time-offset"
@@ -80,6 +82,7 @@ _EMPTY_REQUESTS_HASH = hashlib.sha256().digest()
 _REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
                       CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
 _REQUEST_CONTRACT_SET = frozenset(_REQUEST_CONTRACTS)
+_ARRIVALS_KEPT = 10_000
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
 
 
@@ -124,6 +127,32 @@ class Genesis(BaseModel):
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")
 
 
+def _invalid_in_block(state: Any, tx: SignedTransactionAPI, sender: bytes, gas_limit: int,
+                      fee: int) -> str | None:
+    """Why ``tx`` cannot run on ``state`` now (None: it can), checked before
+    py-evm applies it: py-evm validates only after it has locked the state's
+    checkpoints, so a failure there could not be rolled back."""
+    account = (state.get_nonce(Address(sender)), state.get_balance(Address(sender)))
+    try:
+        check_state(tx, gas_limit, fee, account)
+        check_fee_caps(tx.max_priority_fee_per_gas, tx.max_fee_per_gas)
+        state.validate_transaction(tx)
+    except RpcError as exc:
+        return exc.message
+    except ValidationError as exc:
+        return f"invalid transaction: {exc}"
+    return None
+
+
+class _Poisoned(Exception):
+    """A transaction failed inside py-evm after passing ``_invalid_in_block``."""
+
+    def __init__(self, item: _Pooled, reason: str) -> None:
+        super().__init__(reason)
+        self.item = item
+        self.reason = reason
+
+
 @dataclass(order=True)
 class _Pooled:
     seq: int
@@ -143,13 +172,31 @@ class ChainReader:
         self._local = threading.local()
         self._time_offset = 0
         self._next_timestamp: int | None = None
+        # hashes accepted into the pool, numbered, for pending-transaction filters
+        self._arrivals: collections.deque[tuple[int, bytes]] = collections.deque(
+            maxlen=_ARRIVALS_KEPT)
+        self._arrival_count = 0
+        self._arrivals_lock = threading.Lock()
+
+    def note_arrival(self, tx_hash: bytes) -> None:
+        with self._arrivals_lock:
+            self._arrival_count += 1
+            self._arrivals.append((self._arrival_count, tx_hash))
+
+    def arrivals(self, since: int | None) -> tuple[int, list[bytes]]:
+        """The newest arrival's number, and the hashes that arrived after ``since``
+        (None: just the number, to start from)."""
+        with self._arrivals_lock:
+            if since is None:
+                return self._arrival_count, []
+            return self._arrival_count, [h for n, h in self._arrivals if n > since]
 
     # -- reads -----------------------------------------------------------------
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read the index tables on this thread's own connection (WAL: no blocking)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = connect_read_only(self.path)  # never creates a missing file
             self._local.conn = conn
         return conn.execute(sql, args).fetchall()
 
@@ -178,24 +225,14 @@ class ChainReader:
     def next_base_fee(self) -> int:
         return calculate_expected_base_fee_per_gas(self.head())
 
-    def execute(self, header: BlockHeaderAPI, sender: bytes, to: bytes, value: int,
-                data: bytes, gas: int) -> ComputationAPI:
-        """Run a call on the state after ``header``, in the context of the block after it."""
-        chain = self._reader()
-        params = self._header_params(header)
-        if header.block_number != chain.get_canonical_head().block_number:
-            params["timestamp"] = header.timestamp + 1
-        context = chain.create_header_from_parent(header, **params)
-        vm = chain.get_vm(context.copy(base_fee_per_gas=0))
-        state = vm.state
-        snapshot = state.snapshot()
-        try:
-            tx = vm.create_unsigned_transaction(
-                nonce=state.get_nonce(Address(sender)), gas_price=0, gas=gas, to=Address(to),
-                value=value, data=data)
-            return state.apply_transaction(cast(SignedTransactionAPI, SpoofTransaction(tx, from_=sender)))
-        finally:
-            state.revert(snapshot)
+    def view(self) -> Chain:
+        """This thread's py-evm chain over the committed blocks (read-only)."""
+        return self._reader()
+
+    def pending_header(self) -> BlockHeaderAPI:
+        """The header the next block would get now: the context of ``pending`` calls."""
+        head = self.head()
+        return self._reader().create_header_from_parent(head, **self._header_params(head))
 
     def _header_params(self, parent: BlockHeaderAPI) -> dict[str, Any]:
         now = int(time.time()) + self._time_offset
@@ -225,9 +262,12 @@ class ChainReader:
             sender = tx.sender
         except Exception as exc:  # noqa: BLE001 - bad r, s or v
             raise RpcError(-32000, f"invalid sender: {exc}") from exc
+        if not 0 < tx.s <= SECPK1_N // 2:  # EIP-2; py-evm would only see it in the miner
+            raise RpcError(-32000, "invalid sender: invalid transaction v, r, s values")
         if tx.gas < tx.intrinsic_gas:
             raise RpcError(-32000, f"intrinsic gas too low: have {tx.gas}, "
                                    f"want {tx.intrinsic_gas}")
+        check_fee_caps(tx.max_priority_fee_per_gas, tx.max_fee_per_gas)
         try:
             tx.validate()
         except ValidationError as exc:
@@ -247,12 +287,20 @@ class ChainReader:
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
         raise NotImplementedError
 
+    def is_executable(self, tx_hash: bytes) -> bool:
+        """Whether a pooled transaction can go into the next block (no nonce gap)."""
+        raise NotImplementedError
+
     def wait_mined(self, tx_hash: bytes, timeout: float) -> None:
         raise NotImplementedError
 
     def dropped(self, tx_hash: bytes) -> str | None:
-        """Why an accepted transaction was later dropped from the pool (None: it was not)."""
-        return None
+        """Why an accepted transaction was later dropped from the pool (None: it was not).
+
+        Recorded in the ``dropped`` table by the writer, durably, so the answer
+        survives restarts."""
+        rows = self.query("SELECT reason FROM dropped WHERE hash = ?", (tx_hash,))
+        return str(rows[0][0]) if rows else None
 
     def increase_time(self, seconds: int) -> int:
         raise NotImplementedError
@@ -267,9 +315,34 @@ class ChainReader:
         raise NotImplementedError
 
 
+def check_fee_caps(tip: int, fee_cap: int, sender: bytes | None = None) -> None:
+    """EIP-1559: the tip is part of the fee, so it cannot be above the cap."""
+    if tip > fee_cap:
+        message = "max priority fee per gas higher than max fee per gas"
+        if sender is not None:  # geth's wording for calls, which have no pool
+            message += (f": address {checksum(sender)}, maxPriorityFeePerGas: {tip}, "
+                        f"maxFeePerGas: {fee_cap}")
+        raise RpcError(-32000, message)
+
+
+def tx_cost(tx: SignedTransactionAPI) -> int:
+    """What a sender must hold for ``tx``: its whole gas at the fee cap, plus value."""
+    return tx.gas * tx.max_fee_per_gas + tx.value
+
+
+def queued_cost(queued: Mapping[int, SignedTransactionAPI], nonce: int, replacing: int) -> int:
+    """The cost of a sender's pooled transactions from ``nonce`` on, except the one
+    at nonce ``replacing`` (which a new transaction would replace)."""
+    return sum(tx_cost(tx) for n, tx in queued.items() if n >= nonce and n != replacing)
+
+
 def check_state(tx: SignedTransactionAPI, gas_limit: int, base_fee: int,
-                account: tuple[int, int]) -> None:
-    """The pool's checks against the latest block: gas limit, base fee, nonce, funds."""
+                account: tuple[int, int], pooled: int = 0) -> None:
+    """The pool's checks against the latest block: gas limit, base fee, nonce, funds.
+
+    ``pooled`` is what the sender's other pooled transactions may spend first: two
+    transactions each affordable alone must not both be accepted (geth's overdraft
+    check), or the second could only fail inside a block."""
     if tx.gas > gas_limit:
         raise RpcError(-32000, "exceeds block gas limit")
     if tx.max_fee_per_gas < base_fee:
@@ -278,10 +351,13 @@ def check_state(tx: SignedTransactionAPI, gas_limit: int, base_fee: int,
     nonce, balance = account
     if tx.nonce < nonce:
         raise RpcError(-32003, f"nonce too low: next nonce {nonce}, tx nonce {tx.nonce}")
-    cost = tx.gas * tx.max_fee_per_gas + tx.value
+    cost = tx_cost(tx)
     if balance < cost:
         raise RpcError(-32003, f"insufficient funds for gas * price + value: "
                                f"balance {balance}, tx cost {cost}")
+    if balance < pooled + cost:
+        raise RpcError(-32003, f"insufficient funds for gas * price + value: "
+                               f"balance {balance}, queued cost {pooled}, tx cost {cost}")
 
 
 def check_replacement(tx: SignedTransactionAPI, old: SignedTransactionAPI) -> None:
@@ -299,6 +375,23 @@ def _chain_class(chain_id: int) -> type[Chain]:
 _BUILDER = PragueVM.get_transaction_builder()
 
 
+def _genesis_header(genesis: Genesis) -> dict[str, Any]:
+    return {"difficulty": 0, "gas_limit": genesis.gas_limit, "timestamp": genesis.timestamp,
+            "coinbase": ZERO_ADDRESS, "nonce": b"\x00" * 8, "mix_hash": b"\x00" * 32, "extra_data": b""}
+
+
+def _build_genesis(db: AtomicDB, genesis: Genesis) -> Chain:
+    return cast(Chain, _chain_class(genesis.chain_id).from_genesis(db, _genesis_header(genesis), {
+        to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"", "storage": {}}
+        for a, wei in genesis.alloc.items()
+    }))
+
+
+def genesis_block_hash(genesis: Genesis) -> bytes:
+    """The hash of the first block ``genesis`` makes (built in memory)."""
+    return bytes(_build_genesis(AtomicDB(), genesis).get_canonical_head().hash)
+
+
 class PersistentChain(ChainReader):
     """The chain, its pool and its miner. Every method is thread-safe.
 
@@ -314,17 +407,23 @@ class PersistentChain(ChainReader):
         super().__init__(path, genesis)
         self._lock_file = lock or ChainLock(path.with_name(path.name + ".lock"))
         try:
+            if not path.exists():
+                self._create_chain(path)
             self.kv = SQLiteKV(path)
             self._open_chain()
+            # The pool's journal: written outside block commits, on a connection of
+            # its own (SQLite serialises it with the miner's block transactions).
+            self._journal = sqlite3.connect(path, isolation_level=None, timeout=60,
+                                            check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            self._lock_file.release()
+            raise damaged(path, exc) from None
         except BaseException:
             self._lock_file.release()
             raise
-        # called (under the pool lock) with hashes that left the pool and, after
-        # a block, the (nonce, balance) of every account it touched (None: any)
-        self.on_removed: Callable[[list[bytes], dict[bytes, tuple[int, int]] | None],
-                                  None] | None = None
+        # called (under the pool lock) with hashes that left the pool
+        self.on_removed: Callable[[list[bytes]], None] | None = None
         self._removed: list[bytes] = []
-        self._touched_values: dict[bytes, tuple[int, int]] | None = {}
         self._lock = threading.RLock()
         self._pool_lock = threading.Lock()
         self._cond = threading.Condition(self._pool_lock)
@@ -337,45 +436,61 @@ class PersistentChain(ChainReader):
         self._touched: set[bytes] | None = None  # accounts the block being built changed
         self._request_code: bool | None = None  # see _has_request_contracts
         self._closed = False
+        self._replay_journal()
         self._miner = threading.Thread(target=self._mine_loop, name="databright-miner",
                                        daemon=True)
         self._miner.start()
 
     # -- opening -----------------------------------------------------------------
-    def _open_chain(self) -> None:
-        db = AtomicDB(self.kv)
-        with self.kv.write():
-            if self.kv.exists(_GENESIS_KEY):
-                chain = self._chain_class(db)
-                stored = json.loads(self.kv[_GENESIS_KEY])
-                given = json.loads(self.genesis.model_dump_json())
-                if stored != given or chain.get_canonical_block_hash(BlockNumber(0)) != self._genesis_hash():
-                    raise ChainError(
-                        f"{self.kv.path} holds a chain with another genesis "
-                        f"(chain id {stored.get('chain_id')}); refusing to open it with "
-                        f"chain id {self.genesis.chain_id}")
-            else:
-                chain = cast(Chain, self._chain_class.from_genesis(db, self._genesis_params(), {
-                    to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"",
-                                              "storage": {}}
-                    for a, wei in self.genesis.alloc.items()
-                }))
-                head = chain.get_canonical_head()
+    def _create_chain(self, path: Path) -> None:
+        """Build the genesis block under a temporary name, then link it into place:
+        a crash leaves no half-made chain, and an existing file is never replaced."""
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise damaged(path, f"the file is missing but its write-ahead log {wal.name} is not")
+        built = path.with_name(f".{path.name}.new")
+        self.kv = SQLiteKV(built, new=True)
+        try:
+            with self.kv.write():
+                head = _build_genesis(AtomicDB(self.kv), self.genesis).get_canonical_head()
                 self.kv[_GENESIS_KEY] = self.genesis.model_dump_json().encode()
                 self._index_block(head, [], [], [], [])
-        self.chain: Chain = chain
+            self.kv.mark(head.hash)
+        finally:
+            self.kv.close()
+        publish(built, path)
 
     def _genesis_params(self) -> dict[str, Any]:
-        return {"difficulty": 0, "gas_limit": self.genesis.gas_limit,
-                "timestamp": self.genesis.timestamp, "coinbase": ZERO_ADDRESS,
-                "nonce": b"\x00" * 8, "mix_hash": b"\x00" * 32, "extra_data": b""}
+        return _genesis_header(self.genesis)
 
-    def _genesis_hash(self) -> bytes:
-        scratch = self._chain_class.from_genesis(AtomicDB(), self._genesis_params(), {
-            to_canonical_address(a): {"balance": wei, "nonce": 0, "code": b"", "storage": {}}
-            for a, wei in self.genesis.alloc.items()
-        })
-        return scratch.get_canonical_head().hash
+    def _open_chain(self) -> None:
+        """Open the chain only if it is the one ``genesis`` made and its head is whole."""
+        kv, path = self.kv, self.kv.path
+        if not kv.exists(_GENESIS_KEY):
+            raise damaged(path, "no genesis")
+        chain = self._chain_class(AtomicDB(kv))
+        stored = json.loads(kv[_GENESIS_KEY])
+        given = json.loads(self.genesis.model_dump_json())
+        expected = genesis_block_hash(self.genesis)
+        marked = kv.genesis_hash()
+        if (stored != given or chain.get_canonical_block_hash(BlockNumber(0)) != expected
+                or marked not in (None, expected)):
+            raise ChainError(
+                f"{path} holds a chain with another genesis "
+                f"(chain id {stored.get('chain_id')}); refusing to open it with "
+                f"chain id {self.genesis.chain_id}")
+        try:
+            head = chain.get_canonical_head()
+            if head.state_root != BLANK_ROOT_HASH and not kv.exists(head.state_root):
+                raise damaged(path, f"the state of head block {head.block_number} is missing")
+        except (KeyError, ValueError, rlp.DecodingError, PyEVMError) as exc:
+            raise damaged(path, f"the head block cannot be read: {exc!r}") from None
+        indexed = kv.query_one("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1")
+        if indexed is None or (indexed[0], bytes(indexed[1])) != (head.block_number, head.hash):
+            raise damaged(path, f"the block index does not end at head block {head.block_number}")
+        if marked is None:  # written before files were marked: ours, as just verified
+            kv.mark(expected)
+        self.chain: Chain = chain
 
     def close(self) -> None:
         lock = self.close_keeping_lock()
@@ -392,6 +507,7 @@ class PersistentChain(ChainReader):
             self._cond.notify_all()
         self._miner.join(timeout=30)
         with self._lock:
+            self._journal.close()
             self.kv.close()
         return self._lock_file
 
@@ -425,6 +541,16 @@ class PersistentChain(ChainReader):
         with self._pool_lock:
             return tx_hash in self._by_hash
 
+    def is_executable(self, tx_hash: bytes) -> bool:
+        with self._pool_lock:
+            item = self._by_hash.get(tx_hash)
+            if item is None:
+                return False
+            queued = self._pool.get(item.sender, {})
+            cached = self._accounts.get(item.sender)
+        nonce = (cached or self._account(item.sender))[0]
+        return all(n in queued for n in range(nonce, item.tx.nonce + 1))
+
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
         with self._pool_lock:
             item = self._by_hash.get(tx_hash)
@@ -448,27 +574,99 @@ class PersistentChain(ChainReader):
         tx, sender = self.check_raw(raw)
         return self.add(tx, sender)
 
-    def add(self, tx: SignedTransactionAPI, sender: bytes) -> bytes:
-        """Add a transaction that passed ``check_raw`` to the pool (state checks here)."""
+    def add(self, tx: SignedTransactionAPI, sender: bytes,
+            pooled: Callable[[], None] | None = None) -> bytes:
+        """Add a transaction that passed ``check_raw`` to the pool (state checks here).
+
+        It is journaled (``pool`` table) before it enters the pool, so once this
+        returns the transaction survives ``kill -9``: a restart pools it again
+        or records why it cannot be (``dropped`` table, see ``dropped``).
+        ``pooled`` is called under the pool lock once it is in, before the miner
+        can take it (the writer acknowledges it there, ahead of its removal).
+        """
         if self._closed:
             raise RpcError(-32000, "node is shutting down")
-        check_state(tx, self._head.gas_limit, self.next_base_fee(), self._account(sender))
-        tx_hash = tx.hash
+        self._admit(tx, sender, self._account(sender), None, pooled)
+        return bytes(tx.hash)
+
+    def _admit(self, tx: SignedTransactionAPI, sender: bytes, account: tuple[int, int],
+               seq: int | None, pooled_hook: Callable[[], None] | None = None) -> None:
+        """Check ``tx`` against the head and the sender's pooled transactions, then
+        pool it; journal it first unless it comes from the journal (``seq``)."""
+        tx_hash = bytes(tx.hash)
         with self._cond:
             if tx_hash in self._by_hash:
                 raise RpcError(-32000, "already known")
-            queued = self._pool.setdefault(sender, {})
+            queued = self._pool.get(sender, {})
+            pooled = queued_cost({n: q.tx for n, q in queued.items()}, account[0], tx.nonce)
+            check_state(tx, self._head.gas_limit, self.next_base_fee(), account, pooled)
             old = queued.get(tx.nonce)
             if old is not None:
                 check_replacement(tx, old.tx)
+            if seq is None:
+                seq = next(self._seq)
+                self._journal_add(seq, tx, sender, old)
+            if old is not None:
                 del self._by_hash[old.tx.hash]
                 self._removed.append(old.tx.hash)
-            item = _Pooled(next(self._seq), tx, sender)
-            queued[tx.nonce] = item
+            item = _Pooled(seq, tx, sender)
+            self._pool.setdefault(sender, {})[tx.nonce] = item
             self._by_hash[tx_hash] = item
-            self._flush_removed({})
+            self.note_arrival(tx_hash)
+            if pooled_hook is not None:
+                pooled_hook()
+            self._flush_removed()
             self._cond.notify_all()
-        return tx_hash
+
+    def _journal_add(self, seq: int, tx: SignedTransactionAPI, sender: bytes,
+                     replaced: _Pooled | None) -> None:
+        """Make a pooled transaction durable (one SQLite transaction, WAL: survives
+        ``kill -9``); a replaced one leaves the journal with its reason."""
+        conn = self._journal
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if replaced is not None:
+                    old_hash = bytes(replaced.tx.hash)
+                    conn.execute("DELETE FROM pool WHERE hash = ?", (old_hash,))
+                    conn.execute("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
+                                 (old_hash, f"replaced by {hb(tx.hash)}"))
+                conn.execute("INSERT INTO pool VALUES (?, ?, ?, ?)",
+                             (seq, bytes(tx.hash), sender, tx.encode()))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise RpcError(-32000, f"transaction not accepted: the pool journal "
+                                   f"could not be written ({exc})") from exc
+
+    def _replay_journal(self) -> None:
+        """Pool again what a previous run journaled but did not mine; a transaction
+        that no longer fits the chain is recorded as dropped, with the reason."""
+        conn = self._journal
+        rows = conn.execute("SELECT seq, hash, sender, raw FROM pool ORDER BY seq").fetchall()
+        gone: list[tuple[bytes]] = []
+        reasons: list[tuple[bytes, str]] = []
+        for seq, tx_hash, sender, raw in rows:
+            if conn.execute("SELECT 1 FROM txs WHERE hash = ?", (tx_hash,)).fetchone():
+                gone.append((tx_hash,))  # mined; its journal row is stale
+                continue
+            try:
+                tx = _BUILDER.decode(raw)
+                tx.__dict__["sender"] = sender  # recovered when it was first accepted
+                self._admit(tx, sender, self._account(sender), seq)
+            except RpcError as exc:
+                gone.append((tx_hash,))
+                reasons.append((tx_hash, exc.message))
+        self._removed.clear()
+        if rows:
+            self._seq = itertools.count(rows[-1][0] + 1)
+        if gone:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("DELETE FROM pool WHERE hash = ?", gone)
+            conn.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)
+            conn.execute("COMMIT")
 
     def increase_time(self, seconds: int) -> int:
         """Move the clock forward: the next block is at least ``seconds`` after the latest.
@@ -536,16 +734,73 @@ class PersistentChain(ChainReader):
         return out
 
     def _mine_block(self) -> BlockHeaderAPI:
-        """Build, execute and commit one block (call with ``_lock``)."""
+        """Build, execute and commit one block (call with ``_lock``).
+
+        No transaction can stop the miner: each is checked against the state just
+        before it runs and dropped (with its reason) if it no longer fits; one that
+        fails inside py-evm anyway leaves the state half-applied, so the block is
+        built again without it.
+        """
+        excluded: dict[bytes, str] = {}
+        while True:
+            try:
+                vm, current, included, receipts, dropped = self._build(excluded)
+                break
+            except _Poisoned as poisoned:
+                excluded[bytes(poisoned.item.tx.hash)] = poisoned.reason
+        chain = self.chain
+        txs = [item.tx for item in included]
+        state = vm.state
+        with self._pool_lock:
+            pooled = set(self._pool)
+        done = included + [item for item, _ in dropped]
+        fresh = self._refreshed_accounts(state, pooled | {item.sender for item in done})
+        with self._pool_lock:
+            # Anything now below its sender's nonce can never be mined.
+            # (A sender pooled while this block was sealed is checked next block.)
+            taken = {id(item) for item in done}
+            stale = [q for sender, queued in self._pool.items() if sender in fresh
+                     for n, q in queued.items() if n < fresh[sender][0] and id(q) not in taken]
+        reasons = [(bytes(item.tx.hash), reason) for item, reason in dropped]
+        reasons += [(bytes(item.tx.hash), f"nonce too low: next nonce {fresh[item.sender][0]}, "
+                                          f"tx nonce {item.tx.nonce}") for item in stale]
+        try:
+            with self.kv.write():
+                mined = self._seal(vm, current, txs, receipts)
+                chain.chaindb.persist_block(mined)
+                self._index_block(mined.header, txs, [i.sender for i in included], receipts,
+                                  [len(rlp.encode(mined))])
+                self.kv.add_rows("DELETE FROM pool WHERE hash = ?",
+                                 [(bytes(item.tx.hash),) for item in done + stale])
+                if reasons:
+                    self.kv.add_rows("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)
+        except BaseException:
+            self._reopen()
+            raise
+        self._next_timestamp = None
+        with self._cond:
+            self._head = mined.header
+            self._accounts = fresh
+            for item in done + stale:
+                self._forget(item)
+            self._flush_removed()
+            self._cond.notify_all()
+        return mined.header
+
+    def _build(self, excluded: dict[bytes, str]) -> tuple[
+            PragueVM, BlockHeaderAPI, list[_Pooled], list[ReceiptAPI], list[tuple[_Pooled, str]]]:
+        """Execute the next block's transactions (not yet sealed): the VM, the
+        header so far, what was included and what was dropped (with why)."""
         chain = self.chain
         parent = self._head
         header = chain.create_header_from_parent(parent, **self._header_params(parent))
         vm = cast(PragueVM, chain.get_vm(header))  # the only VM of this chain
         vm.block_preprocessing(vm.get_block())
         state = vm.state
+        fee = base_fee(header)
         included: list[_Pooled] = []
         receipts: list[ReceiptAPI] = []
-        dropped: list[_Pooled] = []
+        dropped: list[tuple[_Pooled, str]] = []
         current = header
         held: set[bytes] = set()  # senders whose next nonce did not make it into this block
         for item in self._executable(state):
@@ -555,48 +810,21 @@ class PersistentChain(ChainReader):
             if current.gas_used + tx.gas > current.gas_limit:
                 held.add(item.sender)  # waits for the next block
                 continue
-            snapshot = state.snapshot()
-            try:
-                receipt, _ = vm.apply_transaction(current, tx)
-            except ValidationError:
+            reason = excluded.get(bytes(tx.hash)) or _invalid_in_block(
+                state, tx, item.sender, current.gas_limit, fee)
+            if reason is not None:
                 # e.g. an earlier transaction in this block spent the funds
-                state.revert(snapshot)
-                dropped.append(item)
+                dropped.append((item, reason))
                 held.add(item.sender)
                 continue
+            try:
+                receipt, _ = vm.apply_transaction(current, tx)
+            except Exception as exc:  # noqa: BLE001 - see _mine_block
+                raise _Poisoned(item, f"invalid transaction: {exc}") from exc
             current = vm.add_receipt_to_header(current, receipt)
             included.append(item)
             receipts.append(receipt)
-        txs = [item.tx for item in included]
-        with self._pool_lock:
-            pooled = set(self._pool)
-        fresh = self._refreshed_accounts(state, pooled | {item.sender for item in included + dropped})
-        try:
-            with self.kv.write():
-                mined = self._seal(vm, current, txs, receipts)
-                chain.chaindb.persist_block(mined)
-                self._index_block(mined.header, txs, [i.sender for i in included], receipts,
-                                  [len(rlp.encode(mined))])
-        except BaseException:
-            self._reopen()
-            raise
-        self._next_timestamp = None
-        with self._cond:
-            self._head = mined.header
-            self._accounts = fresh
-            for item in included + dropped:
-                self._forget(item)
-            # Anything now below its sender's nonce can never be mined.
-            # (A sender pooled while this block was sealed is checked next block.)
-            for sender, queued in list(self._pool.items()):
-                if sender not in fresh:
-                    continue
-                nonce = fresh[sender][0]
-                for stale in [q for n, q in queued.items() if n < nonce]:
-                    self._forget(stale)
-            self._flush_removed(self._touched_values)
-            self._cond.notify_all()
-        return mined.header
+        return vm, current, included, receipts, dropped
 
     def _refreshed_accounts(self, state: Any, wanted: set[bytes]) -> dict[bytes, tuple[int, int]]:
         """The (nonce, balance) cache as of the block ``state`` is building.
@@ -623,9 +851,6 @@ class PersistentChain(ChainReader):
         for address in wanted:
             if address not in keep:
                 keep[address] = (state.get_nonce(address), state.get_balance(address))
-        if self.on_removed is not None:
-            self._touched_values = None if touched is None else {
-                a: keep.get(a) or (state.get_nonce(a), state.get_balance(a)) for a in touched}
         return keep
 
     def _has_request_contracts(self, state: Any) -> bool:
@@ -655,11 +880,11 @@ class PersistentChain(ChainReader):
                 requests_hash=_EMPTY_REQUESTS_HASH, **roots))
         return vm.finalize_block(block).block
 
-    def _flush_removed(self, accounts: dict[bytes, tuple[int, int]] | None) -> None:
+    def _flush_removed(self) -> None:
         """Tell ``on_removed`` which transactions left the pool (call with ``_pool_lock``)."""
         removed, self._removed = self._removed, []
-        if (removed or accounts != {}) and self.on_removed is not None:
-            self.on_removed(removed, accounts)
+        if removed and self.on_removed is not None:
+            self.on_removed(removed)
 
     def _forget(self, item: _Pooled) -> None:
         if self._by_hash.pop(item.tx.hash, None) is not None:

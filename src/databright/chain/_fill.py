@@ -14,32 +14,14 @@ import rlp
 from eth_hash.auto import keccak
 
 from ._codec import checksum, hb, hx
+from ._params import access_list, address, data, quantity
 
 __all__ = ["fill_transaction"]
 
 
-def _quantity(call: dict[str, Any], name: str) -> int | None:
+def _optional(call: dict[str, Any], name: str) -> int | None:
     value = call.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str) and value.startswith(("0x", "0X")):
-        return int(value, 16)
-    raise ValueError(f"{name} is not a hex quantity: {value!r}")
-
-
-def _bytes(value: Any, size: int | None = None) -> bytes:
-    if not isinstance(value, str) or not value.startswith(("0x", "0X")):
-        raise ValueError(f"not hex data: {value!r}")
-    data = bytes.fromhex(value[2:])
-    if size is not None and len(data) != size:
-        raise ValueError(f"expected {size} bytes: {value!r}")
-    return data
-
-
-def _access_list(value: Any) -> list[list[Any]]:
-    if not isinstance(value, list):
-        raise ValueError("accessList must be an array")
-    return [[_bytes(e["address"], 20), [_bytes(k, 32) for k in e.get("storageKeys") or []]] for e in value]
+    return None if value is None else quantity(value)
 
 
 def fill_transaction(call: Any, *, chain_id: int, pending_nonce: Callable[[bytes], int],
@@ -48,36 +30,38 @@ def fill_transaction(call: Any, *, chain_id: int, pending_nonce: Callable[[bytes
     """``{"raw": unsigned RLP, "tx": its JSON}``, as geth answers."""
     if not isinstance(call, dict):
         raise ValueError("transaction must be an object")
-    sender = _bytes(call["from"], 20) if call.get("from") else b"\x00" * 20
-    to = _bytes(call["to"], 20) if call.get("to") else b""
-    data = _bytes(call.get("input") or call.get("data") or "0x")
-    value = _quantity(call, "value") or 0
-    nonce = _quantity(call, "nonce")
+    sender = address(call["from"]) if call.get("from") else b"\x00" * 20
+    to = address(call["to"]) if call.get("to") else b""
+    payload = data(call.get("input") or call.get("data") or "0x")
+    value = _optional(call, "value") or 0
+    nonce = _optional(call, "nonce")
     nonce = pending_nonce(sender) if nonce is None else nonce
-    gas = _quantity(call, "gas")
+    gas = _optional(call, "gas")
     gas = estimate(call) if gas is None else gas
-    access = _access_list(call.get("accessList") or [])
+    entries = access_list(call.get("accessList") or [])
+    access = [[a, [k.to_bytes(32, "big") for k in keys]] for a, keys in entries]
     tx: dict[str, Any] = {"nonce": hx(nonce), "gas": hx(gas), "to": checksum(to) if to else None,
-                          "value": hx(value), "input": hb(data), "from": checksum(sender), "chainId": hx(chain_id)}
-    price = _quantity(call, "gasPrice")
+                          "value": hx(value), "input": hb(payload), "from": checksum(sender), "chainId": hx(chain_id)}
+    price = _optional(call, "gasPrice")
     if price is not None:
         if call.get("accessList") is None:
             tx["type"] = hx(0)
-            raw = rlp.encode([nonce, price, gas, to, value, data, 0, 0, 0])
+            raw = rlp.encode([nonce, price, gas, to, value, payload, 0, 0, 0])
         else:
             tx["type"] = hx(1)
-            raw = b"\x01" + rlp.encode([chain_id, nonce, price, gas, to, value, data, access, 0, 0, 0])
+            raw = b"\x01" + rlp.encode([chain_id, nonce, price, gas, to, value, payload, access, 0, 0, 0])
         tx["gasPrice"] = hx(price)
     else:
-        priority = _quantity(call, "maxPriorityFeePerGas")
+        priority = _optional(call, "maxPriorityFeePerGas")
         priority = tip() if priority is None else priority
-        max_fee = _quantity(call, "maxFeePerGas")
+        max_fee = _optional(call, "maxFeePerGas")
         max_fee = priority + 2 * latest_base_fee if max_fee is None else max_fee
         if priority > max_fee:
             raise ValueError(f"maxFeePerGas ({max_fee}) < maxPriorityFeePerGas ({priority})")
         tx.update(type=hx(2), maxFeePerGas=hx(max_fee), maxPriorityFeePerGas=hx(priority))
-        raw = b"\x02" + rlp.encode([chain_id, nonce, priority, max_fee, gas, to, value, data, access, 0, 0, 0])
-    tx["accessList"] = [{"address": checksum(a), "storageKeys": [hb(k) for k in keys]} for a, keys in access]
+        raw = b"\x02" + rlp.encode([chain_id, nonce, priority, max_fee, gas, to, value, payload, access, 0, 0, 0])
+    tx["accessList"] = [{"address": checksum(a), "storageKeys": [hb(k.to_bytes(32, "big")) for k in keys]}
+                        for a, keys in entries]
     tx.update(hash=hb(keccak(raw)), v=hx(0), r=hx(0), s=hx(0), blockHash=None, blockNumber=None,
               transactionIndex=None)
     if tx["type"] != hx(0):

@@ -3,10 +3,18 @@
 * ``kv`` — py-evm's key/value store (trie nodes, headers, canonical lookups).
 * ``blocks``, ``txs``, ``logs`` — a JSON-RPC view written in the *same* SQLite
   transaction as the block (see ``SQLiteKV.add_rows``).
+* ``pool`` — the journal of accepted, not yet mined transactions; ``dropped`` —
+  why an accepted transaction will never be mined (see ``_evm.PersistentChain``).
 
 WAL mode with ``synchronous=NORMAL``: a committed transaction survives ``kill -9``
 (the OS already holds the WAL pages). Checkpoints run on a background thread so a
 block's commit never pays for one.
+
+Our files carry a mark: SQLite's ``application_id`` and ``user_version`` in the
+header, and the genesis hash in ``meta``. ``SQLiteKV`` refuses, before writing a
+byte, a file without the mark or visibly damaged (empty, not SQLite, shorter
+than its header says), so a damaged chain is never mistaken for a new one. A
+new chain is built under a temporary name and linked into place (``publish``).
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,17 +32,100 @@ from eth.db.backends.base import BaseDB
 
 from databright.errors import ChainError
 
-__all__ = ["SQLiteKV", "ReadOnlyKV", "ChainLock"]
+__all__ = ["ChainLock", "ReadOnlyKV", "SQLiteKV", "connect_read_only", "damaged", "publish",
+           "verify_file"]
 
 _READ_CACHE_LIMIT = 200_000
 _WAL_CHECKPOINT_BYTES = 4 << 20
+APPLICATION_ID = 0x44427243  # "DBrC": a DataBright chain
+FORMAT_VERSION = 1
+_MAGIC = b"SQLite format 3\x00"
+_LEGACY_GENESIS_KEY = b"databright:genesis"  # files from before the mark have this key
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that can neither write to ``path`` nor create it."""
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def damaged(path: Path, reason: object) -> ChainError:
+    """The one-line refusal for a chain file we cannot trust."""
+    return ChainError(
+        f"{path} is not a usable chain database ({reason}); it was left as it is: restore it "
+        "from a backup ('databright node --backup DEST' makes one) or move it away to start a new chain")
+
+
+def verify_file(path: Path) -> None:
+    """Refuse ``path`` unless it is a DataBright chain file that looks whole; reads only."""
+    size = path.stat().st_size
+    if size == 0:
+        raise damaged(path, "the file is empty")
+    with open(path, "rb") as file:
+        header = file.read(100)
+    if len(header) < 100 or not header.startswith(_MAGIC):
+        raise damaged(path, "not an SQLite database")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The in-header size is valid when its version number matches the change counter.
+    if header[92:96] == header[24:28] and size < pages * page_size:
+        raise damaged(path, f"truncated: {size} bytes of {pages * page_size}")
+    try:
+        conn = connect_read_only(path)
+    except sqlite3.Error as exc:
+        raise damaged(path, exc) from None
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            if version > FORMAT_VERSION:
+                raise ChainError(f"{path} was written by a newer DataBright (format {version}); "
+                                 "upgrade databright to open it")
+            if conn.execute("SELECT value FROM meta WHERE key = 'genesis_hash'").fetchone() is None:
+                raise damaged(path, "no genesis hash")
+        elif app_id != 0 or version != 0 or conn.execute(
+                "SELECT 1 FROM kv WHERE k = ?", (_LEGACY_GENESIS_KEY,)).fetchone() is None:
+            raise damaged(path, "not a DataBright chain")
+    except sqlite3.Error as exc:
+        raise damaged(path, exc) from None
+    finally:
+        conn.close()
+
+
+def publish(built: Path, path: Path) -> None:
+    """Move the finished chain file ``built`` to ``path`` atomically, never over a file."""
+    with sqlite3.connect(built, isolation_level=None) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no WAL beside it
+    conn.close()
+    fd = os.open(built, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(built, path)  # fails if path exists: a chain is never replaced
+    finally:
+        built.unlink()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class SQLiteKV(BaseDB):
     """py-evm's key/value store over SQLite; writes inside ``write()`` are one transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, new: bool = False) -> None:
+        """Open the chain file at ``path`` (``verify_file`` first), or with ``new``
+        start one there (an empty path: see ``publish``)."""
         self.path = path
+        if new:
+            for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+                stale.unlink(missing_ok=True)
+        else:
+            verify_file(path)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # Checkpoints (copying the WAL back into the database, with an fsync) run
         # on a thread of their own, not inside a block's commit.
@@ -110,6 +202,21 @@ class SQLiteKV(BaseDB):
             return False
         return True
 
+    def query_one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        return self._conn.execute(sql, args).fetchone()  # type: ignore[no-any-return]
+
+    def genesis_hash(self) -> bytes | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'genesis_hash'").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def mark(self, genesis_hash: bytes) -> None:
+        """Stamp the file as ours, for the chain with ``genesis_hash``."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('genesis_hash', ?)", (genesis_hash,))
+        self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        self._conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        self._conn.execute("COMMIT")
+
     def add_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Queue index rows to be written in the current transaction."""
         self._rows.append((sql, rows))
@@ -166,8 +273,7 @@ class ReadOnlyKV(BaseDB):
     """
 
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = connect_read_only(path)
 
     def __getitem__(self, key: bytes) -> bytes:
         row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
@@ -186,6 +292,7 @@ class ReadOnlyKV(BaseDB):
 
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (
     number INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, header TEXT NOT NULL);
@@ -199,6 +306,9 @@ CREATE TABLE IF NOT EXISTS logs (
     PRIMARY KEY (block, log_index)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_by_address ON logs (address, block);
 CREATE INDEX IF NOT EXISTS logs_by_topic0 ON logs (topic0, block);
+CREATE TABLE IF NOT EXISTS pool (
+    seq INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, sender BLOB NOT NULL, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dropped (hash BLOB PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
 """
 
 

@@ -1,7 +1,7 @@
-"""Ethereum JSON-RPC 2.0 for the embedded ledger: method dispatch and an HTTP server.
+"""Ethereum JSON-RPC 2.0 for the embedded ledger: method dispatch.
 
 The dispatcher works on already-decoded JSON (``dict``/``list``) so the in-process
-web3 provider and the HTTP server answer with exactly the same bytes.
+web3 provider and the HTTP front end (``_http``) answer with exactly the same bytes.
 """
 from __future__ import annotations
 
@@ -9,17 +9,25 @@ import itertools
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from eth.exceptions import Revert
+from eth.exceptions import OutOfGas, Revert
+from eth_hash.auto import keccak
+from eth_utils.exceptions import ValidationError
 from eth_abi.abi import decode as abi_decode
 
-from ._codec import base_fee, hb, hx
-from ._evm import DEFAULT_PRIORITY_FEE, ChainReader, RpcError
+from ._call import access_list_of, run_call
+from ._codec import base_fee, checksum, hb, hx
+from ._evm import DEFAULT_PRIORITY_FEE, ZERO_ADDRESS, ChainReader, RpcError
 from ._fill import fill_transaction
+from ._params import address as _address
+from ._params import call_args
+from ._params import data as _data
+from ._params import hash32 as _hash
+from ._params import quantity as _quantity
+from ._proof import account_proof
 
-__all__ = ["Dispatcher", "RpcServer"]
+__all__ = ["DEV_PREFIXES", "Dispatcher"]
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -28,34 +36,32 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 _RECEIPT_WAIT_S = 2.0
+# Methods that move the clock or mine on demand: only for a node started with --dev.
+DEV_PREFIXES = ("evm_", "anvil_", "hardhat_")
 
 
-def _quantity(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.startswith(("0x", "0X")):
-        return int(value, 16)
-    raise ValueError(f"not a hex quantity: {value!r}")
-
-
-def _data(value: Any) -> bytes:
+def _storage_key(value: Any) -> int:
+    """A slot as geth reads ``eth_getProof`` keys: hex of at most 32 bytes, odd
+    lengths allowed ("0x0")."""
     if not isinstance(value, str) or not value.startswith(("0x", "0X")):
-        raise ValueError(f"not hex data: {value!r}")
-    return bytes.fromhex(value[2:])
+        raise ValueError(f"not a storage key: {value!r}")
+    digits = value[2:]
+    raw = bytes.fromhex(digits if len(digits) % 2 == 0 else "0" + digits)
+    if len(raw) > 32:
+        raise ValueError("hex string too long, want at most 32 bytes")
+    return int.from_bytes(raw, "big")
 
 
-def _address(value: Any) -> bytes:
-    address = _data(value)
-    if len(address) != 20:
-        raise ValueError(f"not an address: {value!r}")
-    return address
+def _gas_used(computation: Any, gas: int) -> int:
+    """A transaction's gas used, as its receipt would say: before the refund, less
+    the refund (capped at a fifth, EIP-3529)."""
+    before = gas - computation.get_gas_remaining()
+    return int(before - min(computation.get_gas_refund(), before // 5))
 
 
-def _hash(value: Any) -> bytes:
-    digest = _data(value)
-    if len(digest) != 32:
-        raise ValueError(f"not a 32-byte hash: {value!r}")
-    return digest
+def _failure(error: Exception) -> str:
+    """geth's words for an execution failure other than a revert."""
+    return "out of gas" if isinstance(error, OutOfGas) else (str(error) or type(error).__name__)
 
 
 def data_floor_gas(data: bytes) -> int:
@@ -80,9 +86,10 @@ def revert_error(output: bytes) -> RpcError:
 class Dispatcher:
     """Maps JSON-RPC method names onto the ledger."""
 
-    def __init__(self, ledger: ChainReader, client_version: str) -> None:
+    def __init__(self, ledger: ChainReader, client_version: str, *, dev: bool = True) -> None:
         self.ledger = ledger
         self.client_version = client_version
+        self.dev = dev  # whether the development methods (DEV_PREFIXES) are answered
         self._filters: dict[str, tuple[str, Any, int]] = {}
         self._filter_ids = itertools.count(1)
         self._filters_lock = threading.Lock()
@@ -97,13 +104,17 @@ class Dispatcher:
         handler = self.methods.get(method)
         if handler is None:
             raise RpcError(METHOD_NOT_FOUND, f"the method {method} does not exist/is not available")
+        if not self.dev and method.startswith(DEV_PREFIXES):
+            raise RpcError(METHOD_NOT_FOUND, f"the method {method} does not exist/is not available "
+                           "(development methods need 'databright node --dev')")
         if not isinstance(params, list):
             raise RpcError(INVALID_PARAMS, "params must be an array")
         try:
             return handler(*params)
         except RpcError:
             raise
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError,
+                ValidationError) as exc:  # all from what the client sent
             raise RpcError(INVALID_PARAMS, f"invalid params: {exc}") from exc
 
     def handle_request(self, request: Any) -> dict[str, Any] | None:
@@ -200,6 +211,13 @@ class Dispatcher:
     def rpc_eth_accounts(self) -> list[str]:
         return []
 
+    def rpc_eth_coinbase(self) -> str:
+        """Where block rewards go: the zero address on this chain (no fee recipient)."""
+        return checksum(ZERO_ADDRESS)
+
+    def rpc_web3_sha3(self, value: Any) -> str:
+        return hb(keccak(_data(value)))
+
     def rpc_eth_blockNumber(self) -> str:
         return hx(self.ledger.head().block_number)
 
@@ -287,31 +305,40 @@ class Dispatcher:
             value = state.get_storage(_address(address), _quantity(slot))
         return hb(value.to_bytes(32, "big"))
 
+    def rpc_eth_getProof(self, address: Any, slots: Any, tag: Any = "latest") -> dict[str, Any]:
+        """EIP-1186: the account and storage proofs against the block's state root."""
+        if not isinstance(slots, list):
+            raise ValueError("storage keys must be an array")
+        keys = [(k, _storage_key(k)) for k in slots]
+        header = self._header(tag)
+        return account_proof(self.ledger.view().chaindb.db, header.state_root,
+                             _address(address), keys)
+
     def rpc_eth_getTransactionCount(self, address: Any, tag: Any = "latest") -> str:
         if tag == "pending":
             return hx(self.ledger.pending_nonce(_address(address)))
         with self.ledger.state_at(self._header(tag)) as state:
             return hx(state.get_nonce(_address(address)))
 
-    # -- execution ---------------------------------------------------------------
-    def _run(self, call: dict[str, Any], tag: Any, gas: int | None = None) -> Any:
-        if not isinstance(call, dict):
-            raise ValueError("call object must be an object")
-        header = self._header(tag)
-        sender = _address(call["from"]) if call.get("from") else b"\x00" * 20
-        to = _address(call["to"]) if call.get("to") else b""
-        data = _data(call.get("input") or call.get("data") or "0x")
-        value = _quantity(call.get("value", 0))
-        if gas is None:
-            gas = _quantity(call["gas"]) if call.get("gas") else header.gas_limit
-        return self.ledger.execute(header, sender, to, value, data, min(gas, header.gas_limit))
+    # -- execution (see _call) ------------------------------------------------------
+    def _call_context(self, tag: Any) -> Any:
+        """The header a call runs in: the named block's own, or the next block's
+        for ``pending`` (on the head's state)."""
+        pending = tag == "pending" or (isinstance(tag, dict) and tag.get("blockNumber") == "pending")
+        return self.ledger.pending_header() if pending else self._header(tag)
+
+    def _run(self, call: Any, tag: Any, gas: int | None = None) -> Any:
+        args = call_args(call)
+        if gas is not None:
+            args = args.with_gas(gas)
+        return run_call(self.ledger.view(), self._call_context(tag), self.ledger.chain_id, args)
 
     @staticmethod
     def _raise_if_error(computation: Any) -> None:
         if computation.is_error:
             if isinstance(computation.error, Revert):
                 raise revert_error(bytes(computation.output))
-            raise RpcError(-32000, f"execution failed: {computation.error!r}")
+            raise RpcError(-32000, _failure(computation.error))
 
     def rpc_eth_call(self, call: Any, tag: Any = "latest", *_overrides: Any) -> str:
         computation = self._run(call, tag)
@@ -319,31 +346,62 @@ class Dispatcher:
         return hb(computation.output)
 
     def rpc_eth_estimateGas(self, call: Any, tag: Any = "latest", *_overrides: Any) -> str:
-        header = self._header(tag)
-        cap = _quantity(call["gas"]) if call.get("gas") else header.gas_limit
-        first = self._run(call, tag, cap)
+        """geth's search: the cap is the call's gas (or the block's), lowered to what
+        the sender can pay at its fee cap; then the least gas that succeeds."""
+        args = call_args(call)
+        context = self._call_context(tag)
+        cap = min(args.gas or context.gas_limit, context.gas_limit)
+        fee_cap = args.max_fee if args.dynamic else args.gas_price
+        if fee_cap:
+            with self.ledger.state_at(self._header(tag)) as state:
+                balance = state.get_balance(args.sender)
+            if args.value > balance:
+                raise RpcError(-32000, "insufficient funds for transfer")
+            cap = min(cap, (balance - args.value) // fee_cap)
+        chain, chain_id = self.ledger.view(), self.ledger.chain_id
+        first = run_call(chain, context, chain_id, args.with_gas(cap))
+        if first.is_error and not isinstance(first.error, Revert):
+            raise RpcError(-32000, f"gas required exceeds allowance ({cap})")
         self._raise_if_error(first)
+
+        def succeeds(gas: int) -> bool:
+            try:
+                return not run_call(chain, context, chain_id, args.with_gas(gas)).is_error
+            except RpcError:  # e.g. below the intrinsic gas
+                return False
+
         # Gas before refunds is what the transaction needs to hold; the 63/64 rule
         # can demand more, so confirm and search upwards only when that fails.
-        data = _data(call.get("input") or call.get("data") or "0x")
-        guess = max(cap - first.get_gas_remaining(), data_floor_gas(data))
-        high = cap
-        if self._succeeds(call, tag, guess):
+        guess = max(cap - first.get_gas_remaining(), data_floor_gas(args.data))
+        if succeeds(guess):
             return hx(guess)
-        low = guess
+        low, high = guess, cap
         while high - low > max(1, high // 200):
             mid = (low + high) // 2
-            if self._succeeds(call, tag, mid):
+            if succeeds(mid):
                 high = mid
             else:
                 low = mid
         return hx(high)
 
-    def _succeeds(self, call: dict[str, Any], tag: Any, gas: int) -> bool:
-        try:
-            return not self._run(call, tag, gas).is_error
-        except Exception:  # noqa: BLE001 - e.g. intrinsic gas above the trial gas
-            return False
+    def rpc_eth_createAccessList(self, call: Any, tag: Any = "latest") -> dict[str, Any]:
+        """geth's: what the call touches, with the gas it uses given that list."""
+        args = call_args(call)
+        context = self._call_context(tag)
+        gas = min(args.gas or context.gas_limit, context.gas_limit)
+        found, computation = access_list_of(self.ledger.view(), context, self.ledger.chain_id,
+                                            args.with_gas(gas))
+        result: dict[str, Any] = {
+            "accessList": [{"address": hb(a),  # lower case, as geth writes it
+                            "storageKeys": [hb(k.to_bytes(32, "big")) for k in keys]}
+                           for a, keys in found],
+            "gasUsed": hx(_gas_used(computation, gas)),
+        }
+        if computation.is_error:
+            error = computation.error
+            result["error"] = (revert_error(bytes(computation.output)).message
+                               if isinstance(error, Revert) else _failure(error))
+        return result
 
     def rpc_eth_fillTransaction(self, call: Any) -> dict[str, Any]:
         return fill_transaction(
@@ -360,9 +418,10 @@ class Dispatcher:
         # Ask the pool first: a transaction leaves it only after its block committed.
         pending = self.ledger.is_pending(digest)
         rows = self.ledger.query("SELECT receipt FROM txs WHERE hash = ?", (digest,))
-        if not rows and pending:
+        if not rows and pending and self.ledger.is_executable(digest):
             # The miner takes the pool at once; waiting a moment here spares
             # polling clients (web3 sleeps 100 ms between polls) a round trip.
+            # A queued transaction (waiting for an earlier nonce) is answered now.
             self.ledger.wait_mined(digest, _RECEIPT_WAIT_S)
             rows = self.ledger.query("SELECT receipt FROM txs WHERE hash = ?", (digest,))
         if not rows:
@@ -400,11 +459,58 @@ class Dispatcher:
         rows = self.ledger.query("SELECT count(*) FROM txs WHERE block = ?", (number,))
         return hx(rows[0][0])
 
+    def _number_by_hash(self, block_hash: Any) -> int | None:
+        rows = self.ledger.query("SELECT number FROM blocks WHERE hash = ?", (_hash(block_hash),))
+        return int(rows[0][0]) if rows else None
+
+    def rpc_eth_getBlockTransactionCountByHash(self, block_hash: Any) -> Any:
+        number = self._number_by_hash(block_hash)
+        return None if number is None else self.rpc_eth_getBlockTransactionCountByNumber(
+            hx(number))
+
+    def _tx_at(self, number: int | None, index: Any) -> Any:
+        position = _quantity(index)
+        if number is None:
+            return None
+        rows = self.ledger.query("SELECT tx FROM txs WHERE block = ? AND idx = ?",
+                                 (number, position))
+        return json.loads(rows[0][0]) if rows else None
+
+    def rpc_eth_getTransactionByBlockNumberAndIndex(self, tag: Any, index: Any) -> Any:
+        return self._tx_at(self._number(tag, must_exist=False), index)
+
+    def rpc_eth_getTransactionByBlockHashAndIndex(self, block_hash: Any, index: Any) -> Any:
+        return self._tx_at(self._number_by_hash(block_hash), index)
+
+    # This chain has no uncles (proof of stake rules): counts are 0, lookups null.
+    def rpc_eth_getUncleCountByBlockNumber(self, tag: Any) -> Any:
+        return None if self._number(tag, must_exist=False) is None else hx(0)
+
+    def rpc_eth_getUncleCountByBlockHash(self, block_hash: Any) -> Any:
+        return None if self._number_by_hash(block_hash) is None else hx(0)
+
+    def rpc_eth_getUncleByBlockNumberAndIndex(self, tag: Any, index: Any) -> None:
+        self._number(tag, must_exist=False)
+        _quantity(index)
+
+    def rpc_eth_getUncleByBlockHashAndIndex(self, block_hash: Any, index: Any) -> None:
+        _hash(block_hash)
+        _quantity(index)
+
     def rpc_eth_getLogs(self, criteria: Any) -> list[Any]:
+        return self._logs(criteria, up_to_head=True)
+
+    def _logs(self, criteria: Any, up_to_head: bool) -> list[Any]:
+        """Logs matching ``criteria``; with ``up_to_head`` a range past the head is
+        an error (geth's), otherwise it is cut at the head (filters)."""
         if not isinstance(criteria, dict):
             raise ValueError("filter must be an object")
         clauses: list[str] = []
         args: list[Any] = []
+        if criteria.get("blockHash") and (criteria.get("fromBlock") is not None
+                                          or criteria.get("toBlock") is not None):
+            raise RpcError(INVALID_PARAMS, "invalid argument 0: cannot specify both BlockHash "
+                                           "and FromBlock/ToBlock, choose one or the other")
         if criteria.get("blockHash"):
             rows = self.ledger.query("SELECT number FROM blocks WHERE hash = ?",
                                      (_hash(criteria["blockHash"]),))
@@ -413,11 +519,15 @@ class Dispatcher:
             clauses.append("block = ?")
             args.append(rows[0][0])
         else:
-            first = self._number(criteria.get("fromBlock", "latest"), must_exist=False)
-            last = self._number(criteria.get("toBlock", "latest"), must_exist=False)
             head = self.ledger.head().block_number
-            first = head if first is None else first
-            last = head if last is None else last
+            first, last = (self._range_end(criteria.get(key), head)
+                           for key in ("fromBlock", "toBlock"))
+            if first > last:
+                raise RpcError(INVALID_PARAMS, "invalid block range params")
+            if last > head:
+                if up_to_head:
+                    raise RpcError(INVALID_PARAMS, "block range extends beyond current head block")
+                last = head
             clauses.append("block BETWEEN ? AND ?")
             args += [first, last]
         address = criteria.get("address")
@@ -439,6 +549,12 @@ class Dispatcher:
         sql = f"SELECT log FROM logs WHERE {' AND '.join(clauses)} ORDER BY block, log_index"
         return [json.loads(row[0]) for row in self.ledger.query(sql, tuple(args))]
 
+    def _range_end(self, tag: Any, head: int) -> int:
+        """A log range's end: a tag, or any number (past the head is checked later)."""
+        if tag is None or tag in ("latest", "pending", "safe", "finalized"):
+            return head
+        return 0 if tag == "earliest" else _quantity(tag)
+
     # -- filters (kept in memory; a restart forgets them, as geth does) ------------
     def _new_filter(self, kind: str, criteria: dict[str, Any] | None) -> str:
         with self._filters_lock:
@@ -449,11 +565,18 @@ class Dispatcher:
     def rpc_eth_newFilter(self, criteria: Any) -> str:
         if not isinstance(criteria, dict):
             raise ValueError("filter must be an object")
-        self.rpc_eth_getLogs(criteria)  # validate now, not at the first poll
+        self._logs(criteria, up_to_head=False)  # validate now, not at the first poll
         return self._new_filter("logs", criteria)
 
     def rpc_eth_newBlockFilter(self) -> str:
         return self._new_filter("blocks", None)
+
+    def rpc_eth_newPendingTransactionFilter(self, *_full: Any) -> str:
+        """Hashes of transactions accepted into the pool since the last poll."""
+        with self._filters_lock:
+            filter_id = hx(next(self._filter_ids))
+            self._filters[filter_id] = ("pending", None, self.ledger.arrivals(None)[0])
+        return filter_id
 
     def rpc_eth_uninstallFilter(self, filter_id: Any) -> bool:
         with self._filters_lock:
@@ -469,13 +592,19 @@ class Dispatcher:
         kind, criteria, _ = self._filter(filter_id)
         if kind != "logs":
             raise RpcError(-32000, "filter is not a log filter")
-        return self.rpc_eth_getLogs(criteria)
+        return self._logs(criteria, up_to_head=False)
 
     def rpc_eth_getFilterChanges(self, filter_id: Any) -> list[Any]:
         with self._filters_lock:
             kind, criteria, seen = self._filter(filter_id)
             head = self.ledger.head().block_number
             self._filters[filter_id] = (kind, criteria, head)
+        if kind == "pending":
+            cursor, hashes = self.ledger.arrivals(seen)
+            with self._filters_lock:
+                if filter_id in self._filters:
+                    self._filters[filter_id] = (kind, criteria, cursor)
+            return [hb(h) for h in hashes]
         if head <= seen:
             return []
         if kind == "blocks":
@@ -483,9 +612,8 @@ class Dispatcher:
                 "SELECT hash FROM blocks WHERE number > ? AND number <= ? ORDER BY number",
                 (seen, head))
             return [hb(h) for (h,) in rows]
-        first = max(seen + 1, self._number(criteria.get("fromBlock", "earliest")) or 0)
-        last = self._number(criteria.get("toBlock", "latest"), must_exist=False)
-        last = head if last is None else min(last, head)
+        first = max(seen + 1, self._range_end(criteria.get("fromBlock", "earliest"), head))
+        last = min(self._range_end(criteria.get("toBlock"), head), head)
         if first > last:
             return []
         return self.rpc_eth_getLogs({**criteria, "fromBlock": hx(first), "toBlock": hx(last)})
@@ -507,70 +635,3 @@ def _error(req_id: Any, exc: RpcError) -> dict[str, Any]:
     if exc.data is not None:
         error["data"] = exc.data
     return {"jsonrpc": "2.0", "id": req_id, "error": error}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # One buffered write per response and no Nagle: otherwise headers and body go
-    # out as two segments and delayed ACKs add ~40 ms to every keep-alive request.
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
-    server: RpcServer
-
-    def _cors(self) -> None:
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
-        self.send_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
-        self.send_header("Access-Control-Max-Age", "86400")
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self._cors()
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
-        self.send_response(204)
-        self._cors()
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._reply(200, json.dumps({"client": self.server.dispatcher.client_version}).encode())
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        response = self.server.dispatcher.handle_bytes(body)
-        self._reply(200, response if response is not None else b"")
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class RpcServer(ThreadingHTTPServer):
-    """JSON-RPC over HTTP on a background thread; ``.port`` and ``.shutdown()``."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, dispatcher: Dispatcher, host: str, port: int) -> None:
-        self.dispatcher = dispatcher
-        super().__init__((host, port), _Handler)
-        self.host = host
-        self.port = int(self.server_address[1])
-        self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.serve_forever, name="databright-rpc",
-                                        kwargs={"poll_interval": 0.1}, daemon=True)
-
-    def start(self) -> RpcServer:
-        self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        if self._thread.is_alive():
-            super().shutdown()
-            self._thread.join(timeout=5)
-        self.server_close()

@@ -10,8 +10,10 @@ process of its own and keeps the front end here:
   committed SQLite file on read-only connections, as before; a receipt becomes
   visible only after its block's commit;
 * ``eth_sendRawTransaction`` is decoded and its signature recovered here; the
-  writer gets the raw bytes and the sender over a pipe and runs the checks that
-  need state (nonce, balance, base fee) before pooling it;
+  writer gets the raw bytes and the sender over a pipe, runs the checks that
+  need state (nonce, balance and pooled spending, base fee), journals it in the
+  chain's SQLite file and pools it; only its acknowledgement lets the front end
+  return the hash, so an acknowledged transaction survives ``kill -9``;
 * the front end mirrors which of *its* submissions are still pooled: the writer
   reports every hash that leaves the pool (after the block's commit), so
   receipt long-polls and pending lookups need no round trip;
@@ -40,16 +42,12 @@ from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from databright.errors import ChainError
 
 from ._codec import tx_json
-from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
-
 from ._evm import (
     _BUILDER,
     ChainReader,
     Genesis,
     PersistentChain,
     RpcError,
-    check_replacement,
-    check_state,
 )
 from ._kv import ChainLock
 
@@ -77,21 +75,21 @@ def _writer_main(conn: Connection, parent_end: Connection, path: Path, genesis: 
     except BaseException as exc:  # noqa: BLE001 - reported to the front end
         send(("ready", str(exc)))
         return
-    chain.on_removed = lambda hashes, accounts: send(("removed", hashes, accounts))
+    chain.on_removed = lambda hashes: send(("removed", hashes))
     send(("ready", None))
 
-    def add(raw: bytes, sender: bytes) -> None:
+    def add(req_id: int, raw: bytes, sender: bytes) -> None:
         tx = _BUILDER.decode(raw)
         tx.__dict__["sender"] = sender  # recovered by the front end (a cached_property)
+        tx_hash = bytes(tx.hash)
         try:
-            chain.add(tx, sender)
+            # Acknowledged from inside the pool lock: the front end learns it was
+            # pooled (and journaled) before it can learn it was mined.
+            chain.add(tx, sender, lambda: send(("reply", req_id, True, tx_hash)))
         except RpcError as exc:
-            # The front end accepted it on a view that was a block behind: tell
-            # it the transaction was dropped, and why, so a client asking for
-            # its receipt gets that reason instead of waiting for nothing.
-            if not chain.is_pending(tx.hash):
-                send(("dropped", bytes(tx.hash), exc.message))
-                send(("removed", [bytes(tx.hash)], {}))
+            send(("reply", req_id, False, (exc.code, exc.message, exc.data)))
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the writer
+            send(("reply", req_id, False, (-32603, f"internal error: {exc!r}", None)))
 
     def mine(timestamp: int | None) -> None:
         chain.mine(timestamp)
@@ -125,8 +123,8 @@ def _writer_main(conn: Connection, parent_end: Connection, path: Path, genesis: 
             if op == "close":
                 clean = True
                 break
-            if op == "add":  # fire and forget: the front end checked it already
-                add(*args)
+            if op == "add":  # in order, on this thread: the pool is quick
+                add(req_id, *args)
             elif op in inline:
                 reply(req_id, inline[op], args)
             else:  # these wait for the block being mined: keep the pipe moving
@@ -187,9 +185,7 @@ class RemoteLedger(ChainReader):
         self._cond = threading.Condition()
         self._pending: dict[bytes, tuple[SignedTransactionAPI, bytes]] = {}
         self._by_sender: dict[bytes, dict[int, bytes]] = {}  # sender -> nonce -> hash
-        self._dropped: dict[bytes, str] = {}  # hashes the writer refused after we accepted them
-        self._accounts: dict[bytes, tuple[int, int]] = {}  # (nonce, balance) at the head
-        self._generation = 0  # bumped whenever the writer reports a block
+        self._mirror_journal()
         self._receiver = threading.Thread(target=self._receive_loop,
                                           name="databright-writer-pipe", daemon=True)
         self._receiver.start()
@@ -206,16 +202,12 @@ class RemoteLedger(ChainReader):
                 with self._send_lock:
                     slot = self._calls.pop(req_id, None)
                 if slot is not None:
+                    if ok and slot[2] is not None:
+                        self._mirror(*slot[2])
                     slot[1] = (ok, value)
                     slot[0].set()
-            elif message[0] == "dropped":
-                _, tx_hash, reason = message
-                with self._cond:
-                    if len(self._dropped) >= 10_000:
-                        self._dropped.clear()
-                    self._dropped[tx_hash] = reason
             elif message[0] == "removed":
-                _, hashes, accounts = message
+                _, hashes = message
                 with self._cond:
                     for tx_hash in hashes:
                         item = self._pending.pop(tx_hash, None)
@@ -225,12 +217,6 @@ class RemoteLedger(ChainReader):
                                 del queued[item[0].nonce]
                                 if not queued:
                                     del self._by_sender[item[1]]
-                    if accounts is None or accounts:
-                        self._generation += 1
-                        if accounts is None or len(self._accounts) > 10_000:
-                            self._accounts.clear()
-                        else:
-                            self._accounts.update(accounts)
                     self._cond.notify_all()
         with self._send_lock:
             self._dead = True
@@ -243,8 +229,11 @@ class RemoteLedger(ChainReader):
             self._by_sender.clear()
             self._cond.notify_all()
 
-    def _call(self, op: str, *args: Any) -> Any:
-        slot: list[Any] = [threading.Event(), None]
+    def _call(self, op: str, *args: Any,
+              pooled: tuple[SignedTransactionAPI, bytes] | None = None) -> Any:
+        """Ask the writer and wait; ``pooled``: the transaction an ``add`` pools,
+        mirrored by the receiving thread as the acknowledgement arrives."""
+        slot: list[Any] = [threading.Event(), None, pooled]
         with self._send_lock:
             if self._dead or self._closed:
                 raise RpcError(*_STOPPED)
@@ -263,49 +252,13 @@ class RemoteLedger(ChainReader):
 
     # -- writes -------------------------------------------------------------------
     def submit(self, raw: bytes) -> bytes:
-        """Check here what the writer would (same errors), then hand it over
-        without waiting: the mirror of the pool decides "already known" and
-        replacements, a (nonce, balance) cache kept fresh by the writer's block
-        reports decides nonce and funds."""
+        """Decode and recover the sender here, then wait for the writer to check
+        it against the state, journal and pool it: only then is the hash
+        returned, so an acknowledged transaction survives ``kill -9``."""
         if self._closed or self._dead:
             raise RpcError(-32000, "node is shutting down")
         tx, sender = self.check_raw(raw)
-        head = self.head()
-        check_state(tx, head.gas_limit, calculate_expected_base_fee_per_gas(head),
-                    self._account(sender))
-        tx_hash = bytes(tx.hash)
-        with self._cond:
-            if tx_hash in self._pending:
-                raise RpcError(-32000, "already known")
-            queued = self._by_sender.setdefault(sender, {})
-            old = queued.get(tx.nonce)
-            if old is not None:
-                check_replacement(tx, self._pending[old][0])
-                del self._pending[old]
-            queued[tx.nonce] = tx_hash
-            self._pending[tx_hash] = (tx, sender)
-            # Sent under the mirror's lock: the writer sees submissions in order.
-            with self._send_lock:
-                if self._dead:
-                    raise RpcError(*_STOPPED)
-                try:
-                    self._conn.send(("add", 0, (raw, sender)))
-                except OSError:
-                    raise RpcError(*_STOPPED) from None
-        return tx_hash
-
-    def _account(self, address: bytes) -> tuple[int, int]:
-        with self._cond:
-            cached = self._accounts.get(address)
-            generation = self._generation
-        if cached is not None:
-            return cached
-        with self.state_at(self.head()) as state:
-            account = (state.get_nonce(address), state.get_balance(address))
-        with self._cond:
-            if self._generation == generation:  # no block report meanwhile
-                self._accounts[address] = account
-        return account
+        return bytes(self._call("add", raw, sender, pooled=(tx, sender)))
 
     def pending_nonce(self, address: bytes) -> int:
         return int(self._call("pending_nonce", address))
@@ -331,9 +284,41 @@ class RemoteLedger(ChainReader):
         return super()._header_params(parent)
 
     # -- the pool, as mirrored here ---------------------------------------------
+    def _mirror_journal(self) -> None:
+        """Mirror what the writer pooled again from its journal when it started
+        (before the pipe is read: a later report of its removal then applies)."""
+        for sender, raw in self.query("SELECT sender, raw FROM pool ORDER BY seq"):
+            tx = _BUILDER.decode(raw)
+            tx.__dict__["sender"] = sender  # recovered when it was first accepted
+            self._mirror(tx, sender)
+
+    def _mirror(self, tx: SignedTransactionAPI, sender: bytes) -> None:
+        """Record a transaction the writer pooled (on the receiving thread, so
+        before any later report that it left the pool)."""
+        tx_hash = bytes(tx.hash)
+        with self._cond:
+            queued = self._by_sender.setdefault(sender, {})
+            old = queued.get(tx.nonce)
+            if old is not None:
+                self._pending.pop(old, None)
+            queued[tx.nonce] = tx_hash
+            self._pending[tx_hash] = (tx, sender)
+        self.note_arrival(tx_hash)
+
     def is_pending(self, tx_hash: bytes) -> bool:
         with self._cond:
             return tx_hash in self._pending
+
+    def is_executable(self, tx_hash: bytes) -> bool:
+        with self._cond:
+            item = self._pending.get(tx_hash)
+            if item is None:
+                return False
+            tx, sender = item
+            nonces = set(self._by_sender.get(sender, {}))
+        with self.state_at(self.head()) as state:
+            nonce = state.get_nonce(sender)
+        return all(n in nonces for n in range(nonce, tx.nonce + 1))
 
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
         with self._cond:
@@ -343,11 +328,6 @@ class RemoteLedger(ChainReader):
     def wait_mined(self, tx_hash: bytes, timeout: float) -> None:
         with self._cond:
             self._cond.wait_for(lambda: tx_hash not in self._pending, timeout)
-
-    def dropped(self, tx_hash: bytes) -> str | None:
-        """Why the writer refused a transaction this front end had accepted, if it did."""
-        with self._cond:
-            return self._dropped.get(tx_hash)
 
     # -- shutdown -----------------------------------------------------------------
     def close(self) -> None:

@@ -20,11 +20,13 @@ from web3.types import RPCEndpoint, RPCResponse
 from databright import __version__
 
 from ._evm import ChainError, ChainReader, Genesis, PersistentChain, RpcError
-from ._rpc import Dispatcher, RpcServer
+from ._http import HttpPolicy, RpcServer
+from ._rpc import Dispatcher
 from ._split import RemoteLedger
+from ._upkeep import ChainCheck, backup_chain, check_chain
 
-__all__ = ["ChainError", "EmbeddedNode", "EmbeddedProvider", "Genesis", "RpcError",
-           "main", "run_node", "serve"]
+__all__ = ["ChainCheck", "ChainError", "EmbeddedNode", "EmbeddedProvider", "Genesis", "HttpPolicy",
+           "RpcError", "RpcServer", "backup_chain", "check_chain", "main", "run_node", "serve"]
 
 CLIENT_VERSION = f"databright/{__version__}"
 _SWITCH_INTERVAL_S = 0.0001
@@ -98,21 +100,30 @@ class EmbeddedProvider(JSONBaseProvider):
         return True
 
 
-def serve(node: EmbeddedNode, host: str = "127.0.0.1", port: int = 0) -> RpcServer:
+def serve(node: EmbeddedNode, host: str = "127.0.0.1", port: int = 0,
+          policy: HttpPolicy | None = None) -> RpcServer:
     """Serve ``node`` over JSON-RPC/HTTP on a background thread; returns the server.
 
-    The writer moves into a process of its own first (``EmbeddedNode.split``), so
-    request handling and block execution run on two cores. Also shortens the GIL switch interval to 0.1 ms: the miner is CPU-bound, and
-    with the default 5 ms every HTTP request waits up to 5 ms per GIL hand-off
-    while a block is built (pipelined sends: ~180 tx/s at 5 ms, ~340 at 0.1 ms).
+    ``policy`` says which CORS origins and Host names are accepted and whether the
+    development methods (``evm_*``: time travel, mining on demand) are answered;
+    by default none, localhost only and no. In-process calls (``EmbeddedProvider``,
+    ``node.handle``) come from the process's own code and keep them.
+
+    The writer moves into a process of its own first (``EmbeddedNode.split``),
+    before any server thread exists, so request handling and block execution run
+    on two cores. Also shortens the GIL switch interval to 0.1 ms: the miner is
+    CPU-bound, and with the default 5 ms every HTTP request waits up to 5 ms per
+    GIL hand-off while a block is built.
     """
     sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
+    policy = policy or HttpPolicy()
     node.split()
-    return RpcServer(node.dispatcher, host, port).start()
+    dispatcher = Dispatcher(node.ledger, CLIENT_VERSION, dev=policy.dev)
+    return RpcServer(dispatcher, host, port, policy).start()
 
 
 def run_node(db_path: Path, genesis_path: Path, host: str = "127.0.0.1",
-             port: int = 8545) -> None:
+             port: int = 8545, policy: HttpPolicy | None = None) -> None:
     """Open (or create) the chain, serve it and block until SIGINT/SIGTERM."""
     genesis = Genesis.load(genesis_path)
     node = EmbeddedNode(db_path, genesis)
@@ -120,7 +131,7 @@ def run_node(db_path: Path, genesis_path: Path, host: str = "127.0.0.1",
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server = serve(node, host, port)
+        server = serve(node, host, port, policy)
         print(f"databright node: chain {genesis.chain_id} at {server.url}", flush=True)
         stop.wait()
         server.shutdown()
@@ -131,7 +142,8 @@ def run_node(db_path: Path, genesis_path: Path, host: str = "127.0.0.1",
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m databright.chain.node DB GENESIS [--host H] [--port P]``."""
+    """``python -m databright.chain.node DB GENESIS [--host H] [--port P] [--dev]
+    [--cors-origin O]... [--allowed-host H]...``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="databright node")
@@ -139,9 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("genesis", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8545)
+    parser.add_argument("--dev", action="store_true")
+    parser.add_argument("--cors-origin", action="append", default=[])
+    parser.add_argument("--allowed-host", action="append", default=[])
     args = parser.parse_args(argv)
+    policy = HttpPolicy.build(args.cors_origin, args.allowed_host, args.dev)
     try:
-        run_node(args.db, args.genesis, args.host, args.port)
+        run_node(args.db, args.genesis, args.host, args.port, policy)
     except ChainError as exc:
         print(f"error: {exc}", flush=True)
         return 1

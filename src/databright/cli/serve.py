@@ -17,14 +17,16 @@ from databright.errors import ConfigError, DataBrightError
 __all__ = ["register"]
 
 
-def _start_node(home: Home) -> tuple[Any, Any, str]:
-    """Serve the embedded chain on a background thread, as ``databright node`` would."""
-    from databright.chain.node import EmbeddedNode, Genesis, serve as serve_node
+def _start_node(home: Home, web_port: int) -> tuple[Any, Any, str]:
+    """Serve the embedded chain on a background thread, as ``databright node`` would;
+    the dashboard's own origin may read its answers (CORS), no other web page."""
+    from databright.chain.node import EmbeddedNode, Genesis, HttpPolicy, serve as serve_node
 
     if not home.genesis_file.is_file():
         raise ConfigError(f"{home.root} has no embedded chain; pass --rpc-url or run 'databright init'")
     chain = EmbeddedNode(home.chain_db, Genesis.load(home.genesis_file))
-    server = serve_node(chain)
+    origins = [f"http://127.0.0.1:{web_port}", f"http://localhost:{web_port}"]
+    server = serve_node(chain, policy=HttpPolicy.build(cors_origins=origins))
     url = f"http://127.0.0.1:{server.port}"
     home.announce_node(url)
     return chain, server, url
@@ -51,17 +53,18 @@ def serve(
     home.read_config()
     chain = server = None
     rpc_url = state.rpc_url
+    # Bound first: the node's CORS allow-list names the dashboard's port.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     with workspace() as probe:
         if rpc_url is None and probe.rpc_url is None:
-            chain, server, rpc_url = _start_node(home)
+            chain, server, rpc_url = _start_node(home, sock.getsockname()[1])
     state.rpc_url = rpc_url or state.rpc_url
     stop = threading.Event()
     try:
         with workspace() as ws:
             app = create_app(ws)
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", port))
             config = uvicorn.Config(app, log_level="warning", access_log=False)
             web = uvicorn.Server(config)
             indexer = threading.Thread(target=_indexer, args=(app.state.web, stop, interval), daemon=True)

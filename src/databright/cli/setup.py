@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -60,20 +61,31 @@ def init(
 def node(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8545,
+    dev: Annotated[bool, typer.Option("--dev", help="Answer development methods (evm_mine, evm_increaseTime, ...).")] = False,
+    cors_origin: Annotated[list[str] | None, typer.Option(help="Web origin allowed to read answers (CORS); repeatable, '*' for any.")] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(help="Host name accepted besides localhost and IP addresses; repeatable, '*' for any.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Check the chain database (pages, block links) and exit.")] = False,
+    backup: Annotated[Path | None, typer.Option(help="Copy the chain database to this new file and exit (works while a node runs).")] = None,
 ) -> None:
     """Serve the embedded chain over Ethereum JSON-RPC until interrupted."""
-    from databright.chain.node import EmbeddedNode, Genesis, serve
+    from databright.chain.node import EmbeddedNode, Genesis, HttpPolicy, backup_chain, check_chain, serve
 
     home = Home(state.home_dir)
     home.read_config()
     if not home.genesis_file.is_file():
         raise ConfigError(f"{home.root} has no embedded chain (it was initialised for an RPC node)")
+    if check or backup is not None:
+        genesis = Genesis.load(home.genesis_file)
+        done = backup_chain(home.chain_db, backup, genesis) if backup is not None else check_chain(home.chain_db, genesis)
+        emit({"path": str(done.path), "head": done.head, "head_hash": "0x" + done.head_hash.hex(), "ok": True},
+             f"{done.path}: ok, head block {done.head} (0x{done.head_hash.hex()})")
+        return
     chain = EmbeddedNode(home.chain_db, Genesis.load(home.genesis_file))
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server = serve(chain, host=host, port=port)
-        url = f"http://{host}:{server.port}"
+        server = serve(chain, host=host, port=port, policy=HttpPolicy.build(cors_origin or (), allowed_host or (), dev))
+        url = server.url
         home.announce_node(url)
         typer.echo(f"databright node: chain {chain.chain_id} at {url}")
         sys.stdout.flush()

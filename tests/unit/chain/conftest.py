@@ -37,11 +37,16 @@ def genesis(accounts: list[LocalAccount]) -> Genesis:
     return Genesis(chain_id=CHAIN_ID, alloc={a.address: 10**24 for a in accounts})
 
 
-@pytest.fixture(scope="session")
-def counter_artifact() -> Artifact:
-    out = vyper.compile_code((FIXTURES / "counter.vy").read_text(),
+def compile_fixture(name: str) -> Artifact:
+    """ABI and bytecode of ``fixtures/<name>.vy``."""
+    out = vyper.compile_code((FIXTURES / f"{name}.vy").read_text(),
                              output_formats=["abi", "bytecode"])
     return Artifact(abi=out["abi"], bytecode=out["bytecode"])
+
+
+@pytest.fixture(scope="session")
+def counter_artifact() -> Artifact:
+    return compile_fixture("counter")
 
 
 @pytest.fixture

@@ -152,3 +152,83 @@ def test_block_trie_matches_py_evm(count: int) -> None:
 
     values = [bytes([i % 251]) * (1 + i % 70) for i in range(count)]
     assert trie_root_and_nodes(values) == _make_trie_root_and_nodes(tuple(values))
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+
+
+def _receipt(url: str, tx_hash: str) -> Any:
+    import time
+
+    for _ in range(200):
+        reply = _rpc(url, "eth_getTransactionReceipt", [tx_hash])
+        if "error" in reply or reply["result"] is not None:
+            return reply
+        time.sleep(0.05)
+    raise AssertionError(f"no receipt for {tx_hash}")
+
+
+@pytest.mark.slow
+def test_acknowledged_transactions_survive_sigkill(tmp_path: Path, genesis: Genesis,
+                                                   accounts: list[Any],
+                                                   sign_transfer: Any) -> None:
+    """Every hash ``eth_sendRawTransaction`` returned is mined after a ``kill -9``
+    and a restart: a transaction waiting for an earlier nonce (so certainly not
+    mined when the node died) and a burst that was racing the miner."""
+    db, genesis_path = tmp_path / "chain.sqlite", tmp_path / "genesis.json"
+    genesis.save(genesis_path)
+    proc, url = _start_node(db, genesis_path)
+    try:
+        waiting = _rpc(url, "eth_sendRawTransaction",
+                       ["0x" + sign_transfer(accounts[0], 1, value=7).hex()])["result"]
+        burst = [_rpc(url, "eth_sendRawTransaction",
+                      ["0x" + sign_transfer(accounts[1], n, value=1).hex()])["result"]
+                 for n in range(20)]
+        assert _rpc(url, "eth_getTransactionReceipt", [waiting])["result"] is None
+    finally:
+        _kill(proc)
+    proc, url = _start_node(db, genesis_path)
+    try:
+        assert all(_receipt(url, h)["result"]["status"] == "0x1" for h in burst)
+        pooled = _rpc(url, "eth_getTransactionByHash", [waiting])["result"]
+        assert pooled["hash"] == waiting and pooled["blockNumber"] is None  # pooled again
+        first = _rpc(url, "eth_sendRawTransaction",
+                     ["0x" + sign_transfer(accounts[0], 0, value=5).hex()])["result"]
+        assert _receipt(url, first)["result"]["status"] == "0x1"
+        assert _receipt(url, waiting)["result"]["status"] == "0x1"
+    finally:
+        _stop(proc)
+
+
+def test_a_journaled_transaction_that_no_longer_fits_is_reported(
+        tmp_path: Path, genesis: Genesis, accounts: list[Any], sign_transfer: Any) -> None:
+    """On reopening, a journaled transaction the chain can no longer take (here
+    its nonce was used meanwhile) is reported as dropped, with the reason."""
+    import sqlite3
+
+    path = tmp_path / "chain.sqlite"
+    with EmbeddedNode(path, genesis) as node:
+        mined = node.ledger.submit(sign_transfer(accounts[0], 0))
+        node.handle("eth_getTransactionReceipt", ["0x" + mined.hex()])
+    stale = sign_transfer(accounts[0], 0, value=9)
+    stale_hash = Web3.keccak(stale)
+    with sqlite3.connect(path) as conn:  # what a crash could leave in the journal
+        conn.execute("INSERT INTO pool VALUES (?, ?, ?, ?)",
+                     (99, bytes(stale_hash), bytes.fromhex(accounts[0].address[2:]), stale))
+    with EmbeddedNode(path, genesis) as node:
+        with pytest.raises(Exception, match="was dropped: nonce too low"):
+            node.handle("eth_getTransactionReceipt", [stale_hash.to_0x_hex()])
+        assert node.ledger.submit(sign_transfer(accounts[0], 1)) is not None
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM pool").fetchone()[0] in (0, 1)

@@ -81,4 +81,4 @@ def test_fill_transaction(w3: Web3, node: EmbeddedNode, accounts: list[LocalAcco
     assert (legacy["type"], legacy["nonce"], legacy["gasPrice"]) == ("0x0", "0x7", hex(3 * 10**9))
     with pytest.raises(RpcError) as info:
         node.handle("eth_fillTransaction", [{**call, "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x2"}])
-    assert info.value.code == -32602
+    assert info.value.code in (-32000, -32602)  # geth: -32000 from its estimate
