@@ -127,8 +127,8 @@ def run(url: str, keys: list[str]) -> dict[str, Any]:
     def context() -> Any:
         head = w3.eth.get_block("latest")
         number, timestamp, basefee, *_ = probe.functions.context().call(block_identifier=head.number)
-        return {"number": number == head.number, "time": timestamp == head.timestamp,
-                "basefee": basefee == head.baseFeePerGas}
+        return {"numberIsBlock": number == head.number, "timeIsBlock": timestamp == head.timestamp,
+                "basefeeIsBlock": basefee == head.baseFeePerGas, "basefee": basefee}
 
     step("contextLatest", context)
     step("storageSlotTooLarge", lambda: _raw(w3, "eth_getStorageAt", [probe.address, hex(2**256), "latest"]))

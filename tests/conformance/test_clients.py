@@ -96,13 +96,46 @@ def _same_rpc_code(ours: Any, theirs: Any) -> list[str]:
     return [] if a.get("rpcCode") == b.get("rpcCode") else [f"code {a.get('rpcCode')} != anvil {b.get('rpcCode')}"]
 
 
+def _refusal(step: Any) -> dict[str, Any] | None:
+    """The refusal a step recorded: ``{"threw": {...}}`` or a raw ``{"rpcCode": ...}``."""
+    threw = _threw(step)
+    if threw is None and isinstance(step, dict) and "rpcCode" in step:
+        return step
+    return threw
+
+
 def _refused_like_geth(ours: Any, theirs: Any) -> list[str]:
     """anvil answers some impossible gas estimates (an unaffordable value, a gas cap
-    below the intrinsic gas) with 21000; geth refuses them (-32000), and so must we."""
-    a = _threw(ours)
+    below the intrinsic gas) with 21000 and an unaffordable call with -32003; geth
+    refuses them all with -32000; we may answer either way but must refuse."""
+    a = _refusal(ours)
     if a is None or a.get("rpcCode") not in (-32000, -32003):
         return [f"ours {ours}: must refuse with -32000/-32003 like geth"]
     return []
+
+
+def _anvil_or_geth_error(ours: Any, theirs: Any) -> list[str]:
+    """A range ending past the head: anvil answers up to the head, geth refuses."""
+    a = _refusal(ours)
+    if a is not None and a.get("rpcCode") in (-32000, -32602):
+        return []
+    return list(h.differences(ours, theirs))
+
+
+def _mined_or_refused_like_geth(ours: Any, theirs: Any) -> list[str]:
+    """A high-s signature: anvil mines it; geth refuses it (EIP-2), as we may."""
+    a = _refusal(ours)
+    if a is not None and a.get("rpcCode") in (-32000, -32602):
+        return []
+    return list(h.differences(ours, theirs))
+
+
+def _call_context(ours: Any, theirs: Any) -> list[str]:
+    """``block.basefee`` in a call without fee fields: anvil reads the block's, geth
+    reads 0 (it prices such calls at nothing); everything else must match."""
+    if isinstance(ours, dict) and ours.get("basefeeIsBlock") is False and ours.get("basefee") in ("0", 0, False):
+        ours = {**ours, "basefee": theirs.get("basefee"), "basefeeIsBlock": theirs.get("basefeeIsBlock")}
+    return list(h.differences(ours, theirs))
 
 
 def _beyond_head(ours: Any, theirs: Any) -> list[str]:
@@ -119,6 +152,12 @@ COMPARE: dict[str, Callable[[Any, Any], list[str]]] = {
     "unknownMethod": _same_rpc_code,
     "overBalanceEstimate": _refused_like_geth,
     "estimateBelowIntrinsic": _refused_like_geth,
+    "overBalanceCall": _refused_like_geth,
+    "callOverBalance": _refused_like_geth,
+    "logsEndBeyondHead": _anvil_or_geth_error,
+    "highS": _mined_or_refused_like_geth,
+    "contextLatest": _call_context,
+    "contextPast": _call_context,
     "logsBeyondHead": _beyond_head,
 }
 

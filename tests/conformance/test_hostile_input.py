@@ -76,8 +76,10 @@ def victim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
     served.kill()
 
 
-def _exchange(node: ServedNode, data: bytes, half_close: bool = True) -> bytes:
-    """Send raw bytes; return what came back before the server closed or went quiet."""
+def _exchange(node: ServedNode, data: bytes, half_close: bool) -> bytes:
+    """Send raw bytes; return what came back before the server closed or went quiet.
+    With ``half_close`` the client then shuts its side (a server may take that as a
+    disconnect and answer nothing; it must not wait on it)."""
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", node.port), timeout=ANSWER_TIMEOUT_S) as sock:
         try:
@@ -156,7 +158,7 @@ not_http: list[tuple[bytes, bytes]] = []
                   "params": [{"from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "gas": hex(20_000)}]})
 def test_random_json_rpc_is_answered(node: ServedNode, payload: Any) -> None:
     body = json.dumps(payload).encode()
-    answer = _json_body(_exchange(node, _post(body)))
+    answer = _json_body(_exchange(node, _post(body), half_close=False))
     if -32603 in _check_answer(payload, answer):
         internal_errors.append((payload, answer))
     assert node.alive(), f"the node died on {body[:300]!r}"
@@ -207,7 +209,7 @@ def test_deep_nesting_is_refused(victim: ServedNode, depth: int) -> None:
     if not victim.alive():  # an earlier depth killed it
         victim.start(dev=False)
     for body in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth):
-        answer = _exchange(victim, _post(body))
+        answer = _exchange(victim, _post(body), half_close=False)
         assert victim.alive(), f"the node died on a body nested {depth} deep"
         assert answer.startswith(b"HTTP/1.1 "), answer[:200]
 
@@ -227,7 +229,7 @@ def test_dev_methods_need_the_dev_flag(node: ServedNode) -> None:
     for method, params in [("evm_mine", []), ("evm_increaseTime", [hex(30 * 86400)]),
                            ("evm_setNextBlockTimestamp", [hex(2**40)])]:
         reply = _json_body(_exchange(node, _post(json.dumps(
-            {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode())))
+            {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()), half_close=False))
         assert reply.get("error", {}).get("code") == -32601, (method, reply)
     assert rpc(node.url, "eth_blockNumber") == head
     assert rpc(node.url, "eth_getBlockByNumber", ["latest", False])["timestamp"] == stamp
