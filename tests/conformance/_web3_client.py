@@ -25,19 +25,6 @@ STEPS = [
     "estimateBelowIntrinsic", "callOverBalance", "revertString", "revertCustom", "rawGarbage",
     "queuedReceipt", "byBlockAndIndex", "uncles", "proof", "pipelinedOverBalance", "highS", "stillMines",
 ]
-PENDING = {
-    "contextLatest": "eth_call runs in the next block's context",
-    "storageSlotTooLarge": "user errors come back as -32603",
-    "callOverBalance": "user errors come back as -32603",
-    "estimateBelowIntrinsic": "user errors come back as -32603",
-    "queuedReceipt": "a receipt query for a queued transaction blocks for 2 s",
-    "byBlockAndIndex": "missing methods",
-    "uncles": "missing methods",
-    "proof": "eth_getProof is missing",
-    "pipelinedOverBalance": "pipelined over-balance transactions stop the miner",
-    "highS": "a high-s signature stops the miner",
-    "stillMines": "pipelined over-balance transactions / high-s signatures stop the miner",
-}
 FEES = {"maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9, "chainId": CHAIN_ID}
 
 

@@ -56,33 +56,6 @@ STEPS: dict[str, list[str]] = {
     "web3py": _web3_client.STEPS,
 }
 
-# Steps whose failure today is a defect being fixed elsewhere (listed with
-# `pytest -m pending_fix`); they are real tests and must pass once it is.
-PENDING: dict[str, dict[str, str]] = {
-    "ethers": {
-        "contextLatest": "eth_call runs in the next block's context",
-        "contextPast": "eth_call runs in the next block's context",
-        "estimateWithAccessList": "eth_estimateGas ignores accessList",
-        "createAccessList": "eth_createAccessList is missing",
-        "logsBeyondHead": "eth_getLogs beyond the head returns the head's logs",
-        "overBalanceCall": "user errors come back as -32603",
-        "overBalanceEstimate": "user errors come back as -32603",
-        "rawMissing": "missing methods",
-    },
-    "viem": {
-        "contextLatest": "eth_call runs in the next block's context",
-        "contextPast": "eth_call runs in the next block's context",
-        "estimateWithAccessList": "eth_estimateGas ignores accessList",
-        "createAccessList": "eth_createAccessList is missing",
-        "logsBeyondHead": "eth_getLogs beyond the head returns the head's logs",
-        "watchPending": "eth_newPendingTransactionFilter is missing",
-        "proof": "eth_getProof is missing",
-    },
-    "cast": _cast_client.PENDING,
-    "web3py": _web3_client.PENDING,
-}
-
-
 def _threw(step: Any) -> dict[str, Any] | None:
     return step.get("threw") if isinstance(step, dict) else None
 
@@ -201,9 +174,7 @@ def transcripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[
 def _cases() -> Iterator[Any]:
     for client, steps in STEPS.items():
         for step in steps:
-            reason = PENDING.get(client, {}).get(step)
-            marks = [pytest.mark.pending_fix(reason=reason)] if reason else []
-            yield pytest.param(client, step, id=f"{client}-{step}", marks=marks)
+            yield pytest.param(client, step, id=f"{client}-{step}")
 
 
 @pytest.mark.parametrize(("client", "step"), list(_cases()))

@@ -68,14 +68,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
     served.kill()
 
 
-@pytest.fixture(scope="module")
-def victim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    """A node of its own for requests that may crash it today."""
-    served = ServedNode(tmp_path_factory.mktemp("victim") / "home").start(dev=False)
-    yield served
-    served.kill()
-
-
 def _exchange(node: ServedNode, data: bytes, half_close: bool) -> bytes:
     """Send raw bytes; return what came back before the server closed or went quiet.
     With ``half_close`` the client then shuts its side (a server may take that as a
@@ -195,33 +187,26 @@ def test_malformed_http_is_answered_or_closed(node: ServedNode, line: bytes, ext
     assert node.alive(), f"the node died on {data[:300]!r}"
 
 
-@pytest.mark.pending_fix(reason="the http.server front end answers malformed request lines HTTP/0.9-style")
 def test_malformed_http_gets_http_answers() -> None:
     """Whatever the request, an answer is an HTTP/1.x response (a 4xx), never a bare
     page without a status line. (Checks what the fuzzing above collected.)"""
     assert not not_http, f"{len(not_http)} answers without a status line, e.g. {not_http[:3]}"
 
 
-@pytest.mark.parametrize("depth", [100, 10_000, pytest.param(70_000, marks=pytest.mark.pending_fix(
-    reason="a body nested ~70,000 deep crashes the node (SIGSEGV)")), pytest.param(1_000_000, marks=pytest.mark.pending_fix(
-    reason="a body nested ~70,000 deep crashes the node (SIGSEGV)"))])
-def test_deep_nesting_is_refused(victim: ServedNode, depth: int) -> None:
-    if not victim.alive():  # an earlier depth killed it
-        victim.start(dev=False)
+@pytest.mark.parametrize("depth", [100, 10_000, 70_000, 1_000_000])
+def test_deep_nesting_is_refused(node: ServedNode, depth: int) -> None:
     for body in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth):
-        answer = _exchange(victim, _post(body), half_close=False)
-        assert victim.alive(), f"the node died on a body nested {depth} deep"
+        answer = _exchange(node, _post(body), half_close=False)
+        assert node.alive(), f"the node died on a body nested {depth} deep"
         assert answer.startswith(b"HTTP/1.1 "), answer[:200]
 
 
-@pytest.mark.pending_fix(reason="user errors come back as -32603")
 def test_no_internal_errors_for_bad_input() -> None:
     """-32603 means the node failed, not the request: bad params get -32602, or the
     code geth uses. (Runs after the fuzzing above, on what it collected.)"""
     assert not internal_errors, f"{len(internal_errors)} internal errors, e.g. {internal_errors[:3]}"
 
 
-@pytest.mark.pending_fix(reason="development methods are always on (no --dev flag yet)")
 def test_dev_methods_need_the_dev_flag(node: ServedNode) -> None:
     """Started without --dev, the node refuses to mine on request or move its clock."""
     head = rpc(node.url, "eth_blockNumber")

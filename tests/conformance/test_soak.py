@@ -26,7 +26,7 @@ from eth_account import Account
 from tests._servers import rpc, wait_for_rpc
 from tests.conformance._harness import CHAIN_ID, ServedNode
 
-pytestmark = [pytest.mark.slow, pytest.mark.pending_fix(reason="acknowledged transactions vanish on kill -9 (no pool journal)")]
+pytestmark = pytest.mark.slow
 
 SOAK_SECONDS = float(os.environ.get("DATABRIGHT_SOAK_SECONDS", "45"))
 SENDERS = 4

@@ -49,13 +49,14 @@ def test_replacement_underpriced_code(node: EmbeddedNode, accounts: list[LocalAc
     assert info.value.code == -32003
 
 
-def test_logs_carry_the_block_timestamp(w3: Web3, counter: Any) -> None:
-    """geth (1.16+) and anvil put blockTimestamp on every log."""
+def test_logs_and_transactions_carry_the_block_timestamp(w3: Web3, counter: Any) -> None:
+    """anvil puts blockTimestamp on every log and mined transaction (geth 1.16+ on logs)."""
     receipt = w3.eth.wait_for_transaction_receipt(counter.functions.increment(1).transact())
     stamp = w3.eth.get_block(receipt.blockNumber).timestamp
     logs = w3.eth.get_logs({"fromBlock": receipt.blockNumber, "toBlock": receipt.blockNumber})
     assert logs and all(int(log["blockTimestamp"], 16) == stamp for log in logs)  # type: ignore[typeddict-item]
     assert all(int(log["blockTimestamp"], 16) == stamp for log in receipt.logs)  # type: ignore[typeddict-item]
+    assert int(w3.eth.get_transaction(receipt.transactionHash)["blockTimestamp"], 16) == stamp  # type: ignore[typeddict-item]
 
 
 def test_fill_transaction(w3: Web3, node: EmbeddedNode, accounts: list[LocalAccount]) -> None:
