@@ -11,6 +11,10 @@ gas) and the transaction type.
 Like geth (``NoBaseFee``), a call without a gas price is not charged and sees a
 base fee of 0; one with a price pays it and sees the block's base fee. User
 errors come back as geth words them (-32000), never as internal errors.
+
+``eth_estimateGas`` and ``eth_createAccessList`` without a block tag run in the
+pending block (the one the transaction is for): this chain mines on demand, so
+its latest block can be far behind the clock.
 """
 from __future__ import annotations
 

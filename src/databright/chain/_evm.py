@@ -70,7 +70,7 @@ from ._codec import (
     legacy_v,
     tx_json,
 )
-from ._kv import ChainLock, ReadOnlyKV, SQLiteKV, connect_read_only, damaged, publish
+from ._kv import ChainLock, ReadOnlyKV, SQLiteKV, connect_read_only, damaged, immediate, publish
 
 __all__ = ["ChainError", "ChainReader", "Genesis", "PersistentChain", "RpcError", "genesis_block_hash",
            "hb", "hx", "trie_root_and_nodes"]
@@ -83,6 +83,7 @@ _REQUEST_CONTRACTS = (DEPOSIT_CONTRACT_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_ADD
                       CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS)
 _REQUEST_CONTRACT_SET = frozenset(_REQUEST_CONTRACTS)
 _ARRIVALS_KEPT = 10_000
+_RETRY_S = 0.5  # after a block the database refused
 DEFAULT_PRIORITY_FEE = 1_000_000_000  # 1 gwei, what geth and anvil suggest on dev chains
 
 
@@ -142,6 +143,14 @@ def _invalid_in_block(state: Any, tx: SignedTransactionAPI, sender: bytes, gas_l
     except ValidationError as exc:
         return f"invalid transaction: {exc}"
     return None
+
+
+class _Unsealable(Exception):
+    """A block could not be sealed or stored for a reason other than the database's."""
+
+    def __init__(self, items: list[_Pooled]) -> None:
+        super().__init__(f"{len(items)} transactions")
+        self.items = items
 
 
 class _Poisoned(Exception):
@@ -411,10 +420,12 @@ class PersistentChain(ChainReader):
                 self._create_chain(path)
             self.kv = SQLiteKV(path)
             self._open_chain()
-            # The pool's journal: written outside block commits, on a connection of
-            # its own (SQLite serialises it with the miner's block transactions).
+            # The pool's journal: written between block commits, on a connection
+            # of its own (see _journal_write).
             self._journal = sqlite3.connect(path, isolation_level=None, timeout=60,
                                             check_same_thread=False)
+            # as durable as a block (see _kv): survives kill -9, no fsync per send
+            self._journal.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as exc:
             self._lock_file.release()
             raise damaged(path, exc) from None
@@ -618,25 +629,30 @@ class PersistentChain(ChainReader):
             self._flush_removed()
             self._cond.notify_all()
 
+    def _journal_write(self, batches: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """One SQLite transaction on the journal's connection, queued behind block
+        commits on the database's commit lock (WAL: it survives ``kill -9``)."""
+        conn = self._journal
+        with self.kv.commit_lock, immediate(conn):
+            for sql, rows in batches:
+                conn.executemany(sql, rows)
+
     def _journal_add(self, seq: int, tx: SignedTransactionAPI, sender: bytes,
                      replaced: _Pooled | None) -> None:
-        """Make a pooled transaction durable (one SQLite transaction, WAL: survives
-        ``kill -9``); a replaced one leaves the journal with its reason."""
-        conn = self._journal
+        """Make a pooled transaction durable; a replaced one leaves the journal
+        with its reason."""
+        tx_hash = bytes(tx.hash)
+        batches: list[tuple[str, list[tuple[Any, ...]]]] = [
+            ("INSERT INTO pool (hash, seq, sender, raw) VALUES (?, ?, ?, ?)",
+             [(tx_hash, seq, sender, tx.encode())]),
+            ("DELETE FROM dropped WHERE hash = ?", [(tx_hash,)])]  # if sent again
+        if replaced is not None:
+            old_hash = bytes(replaced.tx.hash)
+            batches += [("DELETE FROM pool WHERE hash = ?", [(old_hash,)]),
+                        ("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
+                         [(old_hash, f"replaced by {hb(tx_hash)}")])]
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if replaced is not None:
-                    old_hash = bytes(replaced.tx.hash)
-                    conn.execute("DELETE FROM pool WHERE hash = ?", (old_hash,))
-                    conn.execute("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
-                                 (old_hash, f"replaced by {hb(tx.hash)}"))
-                conn.execute("INSERT INTO pool VALUES (?, ?, ?, ?)",
-                             (seq, bytes(tx.hash), sender, tx.encode()))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            self._journal_write(batches)
         except sqlite3.Error as exc:
             raise RpcError(-32000, f"transaction not accepted: the pool journal "
                                    f"could not be written ({exc})") from exc
@@ -646,8 +662,8 @@ class PersistentChain(ChainReader):
         that no longer fits the chain is recorded as dropped, with the reason."""
         conn = self._journal
         rows = conn.execute("SELECT seq, hash, sender, raw FROM pool ORDER BY seq").fetchall()
-        gone: list[tuple[bytes]] = []
-        reasons: list[tuple[bytes, str]] = []
+        gone: list[tuple[Any, ...]] = []
+        reasons: list[tuple[Any, ...]] = []
         for seq, tx_hash, sender, raw in rows:
             if conn.execute("SELECT 1 FROM txs WHERE hash = ?", (tx_hash,)).fetchone():
                 gone.append((tx_hash,))  # mined; its journal row is stale
@@ -663,10 +679,8 @@ class PersistentChain(ChainReader):
         if rows:
             self._seq = itertools.count(rows[-1][0] + 1)
         if gone:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("DELETE FROM pool WHERE hash = ?", gone)
-            conn.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)
-            conn.execute("COMMIT")
+            self._journal_write([("DELETE FROM pool WHERE hash = ?", gone),
+                                 ("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)])
 
     def increase_time(self, seconds: int) -> int:
         """Move the clock forward: the next block is at least ``seconds`` after the latest.
@@ -703,7 +717,24 @@ class PersistentChain(ChainReader):
                 if self._closed:
                     return
             with self._lock:
-                self._mine_block()
+                try:
+                    self._mine_block()
+                except _Unsealable as failed:
+                    self._drop(failed.items, f"could not be mined: {failed.__cause__!r}")
+                except Exception:  # noqa: BLE001 - e.g. the disk is full: retry, never stop
+                    time.sleep(_RETRY_S)
+
+    def _drop(self, items: list[_Pooled], reason: str) -> None:
+        """Take ``items`` out of the pool and its journal, recording ``reason``."""
+        with self.kv.write():
+            self.kv.add_rows("DELETE FROM pool WHERE hash = ?", [(bytes(i.tx.hash),) for i in items])
+            self.kv.add_rows("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
+                             [(bytes(i.tx.hash), reason) for i in items])
+        with self._cond:
+            for item in items:
+                self._forget(item)
+            self._flush_removed()
+            self._cond.notify_all()
 
     def _has_executable(self) -> bool:
         """Whether some sender's next nonce is pooled (call with ``_pool_lock``)."""
@@ -774,8 +805,10 @@ class PersistentChain(ChainReader):
                                  [(bytes(item.tx.hash),) for item in done + stale])
                 if reasons:
                     self.kv.add_rows("INSERT OR REPLACE INTO dropped VALUES (?, ?)", reasons)
-        except BaseException:
+        except BaseException as exc:
             self._reopen()
+            if isinstance(exc, Exception) and not isinstance(exc, sqlite3.Error) and included:
+                raise _Unsealable(included) from exc  # these transactions cannot be sealed
             raise
         self._next_timestamp = None
         with self._cond:

@@ -19,13 +19,14 @@ The dispatcher blocks (SQLite, the writer's pipe), so calls run on a bounded
 thread pool; past ``MAX_IN_FLIGHT`` waiting requests the answer is 503 with
 JSON-RPC error -32005 at once, never a hang; a call still running after 30 s
 is answered -32002 "request timed out" (geth's), its slot freed when it ends.
-Headers must arrive within
-``HEADER_TIMEOUT_S`` of connecting (or of the previous response), so idle or
-trickling connections are closed instead of holding a slot.
+A request's headers must be complete within ``HEADER_TIMEOUT_S`` of connecting
+(or of its first byte on a kept-alive connection), so trickling connections are
+closed instead of holding a slot.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import re
@@ -36,8 +37,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from databright.errors import ChainError
 
@@ -261,49 +260,61 @@ async def _send(send: Send, reply: _Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-class _Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus a deadline for a request's headers.
+@functools.cache
+def _protocol_class() -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol with our additions; built on first use, so importing
+    this module (the CLI does) does not import uvicorn."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    uvicorn's keep-alive timer restarts on every byte, so a client trickling a
-    header a byte at a time would hold its connection for hours; this deadline
-    runs from the connection (or the previous response) to complete headers.
-    """
+    class _Protocol(H11Protocol):
+        """uvicorn's h11 protocol plus a deadline for a request's headers.
 
-    _deadline: asyncio.TimerHandle | None = None
-    _armed_for: object = None
+        uvicorn's keep-alive timer stops at a request's first byte, so a client
+        trickling a header a byte at a time would hold its connection for hours;
+        this deadline runs from the connection, or from the first byte of the next
+        request on a kept-alive one, until the request's headers are complete.
+        """
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
+        _deadline: asyncio.TimerHandle | None = None
+        _armed_for: object = None
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._deadline is not None and self.cycle is not self._armed_for:
-            self._disarm()  # a request's headers arrived
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.cycle is None or self.cycle.response_complete:
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # No Nagle: uvicorn writes headers and body separately, and a delayed
+                # ACK would hold the body back ~40 ms on every keep-alive request.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._arm()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        def data_received(self, data: bytes) -> None:
+            idle = self.cycle is None or self.cycle.response_complete
+            if idle and self._deadline is None:
+                self._arm()  # the next request starts: its headers get the deadline
+            super().data_received(data)
+            if self._deadline is not None and self.cycle is not self._armed_for:
+                self._disarm()  # a request's headers arrived
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._armed_for = self.cycle
-        self._deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._expire)
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
+        def _arm(self) -> None:
+            self._disarm()
+            self._armed_for = self.cycle
+            self._deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
             self._deadline = None
+            if self.cycle is self._armed_for and not self.transport.is_closing():
+                self.transport.close()
 
-    def _expire(self) -> None:
-        self._deadline = None
-        if self.cycle is self._armed_for and not self.transport.is_closing():
-            self.transport.close()
+    return _Protocol
 
 
 class RpcServer:
@@ -317,7 +328,7 @@ class RpcServer:
         self.policy = policy or HttpPolicy()
         self.app = _App(dispatcher, self.policy)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._sock.bind((host, port))
@@ -328,7 +339,7 @@ class RpcServer:
         self.port = int(self._sock.getsockname()[1])
         self.url = f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{self.port}"
         config = uvicorn.Config(
-            self.app, http=_Protocol, ws="none", lifespan="off", loop="asyncio",
+            self.app, http=_protocol_class(), ws="none", lifespan="off", loop="asyncio",
             log_config=None, log_level="error", access_log=False, proxy_headers=False,
             server_header=False, limit_concurrency=MAX_CONNECTIONS, backlog=2048,
             timeout_keep_alive=int(KEEP_ALIVE_S), timeout_graceful_shutdown=5)

@@ -5,6 +5,8 @@
   transaction as the block (see ``SQLiteKV.add_rows``).
 * ``pool`` — the journal of accepted, not yet mined transactions; ``dropped`` —
   why an accepted transaction will never be mined (see ``_evm.PersistentChain``).
+* ``pool`` — the journal of accepted, not yet mined transactions; ``dropped`` —
+  why an accepted transaction will never be mined (see ``_evm.PersistentChain``).
 
 WAL mode with ``synchronous=NORMAL``: a committed transaction survives ``kill -9``
 (the OS already holds the WAL pages). Checkpoints run on a background thread so a
@@ -19,6 +21,7 @@ new chain is built under a temporary name and linked into place (``publish``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
@@ -32,14 +35,15 @@ from eth.db.backends.base import BaseDB
 
 from databright.errors import ChainError
 
-__all__ = ["ChainLock", "ReadOnlyKV", "SQLiteKV", "connect_read_only", "damaged", "publish",
-           "verify_file"]
+__all__ = ["ChainLock", "ReadOnlyKV", "SQLiteKV", "connect_read_only", "damaged", "immediate",
+           "publish", "verify_file"]
 
 _READ_CACHE_LIMIT = 200_000
 _WAL_CHECKPOINT_BYTES = 4 << 20
 APPLICATION_ID = 0x44427243  # "DBrC": a DataBright chain
 FORMAT_VERSION = 1
 _MAGIC = b"SQLite format 3\x00"
+_WAL_MAGIC = (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))
 _LEGACY_GENESIS_KEY = b"databright:genesis"  # files from before the mark have this key
 
 
@@ -71,6 +75,11 @@ def verify_file(path: Path) -> None:
     # The in-header size is valid when its version number matches the change counter.
     if header[92:96] == header[24:28] and size < pages * page_size:
         raise damaged(path, f"truncated: {size} bytes of {pages * page_size}")
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size >= 32:
+        with open(wal, "rb") as file:
+            if file.read(4) not in _WAL_MAGIC:  # SQLite would ignore it, and the blocks in it
+                raise damaged(path, f"its write-ahead log {wal.name} is not one")
     try:
         conn = connect_read_only(path)
     except sqlite3.Error as exc:
@@ -105,13 +114,34 @@ def publish(built: Path, path: Path) -> None:
         os.close(fd)
     try:
         os.link(built, path)  # fails if path exists: a chain is never replaced
-    finally:
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            built.unlink()
+            raise
+        # A file system without hard links: rename, having looked first.
+        if path.exists():
+            built.unlink()
+            raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+        os.rename(built, path)
+    else:
         built.unlink()
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK``."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class SQLiteKV(BaseDB):
@@ -133,6 +163,10 @@ class SQLiteKV(BaseDB):
                        "wal_autocheckpoint=0"):
             self._conn.execute(f"PRAGMA {pragma}")
         self._conn.executescript(_SCHEMA)
+        # Held for each write transaction, here and by the pool journal's own
+        # connection (see _evm): writers queue on it instead of sleeping in
+        # SQLite's busy handler.
+        self.commit_lock = threading.Lock()
         self._pending: dict[bytes, bytes | None] | None = None
         self._rows: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._cache: dict[bytes, bytes] = {}
@@ -232,8 +266,7 @@ class SQLiteKV(BaseDB):
             yield
             pending, rows = self._pending, self._rows
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self.commit_lock, immediate(conn):
                 conn.executemany(
                     "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)",
                     [(k, v) for k, v in pending.items() if v is not None],
@@ -243,10 +276,6 @@ class SQLiteKV(BaseDB):
                 )
                 for sql, batch in rows:
                     conn.executemany(sql, batch)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             for k, v in pending.items():
                 if v is None:
                     self._cache.pop(k, None)
@@ -306,6 +335,10 @@ CREATE TABLE IF NOT EXISTS logs (
     PRIMARY KEY (block, log_index)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_by_address ON logs (address, block);
 CREATE INDEX IF NOT EXISTS logs_by_topic0 ON logs (topic0, block);
+CREATE TABLE IF NOT EXISTS pool (
+    hash BLOB PRIMARY KEY, seq INTEGER NOT NULL, sender BLOB NOT NULL, raw BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dropped (hash BLOB PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pool (
     seq INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, sender BLOB NOT NULL, raw BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dropped (hash BLOB PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;

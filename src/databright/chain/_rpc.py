@@ -345,9 +345,13 @@ class Dispatcher:
         self._raise_if_error(computation)
         return hb(computation.output)
 
-    def rpc_eth_estimateGas(self, call: Any, tag: Any = "latest", *_overrides: Any) -> str:
+    def rpc_eth_estimateGas(self, call: Any, tag: Any = "pending", *_overrides: Any) -> str:
         """geth's search: the cap is the call's gas (or the block's), lowered to what
-        the sender can pay at its fee cap; then the least gas that succeeds."""
+        the sender can pay at its fee cap; then the least gas that succeeds.
+
+        Without a tag, in the block the transaction would be mined in: blocks here
+        are mined on demand, so the latest may be hours old (a deadline passed
+        since would make the estimate revert)."""
         args = call_args(call)
         context = self._call_context(tag)
         cap = min(args.gas or context.gas_limit, context.gas_limit)
@@ -384,8 +388,9 @@ class Dispatcher:
                 low = mid
         return hx(high)
 
-    def rpc_eth_createAccessList(self, call: Any, tag: Any = "latest") -> dict[str, Any]:
-        """geth's: what the call touches, with the gas it uses given that list."""
+    def rpc_eth_createAccessList(self, call: Any, tag: Any = "pending") -> dict[str, Any]:
+        """geth's: what the call touches, with the gas it uses given that list
+        (without a tag, in the next block, as ``eth_estimateGas``)."""
         args = call_args(call)
         context = self._call_context(tag)
         gas = min(args.gas or context.gas_limit, context.gas_limit)
@@ -424,7 +429,7 @@ class Dispatcher:
             # A queued transaction (waiting for an earlier nonce) is answered now.
             self.ledger.wait_mined(digest, _RECEIPT_WAIT_S)
             rows = self.ledger.query("SELECT receipt FROM txs WHERE hash = ?", (digest,))
-        if not rows:
+        if not rows and not self.ledger.is_pending(digest):
             reason = self.ledger.dropped(digest)
             if reason is not None:
                 raise RpcError(-32000, f"transaction {hb(digest)} was dropped: {reason}")

@@ -191,3 +191,18 @@ def test_access_lists_and_estimates_match_anvil(tmp_path: Path, node: EmbeddedNo
 
 def _sorted(made: dict[str, Any]) -> list[Any]:
     return sorted(made["accessList"], key=lambda entry: entry["address"])
+
+
+def test_an_estimate_is_for_the_next_block(w3: Web3, node: EmbeddedNode,
+                                           probe: Contract) -> None:
+    """Blocks are mined on demand: a deadline that passed since the latest block
+    still fails at ``latest``, but not in the estimate of a transaction, which
+    will be mined in the next block (no tag: pending)."""
+    now = w3.eth.get_block("latest").timestamp
+    node.handle("evm_increaseTime", [7200])
+    call = {"to": probe.address,
+            "input": probe.functions.after(now + 3600)._encode_transaction_data()}
+    assert _rpc_error(node, "eth_estimateGas", [call, "latest"]).message == (
+        "execution reverted: context: too early")
+    assert int(node.handle("eth_estimateGas", [call]), 16) > 21_000
+    assert "error" not in node.handle("eth_createAccessList", [call])

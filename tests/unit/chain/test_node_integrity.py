@@ -61,6 +61,7 @@ DAMAGE: dict[str, Damage] = {
     "empty": lambda p: p.write_bytes(b""),
     "half-truncated": _half,
     "random bytes in file and WAL": _scribble,
+    "random bytes in the WAL": lambda p: Path(f"{p}-wal").write_bytes(random.Random(5).randbytes(40_000)),
     "garbage": lambda p: p.write_bytes(random.Random(3).randbytes(100_000)),
     "another program's SQLite file": _foreign,
     "missing, its WAL left": _only_wal,

@@ -224,7 +224,7 @@ def test_a_journaled_transaction_that_no_longer_fits_is_reported(
     stale = sign_transfer(accounts[0], 0, value=9)
     stale_hash = Web3.keccak(stale)
     with sqlite3.connect(path) as conn:  # what a crash could leave in the journal
-        conn.execute("INSERT INTO pool VALUES (?, ?, ?, ?)",
+        conn.execute("INSERT INTO pool (seq, hash, sender, raw) VALUES (?, ?, ?, ?)",
                      (99, bytes(stale_hash), bytes.fromhex(accounts[0].address[2:]), stale))
     with EmbeddedNode(path, genesis) as node:
         with pytest.raises(Exception, match="was dropped: nonce too low"):

@@ -138,3 +138,45 @@ def test_served_overdraft_is_refused(served: EmbeddedNode, accounts: list[LocalA
     with pytest.raises(RpcError, match="insufficient funds") as err:
         served.ledger.submit(sign_transfer(poor, 1, value=10**15))
     assert err.value.code == -32003
+
+
+def test_a_block_that_cannot_be_sealed_drops_its_transactions(
+        node: EmbeddedNode, accounts: list[LocalAccount], sign_transfer: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever fails while a block is sealed, the miner goes on: the block's
+    transactions are dropped with the reason, and the next block is mined."""
+    seal = _evm.PersistentChain._seal
+
+    def failing_seal(self: Any, vm: Any, header: Any, txs: list[Any], receipts: Any) -> Any:
+        if any(tx.value == 777 for tx in txs):
+            raise RuntimeError("cannot seal this one")
+        return seal(self, vm, header, txs, receipts)
+
+    monkeypatch.setattr(_evm.PersistentChain, "_seal", failing_seal)
+    bad = node.ledger.submit(sign_transfer(accounts[0], 0, value=777))
+    for _ in range(100):
+        try:
+            node.handle("eth_getTransactionReceipt", ["0x" + bad.hex()])
+        except RpcError as exc:
+            assert "was dropped: could not be mined: RuntimeError('cannot seal this one')" in (
+                exc.message)
+            break
+    else:
+        raise AssertionError("not dropped")
+    good = node.ledger.submit(sign_transfer(accounts[0], 0, value=1))
+    assert receipt_when_done(node, good)["status"] == "0x1"
+
+
+def test_a_replaced_transaction_reports_its_replacement(node: EmbeddedNode,
+                                                        accounts: list[LocalAccount]) -> None:
+    """Replaced (same nonce, fee 10% higher or more): the old hash says by which."""
+    def transfer(fee: int) -> bytes:
+        tx = {"to": "0x" + "22" * 20, "value": 1, "nonce": 1, "chainId": CHAIN_ID,
+              "gas": 21_000, "maxFeePerGas": fee, "maxPriorityFeePerGas": 10**9}
+        return bytes(accounts[2].sign_transaction(tx).raw_transaction)
+
+    old = node.ledger.submit(transfer(10 * 10**9))  # nonce 1: waits for nonce 0
+    new = node.ledger.submit(transfer(12 * 10**9))
+    with pytest.raises(RpcError, match=f"was dropped: replaced by 0x{new.hex()}"):
+        node.handle("eth_getTransactionReceipt", ["0x" + old.hex()])
+    assert node.handle("eth_getTransactionByHash", ["0x" + new.hex()])["blockNumber"] is None

@@ -1,6 +1,11 @@
 """``databright node --check`` and ``--backup``: one line of result, non-zero on damage."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,8 @@ from databright.errors import ChainError
 from databright.workspace import Workspace
 
 from tests.unit.cli.conftest import Run
+
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 
 def test_check_and_backup(run: Run, tmp_path: Path) -> None:
@@ -47,3 +54,26 @@ def test_a_lost_chain_with_contracts_is_not_replaced(run: Run, tmp_path: Path) -
     finally:
         ws.close()
     assert not paths.chain_db.exists()
+
+
+def test_node_flags_reach_the_server(run: Run, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run("--home", home, "init", "--accounts", "1")[0] == 0
+    binary = Path(sys.executable).parent / "databright"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([str(binary), "--home", str(home), "node", "--port", "0", "--dev",
+                             "--cors-origin", "http://localhost:3000", "--allowed-host", "node.lan"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": [60]}).encode()
+        request = urllib.request.Request(url, data=body, headers={
+            "Content-Type": "application/json", "Origin": "http://localhost:3000", "Host": "node.lan"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.loads(response.read())["result"] == "0x3c"
+            assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
