@@ -10,6 +10,7 @@ nonces are distinct and below its final nonce.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -67,9 +68,9 @@ def _send_loop(sender: Sender, node: ServedNode, stop: threading.Event) -> None:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.02)
-        except (OSError, RuntimeError, ValueError) as exc:
-            # The node is down or refused the send (a nonce it no longer
-            # expects): ask it again, as a wallet does.
+        except (OSError, http.client.HTTPException, RuntimeError, ValueError) as exc:
+            # The node is down (or was killed mid-answer) or refused the send (a
+            # nonce it no longer expects): ask it again, as a wallet does.
             sender.errors.append(type(exc).__name__)
             nonce = None
             time.sleep(0.1)
