@@ -76,12 +76,17 @@ def _send_loop(sender: Sender, node: ServedNode, stop: threading.Event) -> None:
             time.sleep(0.1)
 
 
-def _killer(node: ServedNode, stop: threading.Event, rng: random.Random, kills: list[float]) -> None:
+def _killer(node: ServedNode, stop: threading.Event, rng: random.Random, kills: list[float],
+            failures: list[str]) -> None:
     started = time.monotonic()
     while not stop.wait(rng.uniform(3.0, 9.0)):
         node.kill(signal.SIGKILL)
         kills.append(time.monotonic() - started)
-        node.start()
+        try:
+            node.start()
+        except RuntimeError as exc:  # reported by the test itself
+            failures.append(f"restart after kill {len(kills)} failed: {exc}")
+            stop.set()
 
 
 def _fates(node: ServedNode, hashes: list[str]) -> dict[str, tuple[str, Any]]:
@@ -110,8 +115,10 @@ def test_acknowledged_transactions_survive_kill_9(tmp_path: Any) -> None:
     senders = [Sender(key, random.Random(rng.random())) for key in node.keys[:SENDERS]]
     stop = threading.Event()
     kills: list[float] = []
+    failures: list[str] = []
     threads = [threading.Thread(target=_send_loop, args=(s, node, stop), daemon=True) for s in senders]
-    threads.append(threading.Thread(target=_killer, args=(node, stop, random.Random(rng.random()), kills), daemon=True))
+    threads.append(threading.Thread(target=_killer, args=(node, stop, random.Random(rng.random()), kills, failures),
+                                   daemon=True))
     try:
         for thread in threads:
             thread.start()
@@ -119,6 +126,7 @@ def test_acknowledged_transactions_survive_kill_9(tmp_path: Any) -> None:
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
+        assert not failures, failures[0]
         assert kills, "the node was never killed"
         node.kill(signal.SIGKILL)  # and once more after the last send
         node.start()
