@@ -264,3 +264,37 @@ def test_wallet_user_proposes_uploaded_files(scenario: tuple[str, str, int, Loca
     assert after == before - bond - int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
     proposal = api(base, f"/api/v1/proposals/{new}")
     assert proposal["contributor"] == account.address and proposal["items"] == 3 and proposal["bond_wei"] == bond
+
+
+def test_wallet_user_creates_a_dataset_and_proposes_with_signed_details(
+        scenario: tuple[str, str, int, LocalAccount, int], tmp_path: Path) -> None:
+    from tests.integration.web.conftest import write_batch
+
+    base, _, _, account, _ = scenario
+    expect = playwright_api.expect
+    wallet = TestWallet(account)
+    batch = write_batch(tmp_path / "batch", ["a", "b"], 33)
+    with wallet_page(wallet) as page:
+        message = page.locator("#wallet-message")
+        page.goto(f"{base}/signin?next=/datasets/new")
+        page.click("#siwe")
+        expect(page.get_by_test_id("whoami")).to_contain_text(account.address[:6])
+        page.fill("#name", "Field notes")
+        page.fill("#labels", "a, b")
+        page.fill("#contributor_fields", "affiliation, country")
+        page.click("[data-testid=create-dataset]")
+        expect(page.locator("h1")).to_have_text(re.compile("Field notes"), timeout=20_000)
+        dataset_id = int(page.url.rsplit("/", 1)[1])
+        assert api(base, f"/api/v1/datasets/{dataset_id}")["creator"] == account.address
+
+        page.goto(f"{base}/datasets/{dataset_id}/propose")
+        page.fill("#detail-1", "Uni Bern")
+        page.fill("#detail-2", "Switzerland")
+        page.set_input_files("#files", sorted(batch.glob("*.png")))
+        page.set_input_files("#labels", batch / "labels.csv")
+        page.click("[data-testid=propose-submit]")
+        expect(message).to_contain_text("submitted: 2 items.", timeout=20_000)
+        details = page.get_by_test_id("contributor-details")
+        expect(details).to_contain_text("Uni Bern")
+        expect(details.locator(".sig.ok")).to_have_count(1)  # the wallet's signature of the text wallet.js built
+    assert len(wallet.sent) == 2

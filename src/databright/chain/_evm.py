@@ -586,14 +586,15 @@ class PersistentChain(ChainReader):
         return self.add(tx, sender)
 
     def add(self, tx: SignedTransactionAPI, sender: bytes,
-            pooled: Callable[[], None] | None = None) -> bytes:
+            pooled: Callable[[bool], None] | None = None) -> bytes:
         """Add a transaction that passed ``check_raw`` to the pool (state checks here).
 
         It is journaled (``pool`` table) before it enters the pool, so once this
         returns the transaction survives ``kill -9``: a restart pools it again
         or records why it cannot be (``dropped`` table, see ``dropped``).
         ``pooled`` is called under the pool lock once it is in, before the miner
-        can take it (the writer acknowledges it there, ahead of its removal).
+        can take it (the writer acknowledges it there, ahead of its removal),
+        with whether it can go into the next block (no nonce gap before it).
         """
         if self._closed:
             raise RpcError(-32000, "node is shutting down")
@@ -601,7 +602,7 @@ class PersistentChain(ChainReader):
         return bytes(tx.hash)
 
     def _admit(self, tx: SignedTransactionAPI, sender: bytes, account: tuple[int, int],
-               seq: int | None, pooled_hook: Callable[[], None] | None = None) -> None:
+               seq: int | None, pooled_hook: Callable[[bool], None] | None = None) -> None:
         """Check ``tx`` against the head and the sender's pooled transactions, then
         pool it; journal it first unless it comes from the journal (``seq``)."""
         tx_hash = bytes(tx.hash)
@@ -625,7 +626,7 @@ class PersistentChain(ChainReader):
             self._by_hash[tx_hash] = item
             self.note_arrival(tx_hash)
             if pooled_hook is not None:
-                pooled_hook()
+                pooled_hook(all(n in queued for n in range(account[0], tx.nonce)))
             self._flush_removed()
             self._cond.notify_all()
 
@@ -633,19 +634,25 @@ class PersistentChain(ChainReader):
         """One SQLite transaction on the journal's connection, queued behind block
         commits on the database's commit lock (WAL: it survives ``kill -9``)."""
         conn = self._journal
-        with self.kv.commit_lock, immediate(conn):
-            for sql, rows in batches:
-                conn.executemany(sql, rows)
+        with self.kv.commit_lock:
+            if len(batches) == 1 and len(batches[0][1]) == 1:
+                # One statement commits by itself: every call into SQLite hands
+                # the GIL to the miner and back, so spare BEGIN and COMMIT.
+                conn.execute(batches[0][0], batches[0][1][0])
+                return
+            with immediate(conn):
+                for sql, rows in batches:
+                    conn.executemany(sql, rows)
 
     def _journal_add(self, seq: int, tx: SignedTransactionAPI, sender: bytes,
                      replaced: _Pooled | None) -> None:
         """Make a pooled transaction durable; a replaced one leaves the journal
-        with its reason."""
+        with its reason. (A hash sent again may keep an old ``dropped`` row: it
+        is read only for hashes neither pooled nor mined.)"""
         tx_hash = bytes(tx.hash)
         batches: list[tuple[str, list[tuple[Any, ...]]]] = [
             ("INSERT INTO pool (hash, seq, sender, raw) VALUES (?, ?, ?, ?)",
-             [(tx_hash, seq, sender, tx.encode())]),
-            ("DELETE FROM dropped WHERE hash = ?", [(tx_hash,)])]  # if sent again
+             [(tx_hash, seq, sender, tx.encode())])]
         if replaced is not None:
             old_hash = bytes(replaced.tx.hash)
             batches += [("DELETE FROM pool WHERE hash = ?", [(old_hash,)]),

@@ -73,8 +73,12 @@ def verify_file(path: Path) -> None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     # The in-header size is valid when its version number matches the change counter.
+    # A checkpoint killed half-way may leave the header ahead of the file's end:
+    # then every page missing from the file is still in the write-ahead log.
     if header[92:96] == header[24:28] and size < pages * page_size:
-        raise damaged(path, f"truncated: {size} bytes of {pages * page_size}")
+        in_wal = _wal_pages(Path(f"{path}-wal"))
+        if not all(page in in_wal for page in range(size // page_size + 1, pages + 1)):
+            raise damaged(path, f"truncated: {size} bytes of {pages * page_size}")
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size >= 32:
         with open(wal, "rb") as file:
@@ -100,6 +104,29 @@ def verify_file(path: Path) -> None:
         raise damaged(path, exc) from None
     finally:
         conn.close()
+
+
+def _wal_pages(wal: Path) -> set[int]:
+    """The page numbers of the frames in ``wal`` that belong to its current log."""
+    pages: set[int] = set()
+    try:
+        file = open(wal, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return pages
+    with file:
+        header = file.read(32)
+        if len(header) < 32 or header[:4] not in _WAL_MAGIC:
+            return pages
+        frame_size = 24 + int.from_bytes(header[8:12], "big")
+        salts = header[16:24]
+        offset = 32
+        while True:
+            file.seek(offset)
+            frame = file.read(24)
+            if len(frame) < 24 or frame[8:16] != salts:  # a frame of an older log
+                return pages
+            pages.add(int.from_bytes(frame[:4], "big"))
+            offset += frame_size
 
 
 def publish(built: Path, path: Path) -> None:

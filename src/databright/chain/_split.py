@@ -85,7 +85,7 @@ def _writer_main(conn: Connection, parent_end: Connection, path: Path, genesis: 
         try:
             # Acknowledged from inside the pool lock: the front end learns it was
             # pooled (and journaled) before it can learn it was mined.
-            chain.add(tx, sender, lambda: send(("reply", req_id, True, tx_hash)))
+            chain.add(tx, sender, lambda ready: send(("reply", req_id, True, (tx_hash, ready))))
         except RpcError as exc:
             send(("reply", req_id, False, (exc.code, exc.message, exc.data)))
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the writer
@@ -185,6 +185,7 @@ class RemoteLedger(ChainReader):
         self._cond = threading.Condition()
         self._pending: dict[bytes, tuple[SignedTransactionAPI, bytes]] = {}
         self._by_sender: dict[bytes, dict[int, bytes]] = {}  # sender -> nonce -> hash
+        self._ready: set[bytes] = set()  # pooled without a nonce gap before them
         self._mirror_journal()
         self._receiver = threading.Thread(target=self._receive_loop,
                                           name="databright-writer-pipe", daemon=True)
@@ -202,14 +203,17 @@ class RemoteLedger(ChainReader):
                 with self._send_lock:
                     slot = self._calls.pop(req_id, None)
                 if slot is not None:
-                    if ok and slot[2] is not None:
-                        self._mirror(*slot[2])
+                    if ok and slot[2] is not None:  # an add: (hash, no nonce gap)
+                        value, ready = value
+                        tx, sender = slot[2]
+                        self._mirror(tx, sender, ready)
                     slot[1] = (ok, value)
                     slot[0].set()
             elif message[0] == "removed":
                 _, hashes = message
                 with self._cond:
                     for tx_hash in hashes:
+                        self._ready.discard(tx_hash)
                         item = self._pending.pop(tx_hash, None)
                         if item is not None:
                             queued = self._by_sender.get(item[1])
@@ -227,6 +231,7 @@ class RemoteLedger(ChainReader):
         with self._cond:
             self._pending.clear()
             self._by_sender.clear()
+            self._ready.clear()
             self._cond.notify_all()
 
     def _call(self, op: str, *args: Any,
@@ -290,17 +295,21 @@ class RemoteLedger(ChainReader):
         for sender, raw in self.query("SELECT sender, raw FROM pool ORDER BY seq"):
             tx = _BUILDER.decode(raw)
             tx.__dict__["sender"] = sender  # recovered when it was first accepted
-            self._mirror(tx, sender)
+            self._mirror(tx, sender, ready=True)  # as good a guess as any: wait for it
 
-    def _mirror(self, tx: SignedTransactionAPI, sender: bytes) -> None:
+    def _mirror(self, tx: SignedTransactionAPI, sender: bytes, ready: bool) -> None:
         """Record a transaction the writer pooled (on the receiving thread, so
-        before any later report that it left the pool)."""
+        before any later report that it left the pool); ``ready``: it had no
+        nonce gap before it then."""
         tx_hash = bytes(tx.hash)
         with self._cond:
+            if ready:
+                self._ready.add(tx_hash)
             queued = self._by_sender.setdefault(sender, {})
             old = queued.get(tx.nonce)
             if old is not None:
                 self._pending.pop(old, None)
+                self._ready.discard(old)
             queued[tx.nonce] = tx_hash
             self._pending[tx_hash] = (tx, sender)
         self.note_arrival(tx_hash)
@@ -310,15 +319,19 @@ class RemoteLedger(ChainReader):
             return tx_hash in self._pending
 
     def is_executable(self, tx_hash: bytes) -> bool:
+        """From the mirror alone (no state read): the transaction, or one of the
+        same sender's just below it without a gap, had no nonce gap when pooled."""
         with self._cond:
             item = self._pending.get(tx_hash)
             if item is None:
                 return False
-            tx, sender = item
-            nonces = set(self._by_sender.get(sender, {}))
-        with self.state_at(self.head()) as state:
-            nonce = state.get_nonce(sender)
-        return all(n in nonces for n in range(nonce, tx.nonce + 1))
+            queued = self._by_sender.get(item[1], {})
+            nonce = item[0].nonce
+            while nonce in queued:
+                if queued[nonce] in self._ready:
+                    return True
+                nonce -= 1
+            return False
 
     def pending_tx_json(self, tx_hash: bytes) -> dict[str, Any] | None:
         with self._cond:

@@ -43,11 +43,14 @@ def _indexer(web_state: Any, stop: threading.Event, interval: float) -> None:
 def serve(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")] = 8000,
     interval: Annotated[float, typer.Option(help="Seconds between index syncs.")] = 1.0,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        help="Another Host the dashboard answers for (host, or host:port), besides localhost, 127.0.0.1 and "
+             "[::1]; repeatable. Other Host headers get 400, which stops DNS rebinding.")] = None,
 ) -> None:
     """Run the web dashboard and REST API (and the embedded node if none runs) until interrupted."""
     import uvicorn
 
-    from databright.web import create_app
+    from databright.web import DEFAULT_HOSTS, create_app
 
     home = Home(state.home_dir)
     home.read_config()
@@ -64,7 +67,7 @@ def serve(
     stop = threading.Event()
     try:
         with workspace() as ws:
-            app = create_app(ws)
+            app = create_app(ws, allowed_hosts=[*DEFAULT_HOSTS, *(allowed_host or [])])
             config = uvicorn.Config(app, log_level="warning", access_log=False)
             web = uvicorn.Server(config)
             indexer = threading.Thread(target=_indexer, args=(app.state.web, stop, interval), daemon=True)

@@ -6,6 +6,6 @@ beside the embedded node and the event indexer.
 
 from __future__ import annotations
 
-from databright.web.app import MAX_UPLOAD_BYTES, create_app, load_secret
+from databright.web.app import DEFAULT_HOSTS, MAX_UPLOAD_BYTES, Limits, create_app, load_secret
 
-__all__ = ["MAX_UPLOAD_BYTES", "create_app", "load_secret"]
+__all__ = ["DEFAULT_HOSTS", "Limits", "MAX_UPLOAD_BYTES", "create_app", "load_secret"]

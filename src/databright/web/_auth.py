@@ -1,43 +1,50 @@
 """Sign-In with Ethereum (EIP-4361) and signed comments (EIP-191 personal messages).
 
-The server builds the exact text to sign, so verifying is rebuilding it from
-the claimed fields and recovering the signer: a message that differs in any
-byte, or was signed by another key, is refused.
+The server builds the exact text to sign. A sign-in message is parsed by the
+EIP's grammar (``_siwe``) and must carry what this server issued: its domain,
+URI origin, chain, an unused nonce and the statement, inside its time window.
+A comment is verified by rebuilding its text from the claimed fields and
+recovering the signer: a message that differs in any byte, or was signed by
+another key, is refused.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
 
 from databright.errors import InputError
+from databright.web._siwe import SiweMessage, parse_time
 
-__all__ = ["comment_date", "comment_message", "new_nonce", "recover", "siwe_message", "verify_siwe"]
+__all__ = [
+    "MAX_SKEW", "SIWE_TTL", "STATEMENT", "check_signed_now", "comment_date", "comment_message", "new_nonce", "recover", "siwe_message", "verify_siwe",
+]
 
 STATEMENT = "Sign in to DataBright to vote, comment and withdraw with this account."
-_FIELD = re.compile(r"^(URI|Version|Chain ID|Nonce|Issued At): (.+)$", re.MULTILINE)
+SIWE_TTL = timedelta(minutes=10)
 
 
 def new_nonce() -> str:
     return secrets.token_hex(8)
 
 
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 def _now_iso() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return _iso(datetime.now(UTC))
 
 
 def siwe_message(domain: str, address: str, uri: str, chain_id: int, nonce: str, issued_at: str | None = None) -> str:
-    """An EIP-4361 message, as a browser wallet shows it."""
-    return (
-        f"{domain} wants you to sign in with your Ethereum account:\n{to_checksum_address(address)}\n\n"
-        f"{STATEMENT}\n\nURI: {uri}\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\n"
-        f"Issued At: {issued_at or _now_iso()}"
-    )
+    """The EIP-4361 message this server asks a wallet to sign: valid for ``SIWE_TTL`` from its issue."""
+    issued = parse_time(issued_at, "Issued At") if issued_at else datetime.now(UTC).replace(microsecond=0)
+    return SiweMessage(domain=domain, address=to_checksum_address(address), uri=uri, chain_id=chain_id, nonce=nonce,
+                       issued_at=_iso(issued), statement=STATEMENT, expiration_time=_iso(issued + SIWE_TTL)).text()
 
 
 def recover(message: str, signature: str) -> str:
@@ -48,29 +55,37 @@ def recover(message: str, signature: str) -> str:
         raise InputError("the signature is malformed") from exc
 
 
-def verify_siwe(message: str, signature: str, *, domain: str, nonce: str, chain_id: int) -> str:
-    """Check an EIP-4361 message against this server's domain, nonce and chain; returns the address."""
-    lines = message.split("\n")
-    if len(lines) < 3 or lines[0] != f"{domain} wants you to sign in with your Ethereum account:":
-        raise InputError(f"the sign-in message is not for {domain}")
-    fields = dict(_FIELD.findall(message))
-    if fields.get("Nonce") != nonce:
-        raise InputError("the sign-in message has a stale nonce; request a new one")
-    if fields.get("Chain ID") != str(chain_id) or fields.get("Version") != "1":
-        raise InputError(f"the sign-in message is not for chain {chain_id}")
-    try:
-        claimed = to_checksum_address(lines[1].strip())
-    except ValueError as exc:
-        raise InputError("the sign-in message has no valid address") from exc
-    if recover(message, signature) != claimed:
-        raise InputError("the signature does not match the address in the message")
-    return claimed
+def verify_siwe(message: str, signature: str, *, domain: str, origin: str, nonce: str, chain_id: int) -> str:
+    """Check an EIP-4361 message against what this server issued: domain, URI origin, chain, nonce, statement.
+
+    Every rule of the EIP applies (strict parsing, expiry, not-before); the
+    message must also be no older than ``SIWE_TTL``. Returns the signer.
+    """
+    parsed = SiweMessage.parse(message)
+    now = datetime.now(UTC)
+    if now - parse_time(parsed.issued_at, "Issued At") > SIWE_TTL:
+        raise InputError("the sign-in message is too old; request a new one")
+    return parsed.verify(signature, now=now, domain=domain, scheme=origin.split("://")[0], origin=origin,
+                         chain_id=chain_id, nonce=nonce, statement=STATEMENT)
 
 
 def comment_message(proposal_id: int, chain_id: int, author: str, body: str, date: str) -> str:
     """What an author signs to comment on a proposal."""
     return (f"DataBright comment on proposal {proposal_id} (chain {chain_id})\n"
             f"Author: {to_checksum_address(author)}\nDate: {date}\n\n{body}")
+
+
+MAX_SKEW = timedelta(minutes=10)
+
+
+def check_signed_now(date: str, what: str) -> None:
+    """Refuse a browser-signed ``date`` (ISO, with zone) more than ``MAX_SKEW`` from now."""
+    try:
+        when = datetime.fromisoformat(date.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"{what}'s date is not an ISO timestamp") from exc
+    if when.tzinfo is None or abs(datetime.now(UTC) - when) > MAX_SKEW:
+        raise InputError(f"{what}'s date is too far from now; sign it again")
 
 
 def comment_date() -> str:

@@ -41,8 +41,12 @@ def step_chart(points: Sequence[tuple[int, int]], label: str) -> str:
     return _frame(body, label)
 
 
-def histogram(values: Sequence[float], label: str, bins: int = 20) -> str:
-    """Counts of ``values`` in equal bins; bins below zero drawn as negative."""
+def histogram(values: Sequence[float], label: str, bins: int = 20, scale: float = 1.0) -> str:
+    """Counts of ``values`` in equal bins; bins below zero drawn as negative.
+
+    The axis shows values times ``scale`` (say 10^4, as the page shows each item's value), so that the
+    chart and the numbers beside it are in one unit.
+    """
     if not values:
         return _frame(_axis_text(W / 2, H / 2, "no values"), label)
     lo, hi = min(values), max(values)
@@ -60,11 +64,17 @@ def histogram(values: Sequence[float], label: str, bins: int = 20) -> str:
         left = lo + i * width
         cls = "neg" if left + width <= 0 else "pos"
         bars.append(f'<rect x="{PAD + i * bar_w + 1:.1f}" y="{H - PAD - h:.1f}" width="{bar_w - 2:.1f}" '
-                    f'height="{h:.1f}" class="{cls}"><title>{c} items in [{left:.4f}, {left + width:.4f})</title>'
+                    f'height="{h:.1f}" class="{cls}"><title>{c} in [{left * scale:+.2f}, {(left + width) * scale:+.2f})</title>'
                     f'</rect>')
     body = ("".join(bars) + f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - PAD}" y2="{H - PAD}" class="base"/>'
-            + _axis_text(PAD, H - PAD + 18, f"{lo:.3g}", "start") + _axis_text(W - PAD, H - PAD + 18, f"{hi:.3g}", "end")
-            + _axis_text(PAD - 6, PAD, str(top), "end"))
+            + _axis_text(PAD, H - PAD + 18, f"{lo * scale:+.1f}", "start")
+            + _axis_text(W - PAD, H - PAD + 18, f"{hi * scale:+.1f}", "end")
+            + _axis_text(PAD - 6, PAD, str(top), "end") + _axis_text(PAD, PAD - 8, "items", "start"))
+    if lo < 0 < hi:
+        zero = PAD + (W - 2 * PAD) * (-lo) / (hi - lo)
+        body += f'<line x1="{zero:.1f}" y1="{H - PAD}" x2="{zero:.1f}" y2="{H - PAD + 5}" class="base"/>'
+        if PAD + 40 < zero < W - PAD - 40:  # else it would overprint an end label
+            body += _axis_text(zero, H - PAD + 18, "0")
     return _frame(body, label)
 
 

@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from databright.web.deps import WebSession
 
-__all__ = ["back", "eth", "render", "templates"]
+__all__ = ["back", "eth", "plural", "render", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -41,7 +41,12 @@ def _duration(seconds: int) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {rest % 60:02d}s"
 
 
-templates.env.filters.update(eth=eth, short=_short, duration=_duration,
+def plural(count: int, noun: str) -> str:
+    """``1 item``, ``2 items``, ``1,497 items``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+templates.env.filters.update(eth=eth, short=_short, duration=_duration, plural=plural,
                              pct=lambda v: f"{v * 100:.1f}%", num=lambda v: f"{v:,}")
 
 

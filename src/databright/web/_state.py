@@ -15,6 +15,8 @@ from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
+from databright.web._limits import Limits, RateLimited, TokenBuckets
+from databright.web._sessions import SessionStore
 from databright.workspace import Workspace
 
 __all__ = ["WebState"]
@@ -23,11 +25,17 @@ T = TypeVar("T")
 
 
 class WebState:
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, limits: Limits | None = None) -> None:
         self.ws = ws
         self.lock = threading.RLock()
-        # Keys unlocked by local sign-in live here only, keyed by session id.
+        # Keys unlocked by local sign-in live here only, keyed by session id; a session's end forgets its key.
         self._signers: dict[str, LocalAccount] = {}
+        self.sessions = SessionStore(on_drop=self.forget)
+        limits = limits or Limits()
+        self._writes = (TokenBuckets(limits.account_burst, limits.account_rate),
+                        TokenBuckets(limits.client_burst, limits.client_rate))
+        self._guesses = (TokenBuckets(limits.password_burst, limits.password_rate),
+                         TokenBuckets(limits.password_client_burst, limits.password_client_rate))
         self._supply: dict[int, int] = {}
         self._head: tuple[float, float] = (0.0, time.time())
         self.chain_id = ws.ledger.chain_id
@@ -62,6 +70,32 @@ class WebState:
             result = action()
             self.ws.sync()
             return result
+
+    # -- rate limits -----------------------------------------------------------------
+
+    def limit_write(self, account: str | None, client: str) -> None:
+        """Charge one write to the account (if signed in) and the client address; RateLimited if either is spent."""
+        accounts, clients = self._writes
+        wait = max(accounts.wait(account.lower()) if account else 0.0, clients.wait(client))
+        if wait == 0.0:
+            wait = clients.take(client) or (accounts.take(account.lower()) if account else 0.0)
+        if wait:
+            raise RateLimited(f"too many requests; try again in {wait:.0f} s", wait)
+
+    def password_guess(self, account: str, client: str) -> Callable[[], None]:
+        """Charge a sign-in attempt (RateLimited if spent); call the result once the password proved right."""
+        names, clients = self._guesses
+        wait = max(names.wait(account), clients.wait(client))
+        if wait == 0.0:
+            wait = clients.take(client) or names.take(account)
+        if wait:
+            raise RateLimited(f"too many sign-in attempts for {account!r}; try again in {wait:.0f} s", wait)
+
+        def refund() -> None:
+            names.give_back(account)
+            clients.give_back(client)
+
+        return refund
 
     # -- local sign-in -------------------------------------------------------------
 

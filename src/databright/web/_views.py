@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from databright.index import DatasetRow, ProposalRow
-from databright.web._state import WebState
-from databright.web.schemas import DatasetPublic, HolderPublic, ProposalPublic, TallyPublic
+from collections.abc import Sequence
+from typing import TypeVar
 
-__all__ = ["dataset_public", "holders_public", "metadata", "proposal_public", "tally"]
+from databright.index import DatasetRow, ItemRow, ProposalRow
+from databright.web._state import WebState
+from databright.web.schemas import DatasetPublic, HolderPublic, ItemPublic, ProposalPublic, TallyPublic
+
+__all__ = ["dataset_public", "holders_public", "item_public", "metadata", "page_of", "proposal_public", "tally"]
+
+T = TypeVar("T")
 
 _BPS = 10_000
 
@@ -77,3 +82,20 @@ def proposal_public(state: WebState, p: ProposalRow, d: DatasetRow | None = None
         evaluated=p.evaluated, report_cid=p.report_cid, shares_minted=p.shares_minted,
         duplicates=p.duplicate_count, manifest_matches=p.manifest_matches, tally=tally(state, p, d),
     )
+
+
+def item_public(row: ItemRow) -> ItemPublic:
+    try:
+        meta = json.loads(row.metadata_json or "{}")
+    except ValueError:
+        meta = {}
+    filename = str(meta.get("filename", "")) if isinstance(meta, dict) else ""
+    return ItemPublic(cid=row.cid, label=row.label, proposal_id=row.proposal_id, position=row.position,
+                      accepted=row.accepted, duplicate_of=row.duplicate_of, filename=filename)
+
+
+def page_of(rows: Sequence[T], page: int, per_page: int) -> tuple[list[T], int, int]:
+    """Rows of page ``page`` (from 1; clamped to the last), that page number, and how many pages there are."""
+    pages = max(1, -(-len(rows) // per_page))
+    page = min(max(page, 1), pages)
+    return list(rows[(page - 1) * per_page: page * per_page]), page, pages

@@ -18,7 +18,7 @@ from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFou
 
 from databright.chain._ledger import revert_reason
 from databright.errors import ChainError, NotFound, TransactionError
-from databright.web._pages import eth
+from databright.web._pages import eth, plural
 from databright.web._state import WebState
 from databright.web.deps import Forbidden
 from databright.web.schemas import TxResultPublic, WalletTxPublic
@@ -46,8 +46,10 @@ def _describe(name: str, args: dict[str, Any]) -> str | None:
         return f"You voted {'yes' if args['support'] else 'no'} with {int(args['weight']):,} shares."
     if name == "ProposalFinalized":
         return f"Proposal {args['proposal_id']} is {'accepted' if args['accepted'] else 'rejected'}."
+    if name == "DatasetCreated":
+        return f"Dataset {args['dataset_id']} created."
     if name == "ProposalCreated":
-        return f"Proposal {args['proposal_id']} submitted: {int(args['item_count'])} items."
+        return f"Proposal {args['proposal_id']} submitted: {plural(int(args['item_count']), 'item')}."
     if name == "RevenueWithdrawn":
         return f"Withdrew {eth(int(args['amount']))} from dataset {args['dataset_id']}."
     return None
@@ -81,10 +83,11 @@ def confirm(state: WebState, sender: str, tx_hash: str, timeout: float = RECEIPT
     events = market.decode_receipt(receipt)
     messages = [m for m in (_describe(e.name, e.args) for e in events) if m]
     created = [int(e.args["proposal_id"]) for e in events if e.name == "ProposalCreated"]
+    datasets = [int(e.args["dataset_id"]) for e in events if e.name == "DatasetCreated"]
+    url = f"/proposals/{created[0]}" if created else f"/datasets/{datasets[0]}" if datasets else None
     return TxResultPublic(tx_hash=receipt["transactionHash"].to_0x_hex(), block_number=int(receipt["blockNumber"]),
                           events=[e.name for e in events], message=" ".join(messages) or "Transaction confirmed.",
-                          proposal_id=created[0] if created else None,
-                          url=f"/proposals/{created[0]}" if created else None)
+                          proposal_id=created[0] if created else None, url=url)
 
 
 def _replay_reason(state: WebState, tx: Any, block: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.middleware.sessions import SessionMiddleware
 
 from databright import __version__
 from databright.errors import (
@@ -29,17 +29,22 @@ from databright.errors import (
     TransactionError,
 )
 from databright.storage import BlobNotFound
+from databright.web._limits import Limits, RateLimited
 from databright.web._pages import render
+from databright.web._security import DEFAULT_HOSTS, SecurityMiddleware
+from databright.web._sessions import ServerSessionMiddleware
 from databright.web._state import WebState
 from databright.web.deps import Forbidden, SignInRequired, UploadTooLarge
-from databright.web.routers import accounts, auth, blobs, comments, datasets, models, proposals, transactions
+from databright.web.routers import (
+    accounts, auth, blobs, comments, dataset_new, datasets, models, proposals, transactions,
+)
 from databright.workspace import Workspace
 
-__all__ = ["MAX_UPLOAD_BYTES", "create_app", "load_secret"]
+__all__ = ["DEFAULT_HOSTS", "MAX_UPLOAD_BYTES", "Limits", "create_app", "load_secret"]
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _STATUS: list[tuple[type[DataBrightError], int]] = [
-    (BlobNotFound, 404), (UploadTooLarge, 413),
+    (BlobNotFound, 404), (UploadTooLarge, 413), (RateLimited, 429),
     (NotFound, 404), (SignInRequired, 401), (Forbidden, 403), (AccountError, 403),
     (TransactionError, 409), (ChainError, 503), (InputError, 400), (StorageError, 400),
 ]
@@ -71,7 +76,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _domain(request: Request, exc: DataBrightError) -> Response:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return _error(request, status, message)
+        response = _error(request, status, message)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -87,7 +95,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(request, exc.status_code, "page not found" if exc.status_code == 404 else message)
 
 
-def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+               allowed_hosts: Iterable[str] = DEFAULT_HOSTS, limits: Limits | None = None) -> FastAPI:
+    """The app for ``ws``: answers only for ``allowed_hosts`` (any port unless one is given, ``host:port``)."""
     app = FastAPI(
         title="DataBright",
         version=__version__,
@@ -96,15 +106,17 @@ def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: in
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    state = WebState(ws)
+    state = WebState(ws, limits)
     state.refresh()
     app.state.web = state
     app.state.max_upload_bytes = max_upload_bytes
-    app.add_middleware(SessionMiddleware, secret_key=secret or load_secret(ws.home.root),
-                       session_cookie="databright_session", same_site="lax", https_only=False,
-                       max_age=7 * 24 * 3600)
+    app.add_middleware(ServerSessionMiddleware, store=state.sessions, secret=secret or load_secret(ws.home.root),
+                       max_age=int(state.sessions.max_age))
+    # Added last, so it runs first: nothing reaches a route from a foreign Host or with an oversized body.
+    app.add_middleware(SecurityMiddleware, allowed_hosts=list(allowed_hosts), max_body_bytes=max_upload_bytes)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (datasets, proposals, comments, models, accounts, auth, blobs, transactions):
+    # dataset_new first: its /datasets/new must win over /datasets/{dataset_id}.
+    for module in (dataset_new, datasets, proposals, comments, models, accounts, auth, blobs, transactions):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app

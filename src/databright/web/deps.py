@@ -31,6 +31,7 @@ __all__ = [
     "UploadTooLarge",
     "User",
     "WebSession",
+    "client_address",
 ]
 
 
@@ -128,11 +129,11 @@ OptionalUser = Annotated[User | None, Depends(_optional_user)]
 CurrentUser = Annotated[User, Depends(_current_user)]
 
 
-async def _check_csrf(request: Request, session: SessionDep) -> None:
-    limit = int(request.app.state.max_upload_bytes)
-    length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > limit:
-        raise UploadTooLarge(f"the upload is larger than the limit of {limit // 2**20} MiB")
+async def _check_csrf(request: Request, session: SessionDep, state: StateDep) -> None:
+    """Every write: the CSRF token, then one token of the account's and the client's rate limits.
+
+    (The body's size is bounded for every request by ``_security``.)
+    """
     token = request.headers.get("x-csrf-token")
     if token is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -140,6 +141,12 @@ async def _check_csrf(request: Request, session: SessionDep) -> None:
         token = str((await request.form(max_files=5000)).get("csrf_token") or "")
     if not token or not hmac.compare_digest(token, session.csrf):
         raise Forbidden("missing or wrong CSRF token; reload the page and try again")
+    user = session.user()
+    state.limit_write(user.address if user else None, client_address(request))
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 CsrfChecked = Annotated[None, Depends(_check_csrf)]

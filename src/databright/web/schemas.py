@@ -6,6 +6,9 @@ exactly (clients in JavaScript should parse them as BigInt).
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -13,6 +16,7 @@ __all__ = [
     "ChainPublic",
     "CommentCreate",
     "CommentPublic",
+    "DatasetCreate",
     "DatasetPublic",
     "ErrorPublic",
     "HolderPublic",
@@ -33,6 +37,25 @@ __all__ = [
     "WithdrawalCreate",
     "WithdrawalPublic",
 ]
+
+
+class DatasetCreate(BaseModel):
+    """A new dataset, as the create form and the API take it (you receive its initial shares)."""
+
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field(default="", max_length=2000)
+    kind: Literal["files", "table"] = "files"
+    labels: str = Field(default="", max_length=2000, description="comma-separated label set; empty allows any")
+    license: str = Field(default="CC-BY-4.0", max_length=100)
+    contributor_fields: str = Field(default="", max_length=400, description=(
+        "comma-separated details every contributor gives and signs with a proposal, e.g. 'affiliation, country'"))
+    initial_shares: int = Field(default=1000, ge=1, le=10**30)
+    quorum_percent: Decimal = Field(default=Decimal(20), gt=0, le=100)
+    approval_percent: Decimal = Field(default=Decimal(50), gt=0, le=100)
+    voting_hours: Decimal = Field(default=Decimal(1), gt=0, le=24 * 366)
+    bond_eth: Decimal = Field(default=Decimal("0.01"), ge=0, le=10**9)
+    base_reward_per_item: int = Field(default=10, ge=0, le=10**30)
+    max_reward_per_proposal: int = Field(default=10_000, ge=1, le=10**30)
 
 
 class ErrorPublic(BaseModel):

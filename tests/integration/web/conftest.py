@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from databright.chain import DatasetParams
 from databright.demo import write_png
 from databright.operations import DatasetMetadata, create_dataset, load_batch, propose_batch
-from databright.web import create_app
+from databright.web import DEFAULT_HOSTS, create_app
 from databright.workspace import Workspace
 
 BIN = Path(sys.executable).parent / "databright"
@@ -60,7 +60,8 @@ def app_ws(home: Path) -> Iterator[Workspace]:
 
 @pytest.fixture()
 def client(app_ws: Workspace) -> Iterator[TestClient]:
-    with TestClient(create_app(app_ws, secret="test-secret", max_upload_bytes=200_000)) as client:
+    with TestClient(create_app(app_ws, secret="test-secret", max_upload_bytes=200_000,
+                                allowed_hosts=[*DEFAULT_HOSTS, "testserver"])) as client:
         yield client
 
 

@@ -171,7 +171,7 @@ def test_prepare_proposal_refuses_bad_batches_and_sends_nothing(client: TestClie
     good = upload(write_batch(tmp_path / "good", list("ab"), 21))
     path = "/api/v1/datasets/1/proposals/tx"
     assert client.post(path, files=good, headers=csrf(client)).status_code == 401
-    headers = siwe(client, Account.create())
+    headers = siwe(client, app_ws.signer("dev3"))  # funded: the batch itself is what is refused
     count = len(client.get("/api/v1/proposals").json())
 
     no_csrf = client.post(path, files=good)

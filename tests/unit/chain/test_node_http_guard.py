@@ -170,9 +170,29 @@ def test_batches_are_limited(server: RpcServer) -> None:
 
 
 def test_overload_answers_503_at_once(server: RpcServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_http, "MAX_IN_FLIGHT", 0)
-    status, _, body = post(server.port)
-    assert status == 503 and json.loads(body)["error"]["code"] == -32005
+    monkeypatch.setattr(_http, "MAX_IN_FLIGHT", 2)
+    handle = server.dispatcher.handle_payload
+    monkeypatch.setattr(server.dispatcher, "handle_payload",
+                        lambda payload: time.sleep(1.0) or handle(payload))  # slow calls
+    answers: list[tuple[int, float, bytes]] = []
+
+    def call() -> None:
+        start = time.monotonic()
+        status, _, body = post(server.port)
+        answers.append((status, time.monotonic() - start, body))
+
+    callers = [threading.Thread(target=call) for _ in range(6)]
+    for caller in callers:
+        caller.start()
+        time.sleep(0.05)  # the first two take the slots
+    for caller in callers:
+        caller.join(timeout=30)
+    assert sorted(status for status, _, _ in answers) == [200, 200, 503, 503, 503, 503]
+    for status, elapsed, body in answers:
+        if status == 503:
+            assert elapsed < 0.9 and json.loads(body)["error"]["code"] == -32005  # at once
+        else:
+            assert json.loads(body)["result"]
 
 
 def test_a_stuck_call_times_out_and_frees_its_slot(server: RpcServer,

@@ -115,7 +115,7 @@ def test_writer_survives_a_high_s_transaction(served: EmbeddedNode,
     assert isinstance(ledger, RemoteLedger)
     raw = high_s(sign_transfer(accounts[0], 0))
     sender = bytes.fromhex(accounts[0].address[2:])
-    bad = ledger._call("add", raw, sender)
+    bad, _ = ledger._call("add", raw, sender)  # (hash, whether it had no nonce gap)
     normal = ledger.submit(sign_transfer(accounts[1], 0))
     assert receipt_when_done(served, normal)["status"] == "0x1"
     for _ in range(50):
@@ -180,3 +180,19 @@ def test_a_replaced_transaction_reports_its_replacement(node: EmbeddedNode,
     with pytest.raises(RpcError, match=f"was dropped: replaced by 0x{new.hex()}"):
         node.handle("eth_getTransactionReceipt", ["0x" + old.hex()])
     assert node.handle("eth_getTransactionByHash", ["0x" + new.hex()])["blockNumber"] is None
+
+
+def test_served_receipt_of_a_queued_transaction_is_answered_at_once(
+        served: EmbeddedNode, accounts: list[LocalAccount], sign_transfer: Any) -> None:
+    """The front end knows from its mirror of the pool that a transaction waits
+    for an earlier nonce: null at once; once the gap is filled, both are mined."""
+    import time
+
+    queued = served.ledger.submit(sign_transfer(accounts[1], 1))
+    started = time.monotonic()
+    assert served.handle("eth_getTransactionReceipt", ["0x" + queued.hex()]) is None
+    assert time.monotonic() - started < 1.0
+    first = served.ledger.submit(sign_transfer(accounts[1], 0))
+    assert served.ledger.is_executable(queued) or not served.ledger.is_pending(queued)
+    assert receipt_when_done(served, first)["status"] == "0x1"
+    assert receipt_when_done(served, queued)["status"] == "0x1"

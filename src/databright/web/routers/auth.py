@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -9,10 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from databright.chain import Keystore
 from databright.errors import DataBrightError, InputError
-from databright.web._auth import new_nonce, siwe_message, verify_siwe
+from databright.web._auth import SIWE_TTL, new_nonce, siwe_message, verify_siwe
 from databright.web._pages import back, render
 from databright.web._state import WebState
-from databright.web.deps import CsrfChecked, SessionDep, StateDep, User
+from databright.web.deps import CsrfChecked, SessionDep, StateDep, User, client_address
 from databright.web.schemas import LocalSignInCreate, NoncePublic, SessionPublic, SiweSignInCreate
 
 __all__ = ["router"]
@@ -24,10 +25,15 @@ def _safe_next(target: str | None) -> str:
     return target if target and target.startswith("/") and not target.startswith("//") else "/dashboard"
 
 
-def sign_in_local(state: WebState, session: SessionDep, body: LocalSignInCreate) -> User:
-    """Unlock a keystore account; its key stays in this server's memory for this session only."""
+def sign_in_local(state: WebState, session: SessionDep, body: LocalSignInCreate, client: str) -> User:
+    """Unlock a keystore account; its key stays in this server's memory for this session only.
+
+    Wrong passwords are rate-limited per account name and per client address.
+    """
+    refund = state.password_guess(body.account, client)
     # A fresh Keystore: its unlock cache must not let a second caller skip the password.
     signer = Keystore(state.ws.home.keystore).unlock(body.account, body.password)
+    refund()
     stored = state.ws.keystore.get(body.account)
     state.forget(session.sid)
     user = User(signer.address, stored.name, "local")
@@ -49,8 +55,9 @@ def get_session(session: SessionDep) -> SessionPublic:
 
 
 @router.post("/api/v1/auth/local", response_model=SessionPublic)
-def post_local(body: LocalSignInCreate, state: StateDep, session: SessionDep, _: CsrfChecked) -> SessionPublic:
-    sign_in_local(state, session, body)
+def post_local(request: Request, body: LocalSignInCreate, state: StateDep, session: SessionDep,
+               _: CsrfChecked) -> SessionPublic:
+    sign_in_local(state, session, body, client_address(request))
     return _session_public(session)
 
 
@@ -58,7 +65,7 @@ def post_local(body: LocalSignInCreate, state: StateDep, session: SessionDep, _:
 def get_nonce(request: Request, state: StateDep, session: SessionDep) -> NoncePublic:
     """A fresh nonce and the EIP-4361 message to sign (``{address}`` to fill in)."""
     nonce = new_nonce()
-    session.data["siwe_nonce"] = nonce
+    session.data["siwe_nonce"] = [nonce, time.time()]
     template = siwe_message(request.url.netloc, "0x" + "00" * 20, str(request.base_url).rstrip("/"),
                             state.chain_id, nonce).replace("0x" + "00" * 20, "{address}")
     return NoncePublic(nonce=nonce, message_template=template)
@@ -67,11 +74,14 @@ def get_nonce(request: Request, state: StateDep, session: SessionDep) -> NoncePu
 @router.post("/api/v1/auth/siwe", response_model=SessionPublic)
 def post_siwe(request: Request, body: SiweSignInCreate, state: StateDep, session: SessionDep,
               _: CsrfChecked) -> SessionPublic:
-    nonce = session.data.pop("siwe_nonce", None)
-    if not nonce:
+    issued = session.data.pop("siwe_nonce", None)
+    if not issued:
         raise InputError("request a sign-in nonce first")
+    nonce, when = issued
+    if time.time() - float(when) > SIWE_TTL.total_seconds():
+        raise InputError("the sign-in nonce has expired; request a new one")
     address = verify_siwe(body.message, body.signature, domain=request.url.netloc, nonce=str(nonce),
-                          chain_id=state.chain_id)
+                          origin=str(request.base_url).rstrip("/"), chain_id=state.chain_id)
     state.forget(session.sid)
     session.sign_in(User(address, f"{address[:6]}…{address[-4:]}", "wallet"))
     return _session_public(session)
@@ -97,7 +107,8 @@ def signin_form(request: Request, account: Annotated[str, Form(max_length=100)],
                 _: CsrfChecked, next_: Annotated[str | None, Form(alias="next", max_length=300)] = None
                 ) -> RedirectResponse:
     try:
-        user = sign_in_local(state, session, LocalSignInCreate(account=account or " ", password=password))
+        user = sign_in_local(state, session, LocalSignInCreate(account=account or " ", password=password),
+                             client_address(request))
     except DataBrightError as exc:
         return back(request, f"/signin?next={_safe_next(next_)}", str(exc).splitlines()[0], "error")
     return back(request, _safe_next(next_), f"Signed in as {user.name} ({user.address}).")

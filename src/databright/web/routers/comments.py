@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from eth_account.messages import encode_defunct
@@ -11,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from databright.errors import DataBrightError, InputError
 from databright.index import CommentRow
-from databright.web._auth import comment_date, comment_message, recover
+from databright.web._auth import check_signed_now, comment_date, comment_message, recover
 from databright.web._pages import back, render
 from databright.web._state import WebState
 from databright.web.deps import CsrfChecked, CurrentUser, ProposalId, SessionDep, StateDep, User
@@ -20,7 +19,6 @@ from databright.web.schemas import CommentCreate, CommentPublic
 __all__ = ["router"]
 
 router = APIRouter(tags=["comments"])
-_MAX_SKEW = timedelta(minutes=10)
 
 
 def _public(state: WebState, row: CommentRow) -> CommentPublic:
@@ -45,15 +43,12 @@ def add_comment(state: WebState, session: SessionDep, user: User, proposal_id: i
     text = body.body.strip()
     if not text:
         raise InputError("a comment cannot be empty")
-    state.ws.index.proposal(proposal_id)
+    if (status := state.ws.index.proposal(proposal_id).status) != "open":
+        # A decided proposal's thread is closed: nothing said now can change the vote, and it would only grow.
+        raise InputError(f"proposal {proposal_id} is already {status}; its discussion is closed")
     if body.signature:
         date = body.date or ""
-        try:
-            when = datetime.fromisoformat(date.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise InputError("the comment's date is not an ISO timestamp") from exc
-        if when.tzinfo is None or abs(datetime.now(UTC) - when) > _MAX_SKEW:
-            raise InputError("the comment's date is too far from now; sign it again")
+        check_signed_now(date, "the comment")
         message = comment_message(proposal_id, state.chain_id, user.address, text, date)
         if recover(message, body.signature) != user.address:
             raise InputError("the signature is not by the signed-in account")

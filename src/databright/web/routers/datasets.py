@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
@@ -17,12 +14,14 @@ from starlette.datastructures import UploadFile
 
 from databright.errors import DataBrightError, InputError
 from databright import operations
-from databright.operations import Batch, load_batch, propose_batch
+from databright.operations import Batch, propose_batch
 from databright.storage import digest_of_cid
 from databright.web._charts import bar_chart, step_chart
-from databright.web._pages import back, render
+from databright.web._pages import back, plural, render
+from databright.web._details import read_fields, required_fields, save_details, sign_details, verify_details
+from databright.web._uploads import check_funds, staged_batch
 from databright.web._state import WebState
-from databright.web._views import dataset_public, holders_public, metadata, proposal_public
+from databright.web._views import dataset_public, holders_public, item_public, metadata, proposal_public
 from databright.web._wallet import prepare
 from databright.web.deps import CsrfChecked, CurrentUser, DatasetId, OptionalUser, SignerDep, StateDep
 from databright.web.schemas import DatasetPublic, ErrorPublic, HolderPublic, ItemPublic, WalletTxPublic
@@ -35,13 +34,7 @@ PAGE = 48
 
 def _items(state: StateDep, dataset_id: int, offset: int, limit: int) -> tuple[list[ItemPublic], int]:
     rows = state.ws.index.items(dataset_id, accepted=True)
-    chosen = rows[offset: offset + limit]
-    out = []
-    for r in chosen:
-        meta = json.loads(r.metadata_json or "{}")
-        out.append(ItemPublic(cid=r.cid, label=r.label, proposal_id=r.proposal_id, position=r.position,
-                              accepted=r.accepted, duplicate_of=r.duplicate_of, filename=str(meta.get("filename", ""))))
-    return out, len(rows)
+    return [item_public(r) for r in rows[offset: offset + limit]], len(rows)
 
 
 # -- API ------------------------------------------------------------------------
@@ -133,43 +126,12 @@ def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep,
 def propose_page(request: Request, dataset_id: DatasetId, state: StateDep, user: OptionalUser) -> Response:
     if user is None:
         return back(request, f"/signin?next=/datasets/{dataset_id}/propose", "Sign in to propose data.", "info")
-    return render(request, "propose.html", d=dataset_public(state, state.ws.index.dataset(dataset_id)))
-
-
-def _save_uploads(files: Sequence[UploadFile], labels: UploadFile | None, table: UploadFile | None,
-                  folder: Path) -> tuple[Path, Path | None]:
-    """Write the uploaded files to ``folder``; returns (source, labels CSV)."""
-    named = [f for f in files if f.filename]
-    if table is not None and table.filename:
-        path = folder / Path(table.filename).name
-        path.write_bytes(table.file.read())
-        return path, None
-    if not named:
-        raise InputError("choose item files and their labels CSV, or a table (CSV or Parquet)")
-    if labels is None or not labels.filename:
-        raise InputError("a labels CSV (columns file,label) must come with the item files")
-    items = folder / "items"
-    items.mkdir()
-    for f in named:
-        name = Path(f.filename or "").name
-        if not name or name.startswith("."):
-            raise InputError(f"invalid file name {f.filename!r}")
-        (items / name).write_bytes(f.file.read())
-    csv = folder / "labels.csv"
-    csv.write_bytes(labels.file.read())
-    return items, csv
+    row = state.ws.index.dataset(dataset_id)
+    return render(request, "propose.html", d=dataset_public(state, row), fields=required_fields(metadata(row)))
 
 
 def _upload(value: Any) -> UploadFile | None:
     return value if isinstance(value, UploadFile) else None
-
-
-def stage_batch(state: WebState, files: Sequence[UploadFile], labels: UploadFile | None,
-                table: UploadFile | None) -> Batch:
-    """Store the uploaded items and their manifest in the blob store (content-addressed, so harmless if unused)."""
-    with tempfile.TemporaryDirectory(prefix="databright-upload-") as tmp:
-        source, csv = _save_uploads(files, labels, table, Path(tmp))
-        return load_batch(state.ws, source, labels_csv=csv)
 
 
 def check_batch(state: WebState, dataset_id: int, batch: Batch, *, allow_duplicates: bool = False) -> None:
@@ -186,15 +148,25 @@ def check_batch(state: WebState, dataset_id: int, batch: Batch, *, allow_duplica
 async def propose_submit(request: Request, dataset_id: DatasetId, state: StateDep, signer: SignerDep,
                          _: CsrfChecked) -> RedirectResponse:
     here = f"/datasets/{dataset_id}/propose"
-    state.ws.index.dataset(dataset_id)
-    form = await request.form()
-    try:
-        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
-        batch = stage_batch(state, files, _upload(form.get("labels")), _upload(form.get("table")))
-        proposal_id, _dups = state.write(lambda: propose_batch(state.ws, signer, dataset_id, batch))
-    except DataBrightError as exc:
-        return back(request, here, str(exc).splitlines()[0], "error")
-    return back(request, f"/proposals/{proposal_id}", f"Proposal {proposal_id} submitted: {batch.size} items.")
+    row = state.ws.index.dataset(dataset_id)
+    required = required_fields(metadata(row))
+    async with request.form(max_files=5000) as form:
+        try:
+            details = read_fields(required, [str(v) for v in form.getlist("detail")]) if required else []
+            check_funds(state, signer.address, dataset_id)
+            files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+            with staged_batch(files, _upload(form.get("labels")), _upload(form.get("table")), row.kind) as staged:
+                batch = staged.batch
+                check_batch(state, dataset_id, batch)
+                staged.store_in(state.ws.store)
+            proposal_id, _dups = state.write(lambda: propose_batch(state.ws, signer, dataset_id, batch))
+            if details:
+                date, signature = sign_details(signer, state.chain_id, dataset_id, details)
+                save_details(state.ws.home.root, dataset_id, batch.manifest_cid, signer.address, details, date,
+                             signature)
+        except DataBrightError as exc:
+            return back(request, here, str(exc).splitlines()[0], "error")
+    return back(request, f"/proposals/{proposal_id}", f"Proposal {proposal_id} submitted: {plural(batch.size, 'item')}.")
 
 
 @router.post("/api/v1/datasets/{dataset_id}/proposals/tx", response_model=WalletTxPublic,
@@ -206,17 +178,34 @@ def prepare_proposal(
     labels: Annotated[FileUpload | None, File(description="CSV with columns file,label for the files")] = None,
     table: Annotated[FileUpload | None, File(description="CSV or Parquet with a label column (a table dataset)")] = None,
     allow_duplicates: Annotated[bool, Form(description="propose items already in the dataset (flagged)")] = False,
+    detail: Annotated[list[str] | None, Form(description="the details the dataset asks for, in its order")] = None,
+    details_date: Annotated[str | None, Form(max_length=40, description="when the details were signed")] = None,
+    details_signature: Annotated[str | None, Form(max_length=140, description="EIP-191 signature of the details")
+                                 ] = None,
 ) -> WalletTxPublic:
     """Store an uploaded batch and its manifest; return the unsigned ``propose`` a browser wallet sends.
 
-    The batch is checked as local mode checks it (labels, duplicates, size) and
-    nothing is sent; the transaction's value is the dataset's proposal bond. The
-    wallet sends it with ``eth_sendTransaction``; then POST its hash to /transactions.
+    The batch is checked as local mode checks it (kind, labels, duplicates,
+    size, the dataset's contributor details) and the sender's funds for the
+    bond, before anything is stored; nothing is sent. The transaction's value
+    is the dataset's proposal bond. The wallet sends it with
+    ``eth_sendTransaction``; then POST its hash to /transactions.
     """
-    state.ws.index.dataset(dataset_id)
-    batch = stage_batch(state, files or [], labels, table)
-    check_batch(state, dataset_id, batch, allow_duplicates=allow_duplicates)
-    market = state.ws.market
-    call = market.contract.functions.propose(dataset_id, batch.manifest.root, digest_of_cid(batch.manifest_cid),
-                                             batch.size)
-    return prepare(state, user.address, call, value=market.dataset(dataset_id).proposal_bond)
+    row = state.ws.index.dataset(dataset_id)
+    required = required_fields(metadata(row))
+    details = read_fields(required, detail or []) if required else []
+    if details:
+        verify_details(state.chain_id, dataset_id, user.address, details, details_date or "", details_signature or "")
+    check_funds(state, user.address, dataset_id)
+    with staged_batch(files or [], labels, table, row.kind) as staged:
+        batch = staged.batch
+        check_batch(state, dataset_id, batch, allow_duplicates=allow_duplicates)
+        market = state.ws.market
+        call = market.contract.functions.propose(dataset_id, batch.manifest.root, digest_of_cid(batch.manifest_cid),
+                                                 batch.size)
+        tx = prepare(state, user.address, call, value=market.dataset(dataset_id).proposal_bond)
+        staged.store_in(state.ws.store)  # only now: the wallet can send it
+    if details:
+        save_details(state.ws.home.root, dataset_id, batch.manifest_cid, user.address, details, details_date or "",
+                     details_signature or "")
+    return tx

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from eth_account.signers.local import LocalAccount
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from databright.errors import DataBrightError, InputError
 from databright.web._charts import histogram
 from databright.web._pages import back, render
 from databright.web._state import WebState
-from databright.web._views import proposal_public
+from databright.index import ProposalRow
+from databright.web._details import load_details, required_fields
+from databright.web._views import item_public, metadata, page_of, proposal_public
 from databright.web._wallet import prepare
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, ProposalId, SignerDep, StateDep
-from databright.web.schemas import ErrorPublic, ProposalPublic, VoteCreate, VotePublic, WalletTxPublic
+from databright.web.schemas import ErrorPublic, ItemPublic, ProposalPublic, VoteCreate, VotePublic, WalletTxPublic
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["proposals"])
+ROWS_PER_PAGE = 25  # proposals on a dashboard page
+ITEMS_PER_PAGE = 100  # items on a proposal page
 Status = Literal["open", "accepted", "rejected"]
 
 
@@ -68,16 +73,36 @@ def _votes(state: WebState, proposal_id: int) -> list[VotePublic]:
 
 
 @router.get("/api/v1/proposals", response_model=list[ProposalPublic])
-def list_proposals(state: StateDep, dataset_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-                   status: Status | None = None) -> list[ProposalPublic]:
+def list_proposals(request: Request, response: Response, state: StateDep,
+                   dataset_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+                   status: Status | None = None,
+                   cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
+                       "return proposals with ids above this one (the last id of the previous page)"))] = None,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ProposalPublic]:
+    """Proposals by id, one page at a time; a ``Link: <…>; rel="next"`` header points to the next page."""
     if dataset_id is not None:
         state.ws.index.dataset(dataset_id)
-    return [proposal_public(state, p) for p in state.ws.index.proposals(dataset_id=dataset_id, status=status)]
+    rows = [p for p in state.ws.index.proposals(dataset_id=dataset_id, status=status)
+            if cursor is None or p.proposal_id > cursor]
+    page = rows[:limit]
+    if len(rows) > limit:
+        query = urlencode({**dict(request.query_params), "cursor": page[-1].proposal_id, "limit": limit})
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    return [proposal_public(state, p) for p in page]
 
 
 @router.get("/api/v1/proposals/{proposal_id}", response_model=ProposalPublic)
 def get_proposal(proposal_id: ProposalId, state: StateDep) -> ProposalPublic:
     return proposal_public(state, state.ws.index.proposal(proposal_id))
+
+
+@router.get("/api/v1/proposals/{proposal_id}/items", response_model=list[ItemPublic])
+def get_proposal_items(proposal_id: ProposalId, state: StateDep, offset: Annotated[int, Query(ge=0)] = 0,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ItemPublic]:
+    """A proposal's items in manifest order, accepted or not: everything its voters approve."""
+    p = state.ws.index.proposal(proposal_id)
+    rows = state.ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
+    return [item_public(r) for r in rows[offset: offset + limit]]
 
 
 @router.get("/api/v1/proposals/{proposal_id}/votes", response_model=list[VotePublic])
@@ -120,19 +145,23 @@ def prepare_finalize(proposal_id: ProposalId, state: StateDep, user: CurrentUser
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
 def dashboard(request: Request, state: StateDep, user: OptionalUser,
-              status: Annotated[Status | Literal[""] | None, Query()] = None) -> HTMLResponse:
+              status: Annotated[Status | Literal[""] | None, Query()] = None,
+              page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> HTMLResponse:
     index = state.ws.index
-    proposals = index.proposals(status=status or None)
+    proposals = sorted(index.proposals(status=status or None), key=lambda p: -p.proposal_id)
     names = {d.dataset_id: d.name for d in index.datasets()}
-    awaiting: list[ProposalPublic] = []
-    others: list[ProposalPublic] = []
     held = {h.dataset_id for h in index.holdings(user.address) if h.balance > 0} if user else set()
-    for p in sorted(proposals, key=lambda p: -p.proposal_id):
-        public = proposal_public(state, p)
-        mine = user is not None and p.status == "open" and p.dataset_id in held and not any(
+
+    def awaits(p: ProposalRow) -> bool:
+        return user is not None and p.status == "open" and p.dataset_id in held and not any(
             v.voter.lower() == user.address.lower() for v in index.votes(p.proposal_id))
-        (awaiting if mine else others).append(public)
-    return render(request, "dashboard.html", awaiting=awaiting, others=others, names=names, status=status or "")
+
+    awaiting = [p for p in proposals if awaits(p)]
+    chosen = {p.proposal_id for p in awaiting}
+    others, page, pages = page_of([p for p in proposals if p.proposal_id not in chosen], page, ROWS_PER_PAGE)
+    return render(request, "dashboard.html", awaiting=[proposal_public(state, p) for p in awaiting],
+                  others=[proposal_public(state, p) for p in others], names=names, status=status or "",
+                  page=page, pages=pages, pager_query=urlencode({"status": status}) + "&" if status else "")
 
 
 def _evaluation(state: WebState, report_cid: str | None) -> dict[str, Any] | None:
@@ -147,7 +176,7 @@ def _evaluation(state: WebState, report_cid: str | None) -> dict[str, Any] | Non
     signals = results.get("signals", {})
     values = [float(v) for v in signals.get("knn_values", [])]
     return {"gain": results["gain"], "shares": results.get("shares"), "seeds": len(results.get("scores", [])),
-            "signals": signals, "histogram": histogram(values, "KNN-Shapley value per item"),
+            "signals": signals, "histogram": histogram(values, "items by KNN-Shapley value (×10⁻⁴)", scale=1e4),
             "mislabels": set(signals.get("suspected_mislabels", [])),
             "duplicates": set(signals.get("exact_duplicates", [])) | {
                 int(pair[0]) if isinstance(pair, list) else int(pair) for pair in signals.get("near_duplicates", [])},
@@ -161,14 +190,18 @@ def _live(state: WebState, proposal_id: int) -> dict[str, Any]:
 
 
 @router.get("/proposals/{proposal_id}", response_class=HTMLResponse, include_in_schema=False)
-def proposal_page(request: Request, proposal_id: ProposalId, state: StateDep, user: OptionalUser) -> HTMLResponse:
+def proposal_page(request: Request, proposal_id: ProposalId, state: StateDep, user: OptionalUser,
+                  page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> HTMLResponse:
     live = _live(state, proposal_id)
     p = live["p"]
-    items = state.ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
+    items, page, pages = page_of(state.ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id),
+                                 page, ITEMS_PER_PAGE)
     evaluation = _evaluation(state, p.report_cid)
     voted = user is not None and any(v.voter.lower() == user.address.lower() for v in live["votes"])
-    return render(request, "proposal.html", **live, items=items[:200], item_total=len(items),
-                  evaluation=evaluation, voted=voted, kind=live["d"].kind)
+    details = load_details(state.ws.home.root, state.chain_id, p.dataset_id, p.manifest_cid, p.contributor)
+    return render(request, "proposal.html", **live, items=items, item_total=p.items, page=page, pages=pages,
+                  pager_anchor="#items", evaluation=evaluation, voted=voted, kind=live["d"].kind, details=details,
+                  asked=required_fields(metadata(live["d"])))
 
 
 @router.get("/proposals/{proposal_id}/live", response_class=HTMLResponse, include_in_schema=False)

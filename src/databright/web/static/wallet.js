@@ -56,6 +56,17 @@
     } catch (e) { show(reason(e), "error"); }
   }
 
+  // The details a dataset asks contributors for, signed as the server builds the text (web/_details.py).
+  async function signDetails(form, session, chain) {
+    show("Sign your contributor details in your wallet…", "info");
+    const date = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+    const lines = [...form.querySelectorAll("[name=detail]")].map((i) => `${i.dataset.field}: ${i.value.trim()}`);
+    const message = `DataBright contributor details for dataset ${form.dataset.dataset} (chain ${chain.chain_id})\n` +
+      `Contributor: ${session.address}\nDate: ${date}\n\n${lines.join("\n")}`;
+    form.details_signature.value = await wallet().request({ method: "personal_sign", params: [message, session.address] });
+    form.details_date.value = date;
+  }
+
   // The wallet must hold the signed-in account and be on this node's chain (added to it if unknown).
   async function ready(address, chain) {
     const accounts = await wallet().request({ method: "eth_requestAccounts" });
@@ -83,8 +94,14 @@
       await ready(session.address, chain);
       let tx;
       if (button.dataset.upload) {
+        if (form.querySelector("[name=detail]")) await signDetails(form, session, chain);
         show("Uploading and checking the batch…", "info");
         tx = await upload(button.dataset.tx, form);
+      } else if (button.dataset.form) {
+        show("Preparing the transaction…", "info");
+        const fields = Object.fromEntries(new FormData(form));
+        delete fields.csrf_token;
+        tx = await post(button.dataset.tx, fields);
       } else {
         show("Preparing the transaction…", "info");
         tx = await post(button.dataset.tx, JSON.parse(button.dataset.body || "{}"));
