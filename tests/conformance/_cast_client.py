@@ -18,10 +18,6 @@ STEPS = [
     "revertString",
     "revertCustom", "accessList", "sendAccessList", "unknownMethod",
 ]
-PENDING = {
-    "accessList": "eth_createAccessList is missing",
-    "sendAccessList": "eth_createAccessList is missing / eth_estimateGas ignores accessList",
-}
 _BLOCK_FIELDS = ("number", "gasUsed", "gasLimit", "baseFeePerGas", "miner", "transactionsRoot",
                  "receiptsRoot", "logsBloom", "transactions")
 _RECEIPT_FIELDS = ("transactionHash", "status", "type", "blockNumber", "gasUsed", "cumulativeGasUsed",

@@ -58,7 +58,11 @@ class ServedNode:
             command.append("--dev")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log)
-        wait_for_rpc(self.url, self.process, timeout)
+        try:
+            wait_for_rpc(self.url, self.process, timeout)
+        except RuntimeError as exc:
+            tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"{exc}; its log ends: {' | '.join(tail)}") from None
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

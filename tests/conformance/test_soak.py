@@ -10,6 +10,7 @@ nonces are distinct and below its final nonce.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -26,7 +27,7 @@ from eth_account import Account
 from tests._servers import rpc, wait_for_rpc
 from tests.conformance._harness import CHAIN_ID, ServedNode
 
-pytestmark = [pytest.mark.slow, pytest.mark.pending_fix(reason="acknowledged transactions vanish on kill -9 (no pool journal)")]
+pytestmark = pytest.mark.slow
 
 SOAK_SECONDS = float(os.environ.get("DATABRIGHT_SOAK_SECONDS", "45"))
 SENDERS = 4
@@ -67,20 +68,25 @@ def _send_loop(sender: Sender, node: ServedNode, stop: threading.Event) -> None:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.02)
-        except (OSError, RuntimeError, ValueError) as exc:
-            # The node is down or refused the send (a nonce it no longer
-            # expects): ask it again, as a wallet does.
+        except (OSError, http.client.HTTPException, RuntimeError, ValueError) as exc:
+            # The node is down (or was killed mid-answer) or refused the send (a
+            # nonce it no longer expects): ask it again, as a wallet does.
             sender.errors.append(type(exc).__name__)
             nonce = None
             time.sleep(0.1)
 
 
-def _killer(node: ServedNode, stop: threading.Event, rng: random.Random, kills: list[float]) -> None:
+def _killer(node: ServedNode, stop: threading.Event, rng: random.Random, kills: list[float],
+            failures: list[str]) -> None:
     started = time.monotonic()
     while not stop.wait(rng.uniform(3.0, 9.0)):
         node.kill(signal.SIGKILL)
         kills.append(time.monotonic() - started)
-        node.start()
+        try:
+            node.start()
+        except RuntimeError as exc:  # reported by the test itself
+            failures.append(f"restart after kill {len(kills)} failed: {exc}")
+            stop.set()
 
 
 def _fates(node: ServedNode, hashes: list[str]) -> dict[str, tuple[str, Any]]:
@@ -109,8 +115,10 @@ def test_acknowledged_transactions_survive_kill_9(tmp_path: Any) -> None:
     senders = [Sender(key, random.Random(rng.random())) for key in node.keys[:SENDERS]]
     stop = threading.Event()
     kills: list[float] = []
+    failures: list[str] = []
     threads = [threading.Thread(target=_send_loop, args=(s, node, stop), daemon=True) for s in senders]
-    threads.append(threading.Thread(target=_killer, args=(node, stop, random.Random(rng.random()), kills), daemon=True))
+    threads.append(threading.Thread(target=_killer, args=(node, stop, random.Random(rng.random()), kills, failures),
+                                   daemon=True))
     try:
         for thread in threads:
             thread.start()
@@ -118,6 +126,7 @@ def test_acknowledged_transactions_survive_kill_9(tmp_path: Any) -> None:
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
+        assert not failures, failures[0]
         assert kills, "the node was never killed"
         node.kill(signal.SIGKILL)  # and once more after the last send
         node.start()

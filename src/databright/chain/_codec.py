@@ -91,6 +91,8 @@ def tx_json(tx: SignedTransactionAPI, sender: bytes, header: BlockHeaderAPI | No
         "blockNumber": hx(header.block_number) if header else None,
         "transactionIndex": hx(index) if index is not None else None,
     }
+    if header is not None:
+        out["blockTimestamp"] = hx(header.timestamp)  # as anvil (and geth >= 1.16 on logs)
     if type_id == 0:
         out["gasPrice"] = hx(tx.gas_price)
         v = legacy_v(tx)

@@ -19,6 +19,7 @@ from eth_abi.abi import decode as abi_decode
 from ._call import access_list_of, run_call
 from ._codec import base_fee, checksum, hb, hx
 from ._evm import DEFAULT_PRIORITY_FEE, ZERO_ADDRESS, ChainReader, RpcError
+from ._fill import fill_transaction
 from ._params import address as _address
 from ._params import call_args
 from ._params import data as _data
@@ -406,6 +407,12 @@ class Dispatcher:
             result["error"] = (revert_error(bytes(computation.output)).message
                                if isinstance(error, Revert) else _failure(error))
         return result
+
+    def rpc_eth_fillTransaction(self, call: Any) -> dict[str, Any]:
+        return fill_transaction(
+            call, chain_id=self.ledger.chain_id, pending_nonce=self.ledger.pending_nonce,
+            estimate=lambda c: int(self.rpc_eth_estimateGas(c), 16), tip=self._suggested_tip,
+            latest_base_fee=base_fee(self.ledger.head()))
 
     def rpc_eth_sendRawTransaction(self, raw: Any) -> str:
         return hb(self.ledger.submit(_data(raw)))

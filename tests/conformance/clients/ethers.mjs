@@ -153,6 +153,9 @@ await t.step("contractOn", async () => {
   await probe.on("Stored", (who, key, value) => seen.push([who, key, value].map(String)));
   await new Promise((resolve) => setTimeout(resolve, 300)); // the filter is installed
   for (const [k, v] of [[5n, 55n], [6n, 66n]]) await (await probe.store(k, v, { gasLimit: GAS })).wait();
+  // ethers polls the filter when it sees a new block; one more block makes sure it
+  // polls after the last event's block (on anvil as on us).
+  await (await alice.sendTransaction({ to: bob.address, value: 1n, gasLimit: 21_000n })).wait();
   const complete = await until(() => seen.length >= 2);
   await probe.removeAllListeners();
   return { complete, seen };

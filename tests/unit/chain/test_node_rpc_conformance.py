@@ -49,10 +49,37 @@ def test_replacement_underpriced_code(node: EmbeddedNode, accounts: list[LocalAc
     assert info.value.code == -32003
 
 
-def test_logs_carry_the_block_timestamp(w3: Web3, counter: Any) -> None:
-    """geth (1.16+) and anvil put blockTimestamp on every log."""
+def test_logs_and_transactions_carry_the_block_timestamp(w3: Web3, counter: Any) -> None:
+    """anvil puts blockTimestamp on every log and mined transaction (geth 1.16+ on logs)."""
     receipt = w3.eth.wait_for_transaction_receipt(counter.functions.increment(1).transact())
     stamp = w3.eth.get_block(receipt.blockNumber).timestamp
     logs = w3.eth.get_logs({"fromBlock": receipt.blockNumber, "toBlock": receipt.blockNumber})
     assert logs and all(int(log["blockTimestamp"], 16) == stamp for log in logs)  # type: ignore[typeddict-item]
     assert all(int(log["blockTimestamp"], 16) == stamp for log in receipt.logs)  # type: ignore[typeddict-item]
+    assert int(w3.eth.get_transaction(receipt.transactionHash)["blockTimestamp"], 16) == stamp  # type: ignore[typeddict-item]
+
+
+def test_fill_transaction(w3: Web3, node: EmbeddedNode, accounts: list[LocalAccount]) -> None:
+    """geth's eth_fillTransaction (viem calls it before each send): nonce, gas and
+    fees filled in; signing what it returns gives a transaction the node mines."""
+    import rlp
+
+    sender = accounts[0]
+    call = {"from": sender.address, "to": accounts[1].address, "value": hex(5)}
+    filled = node.handle("eth_fillTransaction", [call])
+    tx = filled["tx"]
+    head_fee = w3.eth.get_block("latest").baseFeePerGas
+    assert (tx["type"], tx["nonce"], tx["gas"], tx["chainId"]) == ("0x2", "0x0", hex(21_000), hex(CHAIN_ID))
+    assert int(tx["maxPriorityFeePerGas"], 16) == 10**9
+    assert int(tx["maxFeePerGas"], 16) == 10**9 + 2 * head_fee
+    raw = bytes.fromhex(filled["raw"][2:])
+    assert raw[0] == 2 and rlp.decode(raw[1:])[-3:] == [b"", b"", b""]  # unsigned
+    signed = sender.sign_transaction({
+        "type": 2, "chainId": CHAIN_ID, "nonce": 0, "to": tx["to"], "value": 5, "gas": 21_000,
+        "maxFeePerGas": int(tx["maxFeePerGas"], 16), "maxPriorityFeePerGas": 10**9})
+    assert w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction)).status == 1
+    legacy = node.handle("eth_fillTransaction", [{**call, "gasPrice": hex(3 * 10**9), "nonce": "0x7"}])["tx"]
+    assert (legacy["type"], legacy["nonce"], legacy["gasPrice"]) == ("0x0", "0x7", hex(3 * 10**9))
+    with pytest.raises(RpcError) as info:
+        node.handle("eth_fillTransaction", [{**call, "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x2"}])
+    assert info.value.code in (-32000, -32602)  # geth: -32000 from its estimate
