@@ -5,8 +5,6 @@
   transaction as the block (see ``SQLiteKV.add_rows``).
 * ``pool`` — the journal of accepted, not yet mined transactions; ``dropped`` —
   why an accepted transaction will never be mined (see ``_evm.PersistentChain``).
-* ``pool`` — the journal of accepted, not yet mined transactions; ``dropped`` —
-  why an accepted transaction will never be mined (see ``_evm.PersistentChain``).
 
 WAL mode with ``synchronous=NORMAL``: a committed transaction survives ``kill -9``
 (the OS already holds the WAL pages). Checkpoints run on a background thread so a
@@ -365,9 +363,6 @@ CREATE INDEX IF NOT EXISTS logs_by_topic0 ON logs (topic0, block);
 CREATE TABLE IF NOT EXISTS pool (
     hash BLOB PRIMARY KEY, seq INTEGER NOT NULL, sender BLOB NOT NULL, raw BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dropped (hash BLOB PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pool (
-    seq INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, sender BLOB NOT NULL, raw BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dropped (hash BLOB PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
 """
 
