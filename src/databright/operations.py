@@ -17,7 +17,14 @@ from eth_account.signers.local import LocalAccount
 
 from databright.chain import DatasetParams
 from databright.errors import InputError
-from databright.storage import Manifest, canonical_json, digest_of_cid, manifest_from_folder, manifest_from_table
+from databright.storage import (
+    Manifest,
+    Progress,
+    canonical_json,
+    digest_of_cid,
+    manifest_from_folder,
+    manifest_from_table,
+)
 from databright.workspace import Workspace
 
 __all__ = [
@@ -82,20 +89,21 @@ def load_batch(
     labels_csv: Path | None = None,
     file_column: str = "file",
     label_column: str = "label",
+    progress: Progress | None = None,
 ) -> Batch:
-    """Upload a folder of files (with a labels CSV) or a CSV/Parquet table."""
+    """Upload a folder of files (with a labels CSV) or a CSV/Parquet table, in one durable batch."""
     source = Path(source)
     if source.is_dir():
         csv_path = labels_csv or source / "labels.csv"
         if not csv_path.is_file():
             raise InputError(f"no labels CSV {csv_path}; pass --labels FILE")
         manifest, cid = manifest_from_folder(
-            ws.store, source, csv_path, file_column=file_column, label_column=label_column
+            ws.store, source, csv_path, file_column=file_column, label_column=label_column, progress=progress
         )
     elif source.is_file():
         if source.suffix.lower() not in TABLE_SUFFIXES:
             raise InputError(f"{source} is neither a folder nor a .csv/.tsv/.parquet table")
-        manifest, cid = manifest_from_table(ws.store, source, label_column=label_column)
+        manifest, cid = manifest_from_table(ws.store, source, label_column=label_column, progress=progress)
     else:
         raise InputError(f"no such file or folder: {source}")
     return Batch(manifest, str(cid))

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from databright.cli._common import console, emit, format_eth, table, workspace
+from databright.cli._progress import item_progress
 from databright.cli.evaluate import signal_rows
 from databright.errors import DataBrightError, InputError
 from databright.index import ProposalRow
@@ -33,8 +34,9 @@ def propose(
         signer = ws.signer()
         ws.sync()
         dataset = ws.index.dataset(dataset_id)
-        with console.status(f"uploading {source} to the blob store…"):
-            batch = load_batch(ws, source, labels_csv=labels, file_column=file_column, label_column=label_column)
+        with item_progress(f"uploading {source}") as progress:
+            batch = load_batch(ws, source, labels_csv=labels, file_column=file_column, label_column=label_column,
+                               progress=progress)
         with console.status(f"proposing {batch.size} items…"):
             proposal_id, duplicates = propose_batch(
                 ws, signer, dataset_id, batch, allow_duplicates=allow_duplicates

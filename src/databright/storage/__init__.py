@@ -12,11 +12,13 @@ from ._manifest import (
     MANIFEST_VERSION,
     Manifest,
     ManifestItem,
+    ManifestWriter,
+    Progress,
     canonical_json,
     manifest_from_folder,
     manifest_from_table,
 )
-from ._merkle import MerkleTree, item_leaf, label_hash, verify_proof
+from ._merkle import MerkleRoot, MerkleTree, item_leaf, label_hash, merkle_root, verify_proof
 
 __all__ = [
     "BlobNotFound",
@@ -30,7 +32,10 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ManifestItem",
+    "ManifestWriter",
+    "MerkleRoot",
     "MerkleTree",
+    "Progress",
     "StorageError",
     "canonical_json",
     "cid_from_digest",
@@ -41,6 +46,7 @@ __all__ = [
     "label_hash",
     "manifest_from_folder",
     "manifest_from_table",
+    "merkle_root",
     "open_store",
     "verify_proof",
 ]
