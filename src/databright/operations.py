@@ -23,6 +23,7 @@ from databright.storage import (
     canonical_json,
     digest_of_cid,
     manifest_from_folder,
+    manifest_from_source,
     manifest_from_table,
 )
 from databright.workspace import Workspace
@@ -90,10 +91,15 @@ def load_batch(
     file_column: str = "file",
     label_column: str = "label",
     progress: Progress | None = None,
+    source_format: str | None = None,
+    split: str | None = None,
 ) -> Batch:
-    """Upload a folder of files (with a labels CSV) or a CSV/Parquet table, in one durable batch."""
+    """Upload a folder of files (with a labels CSV), a CSV/Parquet table, or a
+    dataset in one of ``storage.FORMATS`` (``source_format``), in one durable batch."""
     source = Path(source)
-    if source.is_dir():
+    if source_format is not None:
+        manifest, cid = manifest_from_source(ws.store, source, source_format, split=split, progress=progress)
+    elif source.is_dir():
         csv_path = labels_csv or source / "labels.csv"
         if not csv_path.is_file():
             raise InputError(f"no labels CSV {csv_path}; pass --labels FILE")

@@ -17,7 +17,10 @@ from rich.progress import (
 from databright.cli._common import err_console
 from databright.storage import Progress as ProgressCallback
 
-__all__ = ["item_progress"]
+__all__ = ["FROM_HELP", "item_progress"]
+
+FROM_HELP = ("Read SOURCE as a dataset in this format: imagefolder, cifar, parquet (Hugging Face), "
+             "hf-disk (save_to_disk) or webdataset.")
 
 
 @contextmanager

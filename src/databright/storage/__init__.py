@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._blobstore import BlobStore, FsspecBlobStore, LocalBlobStore, open_store
 from ._cid import CID, cid_from_digest, cid_of, digest_of_cid, is_cid
+from ._importers import FORMATS, ImportedItem, import_items, manifest_from_source
 from ._errors import BlobNotFound, IntegrityError, InvalidCID, ManifestError, StorageError
 from ._manifest import (
     MANIFEST_VERSION,
@@ -24,7 +25,9 @@ __all__ = [
     "BlobNotFound",
     "BlobStore",
     "CID",
+    "FORMATS",
     "FsspecBlobStore",
+    "ImportedItem",
     "IntegrityError",
     "InvalidCID",
     "LocalBlobStore",
@@ -41,10 +44,12 @@ __all__ = [
     "cid_from_digest",
     "cid_of",
     "digest_of_cid",
+    "import_items",
     "is_cid",
     "item_leaf",
     "label_hash",
     "manifest_from_folder",
+    "manifest_from_source",
     "manifest_from_table",
     "merkle_root",
     "open_store",

@@ -69,7 +69,7 @@ EXACT_KNN_ELEMENTS = 1 << 24
 KNN_CANDIDATES = 1024
 #: The typical neighbour distance is the median over at most this many accepted
 #: items, evenly spaced in acceptance order (all of them in a smaller dataset).
-THRESHOLD_SAMPLE = 2048
+THRESHOLD_SAMPLE = 512
 
 
 class SignalCache:
