@@ -12,8 +12,8 @@ normalisation; images become grey (ITU-R 601-2 luma, Pillow's integer
 conversion) or RGB as the spec says, alpha is dropped, and they are resized to
 the spec's shape with Pillow's box filter applied to each channel as a 32-bit
 float image (mode ``F``), so no precision is lost to 8-bit rounding and the
-result depends only on Pillow's version. A JPEG several times larger than the
-target is decoded at a reduced DCT scale first (``Image.draft``): libjpeg
+result depends only on Pillow's version. A JPEG four or more times larger than
+the target is decoded at a reduced DCT scale first (``Image.draft``): libjpeg
 then skips most of the work, still deterministically. Everything is float32.
 """
 
@@ -195,8 +195,8 @@ def _decode_image(
 ) -> NDArray[np.float32]:
     """Decode an item to a ``(channels, height, width)`` float32 array in [0, 1].
 
-    With a ``target`` (width, height), a JPEG at least twice as large on both
-    sides is decoded at the smallest DCT scale that keeps it at least
+    With a ``target`` (width, height), a JPEG at least four times as large on
+    both sides is decoded at the smallest DCT scale that keeps it at least
     ``2 x target``, so the box filter still averages several pixels per output.
     """
     try:
