@@ -188,7 +188,7 @@ class Evaluator:
         self.signer = signer
         self.items = _Items(ws.store, ws.home.root / "evaluator" / "encodings")
         self.baselines: dict[tuple[Any, ...], float] = {}
-        self.signal_cache = SignalCache()
+        self.signal_cache = SignalCache(ws.home.root / "evaluator" / "signals")
         self.state_file = ws.home.root / "evaluator" / f"{ws.ledger.chain_id}-{signer.address}.json"
 
     # -- state: the best checkpoint of each dataset ----------------------------

@@ -16,9 +16,14 @@ For a proposed batch against the accepted data:
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,9 +81,15 @@ class SignalCache:
     """What the signals need from the accepted items alone, kept between evaluations
     while the accepted set only grows: each validation point's nearest accepted
     items (extended, not recomputed, when proposals are accepted) and the
-    near-duplicate threshold. Results do not depend on whether it was used."""
+    near-duplicate threshold. Results do not depend on whether it was used.
 
-    def __init__(self) -> None:
+    With a ``directory`` the cache is also kept on disk (NumPy ``.npz`` and JSON
+    files named by a digest of their key), so one-shot ``evaluate`` commands and
+    a restarted service find it too.
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
         self._validation: dict[tuple[str, ...], Neighbours] = {}
         self._threshold: dict[tuple[str, ...], float] = {}
 
@@ -87,20 +98,64 @@ class SignalCache:
     ) -> Neighbours:
         """``key``: a name for everything but the accepted items (spec, validation
         split), then one name per block of ``blocks``."""
-        if key in self._validation:
-            return self._validation[key]
-        done = max((p for p in self._validation if p == key[: len(p)]), key=len, default=key[:1])
+        done, known_found = key[:1], None
+        for length in range(len(key), 1, -1):  # the longest prefix already searched
+            known_found = self._load(key[:length])
+            if known_found is not None:
+                done = key[:length]
+                break
+        if done == key and known_found is not None:
+            return known_found
         known = len(done) - 1
         found = nearest(queries, blocks[known:], count, offset=sum(len(b) for b in blocks[:known]))
-        if known:
-            found = merge(self._validation[done], found, count)
+        if known_found is not None:
+            found = merge(known_found, found, count)
         self._validation = {key: found}  # the accepted set only grows: older prefixes are done with
+        self._save(key, found)
         return found
 
     def threshold(self, key: tuple[str, ...], compute: Callable[[], float]) -> float:
         if key not in self._threshold:
-            self._threshold = {key: compute()}
+            path = self._path(key, ".threshold.json")
+            if path is not None and path.is_file():
+                value = float(json.loads(path.read_text())["threshold"])
+            else:
+                value = compute()
+                if path is not None:
+                    _replace(path, json.dumps({"key": list(key), "threshold": value}).encode())
+            self._threshold = {key: value}
         return self._threshold[key]
+
+    def _path(self, key: tuple[str, ...], suffix: str) -> Path | None:
+        if self.directory is None:
+            return None
+        digest = hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:32]
+        return self.directory / f"{digest}{suffix}"
+
+    def _load(self, key: tuple[str, ...]) -> Neighbours | None:
+        if key in self._validation:
+            return self._validation[key]
+        path = self._path(key, ".npz")
+        if path is None or not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as saved:
+            if json.loads(str(saved["key"])) != list(key):
+                return None
+            return Neighbours(saved["indices"].astype(np.int64), saved["distances"].astype(np.float64))
+
+    def _save(self, key: tuple[str, ...], found: Neighbours) -> None:
+        path = self._path(key, ".npz")
+        if path is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, key=np.array(json.dumps(list(key))), indices=found.indices, distances=found.distances)
+            _replace(path, buffer.getvalue())
+
+
+def _replace(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _as_blocks(x: NDArray[np.floating] | Rows) -> list[NDArray[np.float32]]:

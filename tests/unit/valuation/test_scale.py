@@ -93,13 +93,20 @@ def test_large_dataset_path_flags_like_the_exact_one(
     assert len(set(scaled.suspected_mislabels) & set(range(44, 84))) >= 30
 
 
-def test_cache_grows_with_acceptances_and_changes_no_bit(
-    digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def _truncated(
+    digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The large-dataset path on digits: truncated KNN-Shapley over 64 candidates."""
     monkeypatch.setattr(_signals, "EXACT_KNN_ELEMENTS", 0)
     monkeypatch.setattr(_signals, "KNN_CANDIDATES", 64)
     x, y = digits
-    bx, by, bcids = _batch(x, y)
+    return (x, y, *_batch(x, y))
+
+
+def test_cache_grows_with_acceptances_and_changes_no_bit(
+    digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    x, y, bx, by, bcids = _truncated(digits, monkeypatch)
     # Accepted encodings as memory maps on disk, one block per accepted proposal.
     blocks = []
     for i, (lo, hi) in enumerate([(0, 200), (200, 300), (300, 400)]):
@@ -114,3 +121,25 @@ def test_cache_grows_with_acceptances_and_changes_no_bit(
                                  cache=cache, cache_key=key)
         fresh = quality_signals(x[:n], y[:n], cids, bx, by, bcids, x[1400:], y[1400:])
         assert cached == fresh
+
+
+def test_cache_on_disk_serves_a_new_process_the_same_bits(
+    digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    x, y, bx, by, bcids = _truncated(digits, monkeypatch)
+    cids = [f"a{i}" for i in range(400)]
+    args = ([x[:300], x[300:400]], y[:400], cids, bx, by, bcids, x[1400:], y[1400:])
+    key = ("scope", "first", "second")
+    first = quality_signals(*args, cache=SignalCache(tmp_path / "signals"), cache_key=key)
+    searches: list[int] = []
+    real = _signals.nearest
+
+    def counting(*a: object, **kw: object) -> object:
+        searches.append(len(a[0]))  # type: ignore[arg-type]
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_signals, "nearest", counting)
+    again = quality_signals(*args, cache=SignalCache(tmp_path / "signals"), cache_key=key)
+    assert again == first
+    # Only the batch's own searches ran: against the validation split and the accepted items.
+    assert searches == [len(x[1400:]), len(bx)]
