@@ -19,12 +19,14 @@ repeats nor skips one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,12 +46,13 @@ from databright.ml import (
     train,
 )
 from databright.storage import Manifest, canonical_json, digest_of_cid
-from databright.valuation import RewardPolicy, Signals, loo_gain, quality_signals, value_ppm
+from databright.valuation import RewardPolicy, SignalCache, Signals, loo_gain, quality_signals, value_ppm
 from databright.workspace import Workspace
 
 __all__ = ["Evaluation", "Evaluator", "Verification", "compute_results", "load_report", "verify_report"]
 
 REPORT_VERSION = 1
+_ENCODE_CHUNK = 4096
 Arrays = tuple[NDArray[np.float32], NDArray[np.int64]]
 
 
@@ -74,21 +77,51 @@ class Evaluation:
 
 
 class _Items:
-    """Encoded items of manifests, cached by manifest CID and spec."""
+    """Encoded items of manifests, cached by manifest CID and spec.
 
-    def __init__(self, store: Any) -> None:
+    With a ``cache_dir``, encodings are also kept on disk (float32 ``.npy``, read
+    back as memory maps), so a dataset's items are decoded once — when the
+    service first meets them, on acceptance — and not in every evaluation or
+    restart. A manifest CID names its items and the spec's digest names the
+    encoding, so a cached file can never be stale.
+    """
+
+    def __init__(self, store: Any, cache_dir: Path | None = None) -> None:
         self.store = store
+        self.cache_dir = cache_dir
         self._cache: dict[tuple[str, str], tuple[list[str], Arrays]] = {}
 
     def load(self, spec: ModelSpec, manifest_cid: str) -> tuple[list[str], Arrays]:
         key = (spec.to_json(), manifest_cid)
         if key not in self._cache:
             manifest = Manifest.from_bytes(self.store.get(manifest_cid))
-            blobs = [self.store.get(item.cid) for item in manifest]
-            x = encode_items(spec, blobs)
             y = encode_labels(spec, [item.label for item in manifest])
+            x = self._encodings(spec, manifest, manifest_cid)
             self._cache[key] = ([str(item.cid) for item in manifest], (x, y))
         return self._cache[key]
+
+    def _encodings(self, spec: ModelSpec, manifest: Manifest, manifest_cid: str) -> NDArray[np.float32]:
+        if self.cache_dir is None:
+            return encode_items(spec, [self.store.get(item.cid) for item in manifest])
+        path = self.cache_dir / hashlib.sha256(spec.to_json().encode()).hexdigest()[:16] / f"{manifest_cid}.npy"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            shape = (len(manifest), *spec.input_shape)
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            for start in range(0, len(manifest), _ENCODE_CHUNK):  # bounded memory: a chunk of blobs at a time
+                items = manifest.items[start : start + _ENCODE_CHUNK]
+                out[start : start + len(items)] = encode_items(spec, [self.store.get(i.cid) for i in items])
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        # Copy-on-write: torch wants writable arrays, and the file must never change.
+        x: NDArray[np.float32] = np.load(path, mmap_mode="c")
+        return x
+
+    def blocks(self, spec: ModelSpec, manifest_cids: list[str]) -> list[NDArray[np.float32]]:
+        """The encodings of each manifest, as stored (memory maps when cached on disk)."""
+        return [self.load(spec, cid)[1][0] for cid in manifest_cids]
 
     def join(self, spec: ModelSpec, manifest_cids: list[str]) -> tuple[list[str], Arrays]:
         cids: list[str] = []
@@ -108,8 +141,10 @@ def compute_results(
     inputs: dict[str, Any],
     items: _Items | None = None,
     baselines: dict[tuple[Any, ...], float] | None = None,
+    signal_cache: SignalCache | None = None,
 ) -> dict[str, Any]:
-    """The results of an evaluation, a pure function of its ``inputs``."""
+    """The results of an evaluation, a pure function of its ``inputs`` (the caches
+    only save work: the results are the same bits with or without them)."""
     items = items or _Items(store)
     spec = ModelSpec.from_json(json.dumps(inputs["spec"]))
     policy = RewardPolicy.model_validate(inputs["policy"])
@@ -126,7 +161,9 @@ def compute_results(
     for seed, score in computed.items():
         cache[(*key, seed)] = score
     signals = quality_signals(
-        accepted[0], accepted[1], accepted_cids, batch[0], batch[1], batch_cids, validation[0], validation[1]
+        items.blocks(spec, list(inputs["accepted"])), accepted[1], accepted_cids, batch[0], batch[1], batch_cids,
+        validation[0], validation[1], cache=signal_cache,
+        cache_key=(spec.to_json() + inputs["validation"], *inputs["accepted"]),
     )
     return {
         "scores": [{"seed": s.seed, "with": s.with_batch, "without": s.without_batch} for s in gain.scores],
@@ -149,8 +186,9 @@ class Evaluator:
     def __init__(self, ws: Workspace, signer: LocalAccount) -> None:
         self.ws = ws
         self.signer = signer
-        self.items = _Items(ws.store)
+        self.items = _Items(ws.store, ws.home.root / "evaluator" / "encodings")
         self.baselines: dict[tuple[Any, ...], float] = {}
+        self.signal_cache = SignalCache(ws.home.root / "evaluator" / "signals")
         self.state_file = ws.home.root / "evaluator" / f"{ws.ledger.chain_id}-{signer.address}.json"
 
     # -- state: the best checkpoint of each dataset ----------------------------
@@ -275,7 +313,7 @@ class Evaluator:
             # the manifest holds is what the proposal commits to on-chain.
             results = mismatch_results(proposal.root, proposal.item_count)
         else:
-            results = compute_results(self.ws.store, inputs, self.items, self.baselines)
+            results = compute_results(self.ws.store, inputs, self.items, self.baselines, self.signal_cache)
         env = environment()
         report = {
             "databright_evaluation": REPORT_VERSION,

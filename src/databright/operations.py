@@ -19,9 +19,11 @@ from databright.chain import DatasetParams
 from databright.errors import InputError
 from databright.storage import (
     Manifest,
+    Progress,
     canonical_json,
     digest_of_cid,
     manifest_from_folder,
+    manifest_from_source,
     manifest_from_table,
     row_location,
     table_columns,
@@ -117,21 +119,28 @@ def load_batch(
     labels_csv: Path | None = None,
     file_column: str = "file",
     label_column: str = "label",
+    progress: Progress | None = None,
+    source_format: str | None = None,
+    split: str | None = None,
 ) -> Batch:
-    """Upload a folder of files (with a labels CSV) or a CSV/Parquet table."""
+    """Upload a folder of files (with a labels CSV), a CSV/Parquet table, or a
+    dataset in one of ``storage.FORMATS`` (``source_format``), in one durable batch."""
     source = Path(source)
+    if source_format is not None:
+        manifest, cid = manifest_from_source(ws.store, source, source_format, split=split, progress=progress)
+        return Batch(manifest, str(cid))
     if source.is_dir():
         csv_path = labels_csv or source / "labels.csv"
         if not csv_path.is_file():
             raise InputError(f"no labels CSV {csv_path}; pass --labels FILE")
         manifest, cid = manifest_from_folder(
-            ws.store, source, csv_path, file_column=file_column, label_column=label_column
+            ws.store, source, csv_path, file_column=file_column, label_column=label_column, progress=progress
         )
         return Batch(manifest, str(cid), csv_path)
     if source.is_file():
         if source.suffix.lower() not in TABLE_SUFFIXES:
             raise InputError(f"{source} is neither a folder nor a .csv/.tsv/.parquet table")
-        manifest, cid = manifest_from_table(ws.store, source, label_column=label_column)
+        manifest, cid = manifest_from_table(ws.store, source, label_column=label_column, progress=progress)
         columns = tuple(c for c in table_columns(source) if c != label_column)
         return Batch(manifest, str(cid), source, columns)
     raise InputError(f"no such file or folder: {source}")

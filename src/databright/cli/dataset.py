@@ -19,6 +19,7 @@ from databright.cli._common import (
     table,
     workspace,
 )
+from databright.cli._progress import FROM_HELP, item_progress
 from databright.errors import InputError
 
 __all__ = ["register"]
@@ -53,6 +54,9 @@ def create(
     labels: Annotated[Path | None, typer.Option(help="Labels CSV of a seed folder.")] = None,
     file_column: Annotated[str, typer.Option(help="File name column of the labels CSV.")] = "file",
     label_column: Annotated[str, typer.Option(help="Label column of the CSV or table.")] = "label",
+    source_format: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    seed_split: Annotated[str | None, typer.Option(help="Split of a --from seed (default: the format's own).")] = None,
+    validation_split: Annotated[str | None, typer.Option(help="Split of a --from validation (e.g. test).")] = None,
 ) -> None:
     """Create a dataset (you receive its initial shares), optionally seeded with data."""
     if initial_shares <= 0:
@@ -82,10 +86,13 @@ def create(
             raise InputError("an evaluator needs a validation split: pass --validation")
         batch = None
         if seed is not None:
-            batch = load_batch(ws, seed, labels_csv=labels, file_column=file_column, label_column=label_column)
+            with item_progress(f"uploading {seed}") as progress:
+                batch = load_batch(ws, seed, labels_csv=labels, file_column=file_column, label_column=label_column,
+                                   progress=progress, source_format=source_format, split=seed_split)
         metadata = DatasetMetadata(name, description, kind, label_set, license_)
         if validation is not None:
-            held_out = load_batch(ws, validation, file_column=file_column, label_column=label_column)
+            held_out = load_batch(ws, validation, file_column=file_column, label_column=label_column,
+                                  source_format=source_format, split=validation_split)
             policy = {"half_life_items": half_life}
             metadata = evaluation_metadata(ws, metadata, held_out, batch, policy)
         dataset_id, seed_proposal = create_dataset(ws, signer, metadata, params, seed=batch)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from databright.cli._common import console, emit, format_eth, safe, table, workspace
+from databright.cli._progress import FROM_HELP, item_progress
 from databright.cli.evaluate import signal_rows
 from databright.errors import DataBrightError, InputError
 
@@ -27,6 +28,8 @@ def propose(
     file_column: Annotated[str, typer.Option(help="File name column of the labels CSV.")] = "file",
     label_column: Annotated[str, typer.Option(help="Label column of the CSV or table.")] = "label",
     allow_duplicates: Annotated[bool, typer.Option(help="Propose items already in the dataset (flagged).")] = False,
+    source_format: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a --from dataset (e.g. train, test).")] = None,
 ) -> None:
     """Upload a batch, commit its Merkle root and manifest on-chain, and pay the bond."""
     from databright.operations import load_batch, propose_batch
@@ -35,8 +38,9 @@ def propose(
         signer = ws.signer()
         ws.sync()
         dataset = ws.index.dataset(dataset_id)
-        with console.status(f"uploading {safe(source)} to the blob store…"):
-            batch = load_batch(ws, source, labels_csv=labels, file_column=file_column, label_column=label_column)
+        with item_progress(f"uploading {safe(source)}") as progress:
+            batch = load_batch(ws, source, labels_csv=labels, file_column=file_column, label_column=label_column,
+                               progress=progress, source_format=source_format, split=split)
         with console.status(f"proposing {batch.size} items…"):
             proposal_id, duplicates = propose_batch(
                 ws, signer, dataset_id, batch, allow_duplicates=allow_duplicates

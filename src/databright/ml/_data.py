@@ -10,8 +10,11 @@ hostile: undecodable bytes, non-numeric cells and oversized images raise
 Encoding is deterministic: missing or null cells become 0.0 before
 normalisation; images become grey (ITU-R 601-2 luma, Pillow's integer
 conversion) or RGB as the spec says, alpha is dropped, and they are resized to
-the spec's shape by exact area averaging (each output pixel is the
-overlap-weighted mean of the source pixels under it), computed in float64.
+the spec's shape with Pillow's box filter applied to each channel as a 32-bit
+float image (mode ``F``), so no precision is lost to 8-bit rounding and the
+result depends only on Pillow's version. A JPEG four or more times larger than
+the target is decoded at a reduced DCT scale first (``Image.draft``): libjpeg
+then skips most of the work, still deterministically. Everything is float32.
 """
 
 from __future__ import annotations
@@ -52,13 +55,14 @@ def encode_items(spec: ModelSpec, blobs: Sequence[bytes]) -> NDArray[np.float32]
     else:
         assert spec.image_shape is not None
         channels, height, width = spec.image_shape
-        out = np.empty((len(blobs), channels, height, width), dtype=np.float64)
+        out = np.empty((len(blobs), channels, height, width), dtype=np.float32)
         for i, blob in enumerate(blobs):
-            out[i] = _resize(_decode_image(blob, i, channels), height, width)
+            out[i] = _resize(_decode_image(blob, i, channels, (width, height)), height, width)
         if spec.normalize is not None:
-            mean = np.asarray(spec.normalize.mean).reshape(1, channels, 1, 1)
-            std = np.asarray(spec.normalize.std).reshape(1, channels, 1, 1)
-            out = (out - mean) / std
+            mean = np.asarray(spec.normalize.mean, dtype=np.float32).reshape(1, channels, 1, 1)
+            std = np.asarray(spec.normalize.std, dtype=np.float32).reshape(1, channels, 1, 1)
+            out -= mean
+            out /= std
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
@@ -114,7 +118,8 @@ def default_spec(kind: str, sample_items: Sequence[bytes], labels: Sequence[str]
             **(_MLP_RECIPE if small else _CNN_RECIPE),
         }
         encoded = np.stack([_resize(a if colour else a[:1], height, width) for a in arrays])
-        mean, std = encoded.mean(axis=(0, 2, 3)), encoded.std(axis=(0, 2, 3))
+        mean = encoded.mean(axis=(0, 2, 3), dtype=np.float64)
+        std = encoded.std(axis=(0, 2, 3), dtype=np.float64)
     else:
         raise InputError(f"unknown dataset kind {kind!r} (expected 'table' or 'files')")
     # A constant column carries no information; dividing by 1 keeps it finite.
@@ -185,8 +190,15 @@ def _numeric_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 # -- images -----------------------------------------------------------------
 
 
-def _decode_image(blob: bytes, index: int, channels: int) -> NDArray[np.float64]:
-    """Decode an item to a ``(channels, height, width)`` float64 array in [0, 1]."""
+def _decode_image(
+    blob: bytes, index: int, channels: int, target: tuple[int, int] | None = None
+) -> NDArray[np.float32]:
+    """Decode an item to a ``(channels, height, width)`` float32 array in [0, 1].
+
+    With a ``target`` (width, height), a JPEG at least four times as large on
+    both sides is decoded at the smallest DCT scale that keeps it at least
+    ``2 x target``, so the box filter still averages several pixels per output.
+    """
     try:
         image = Image.open(io.BytesIO(blob))
         width, height = image.size
@@ -195,6 +207,10 @@ def _decode_image(blob: bytes, index: int, channels: int) -> NDArray[np.float64]
                 f"item {index} is a {width}x{height} image, larger than "
                 f"{MAX_IMAGE_PIXELS} pixels"
             )
+        if target is not None and image.format == "JPEG" and _exif_orientation(image) == 1:
+            wanted = (2 * target[0], 2 * target[1])
+            if width >= 2 * wanted[0] and height >= 2 * wanted[1]:
+                image.draft("RGB" if channels == 3 else "L", wanted)
         image.load()
         # Phone photos store their rotation in EXIF; apply it so pixels are upright.
         return _pixels(ImageOps.exif_transpose(image), channels)
@@ -210,43 +226,43 @@ def _decode_image(blob: bytes, index: int, channels: int) -> NDArray[np.float64]
         raise InputError(f"item {index} cannot be decoded as an image ({exc})") from None
 
 
-def _pixels(image: Image.Image, channels: int) -> NDArray[np.float64]:
-    """Pixels as a ``(channels, height, width)`` float64 array in [0, 1]."""
+def _exif_orientation(image: Image.Image) -> int:
+    # A rotated JPEG keeps its own orientation after draft; only upright ones are drafted
+    # so that the drafted and the full decode agree on which side is the width.
+    return int(image.getexif().get(0x0112, 1))
+
+
+def _pixels(image: Image.Image, channels: int) -> NDArray[np.float32]:
+    """Pixels as a ``(channels, height, width)`` float32 array in [0, 1]."""
     if image.mode in _HIGH_DEPTH_GREY:
         # 16-bit grey (PNG) arrives as I or I;16; Pillow's L conversion would clip it.
-        grey = np.clip(np.asarray(image, dtype=np.float64) / 65535.0, 0.0, 1.0)
-        return np.repeat(grey[None], channels, axis=0)
+        grey = np.asarray(image, dtype=np.float64) / 65535.0
+        grey32 = np.clip(grey, 0.0, 1.0).astype(np.float32)
+        return np.repeat(grey32[None], channels, axis=0)
     if image.mode in ("P", "PA"):
         # Palette transparency must go through RGBA, or Pillow warns on conversion.
         image = image.convert("RGBA")
     if channels == 1:
-        array = np.asarray(image.convert("L"), dtype=np.float64)[None]
+        array = np.asarray(image.convert("L"), dtype=np.float32)[None]
     else:
-        array = np.asarray(image.convert("RGB"), dtype=np.float64).transpose(2, 0, 1)
-    return array / 255.0
+        array = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
+    # float32 division is correctly rounded: the same values float64 would give, rounded.
+    return array / np.float32(255.0)
 
 
-def _is_grey(rgb: NDArray[np.float64]) -> bool:
+def _is_grey(rgb: NDArray[np.float32]) -> bool:
     return bool(np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[1], rgb[2]))
 
 
-def _area_weights(source: int, target: int) -> NDArray[np.float64]:
-    """Row-stochastic ``(target, source)`` matrix of exact area-average weights."""
-    edges = np.arange(target + 1, dtype=np.float64) * (source / target)
-    lo, hi = edges[:-1, None], edges[1:, None]
-    pixel = np.arange(source, dtype=np.float64)[None, :]
-    overlap = np.clip(np.minimum(hi, pixel + 1.0) - np.maximum(lo, pixel), 0.0, None)
-    weights: NDArray[np.float64] = overlap / overlap.sum(axis=1, keepdims=True)
-    return weights
-
-
-def _resize(array: NDArray[np.float64], height: int, width: int) -> NDArray[np.float64]:
+def _resize(array: NDArray[np.float32], height: int, width: int) -> NDArray[np.float32]:
+    """Resize each channel with Pillow's box filter, as a 32-bit float image."""
     if array.shape[1:] == (height, width):
         return array
-    rows = _area_weights(array.shape[1], height)
-    cols = _area_weights(array.shape[2], width)
-    resized: NDArray[np.float64] = np.einsum("hy,cyx,wx->chw", rows, array, cols)
-    return resized
+    out = np.empty((array.shape[0], height, width), dtype=np.float32)
+    for c, channel in enumerate(array):
+        plane = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32))  # mode F
+        out[c] = np.asarray(plane.resize((width, height), Image.Resampling.BOX), dtype=np.float32)
+    return out
 
 
 def _default_size(sizes: Counter[tuple[int, ...]]) -> tuple[int, int]:

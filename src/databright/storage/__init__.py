@@ -7,24 +7,29 @@ from __future__ import annotations
 
 from ._blobstore import BlobStore, FsspecBlobStore, LocalBlobStore, open_store
 from ._cid import CID, cid_from_digest, cid_of, digest_of_cid, is_cid
+from ._importers import FORMATS, ImportedItem, import_items, manifest_from_source
 from ._errors import BlobNotFound, IntegrityError, InvalidCID, ManifestError, StorageError
 from ._manifest import (
     MANIFEST_VERSION,
     Manifest,
     ManifestItem,
+    ManifestWriter,
+    Progress,
     canonical_json,
     manifest_from_folder,
     manifest_from_table,
     row_location,
     table_columns,
 )
-from ._merkle import MerkleTree, item_leaf, label_hash, verify_proof
+from ._merkle import MerkleRoot, MerkleTree, item_leaf, label_hash, merkle_root, verify_proof
 
 __all__ = [
     "BlobNotFound",
     "BlobStore",
     "CID",
+    "FORMATS",
     "FsspecBlobStore",
+    "ImportedItem",
     "IntegrityError",
     "InvalidCID",
     "LocalBlobStore",
@@ -32,17 +37,23 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ManifestItem",
+    "ManifestWriter",
+    "MerkleRoot",
     "MerkleTree",
+    "Progress",
     "StorageError",
     "canonical_json",
     "cid_from_digest",
     "cid_of",
     "digest_of_cid",
+    "import_items",
     "is_cid",
     "item_leaf",
     "label_hash",
     "manifest_from_folder",
+    "manifest_from_source",
     "manifest_from_table",
+    "merkle_root",
     "open_store",
     "row_location",
     "table_columns",

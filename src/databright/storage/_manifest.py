@@ -26,15 +26,22 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ._blobstore import BlobStore
 from ._cid import CID, cid_of, digest_of_cid
 from ._errors import InvalidCID, ManifestError
-from ._merkle import MerkleTree, item_leaf
+from ._merkle import MerkleRoot, MerkleTree, item_leaf
+
+#: Called by the builders with (items done, items in all or None while unknown).
+Progress = Callable[[int, int | None], None]
+#: How many items the builders add between two progress reports.
+PROGRESS_EVERY = 512
 
 if TYPE_CHECKING:  # pandas costs most of a second to import: only tables need it
     import pandas as pd
@@ -44,11 +51,16 @@ _SCHEMA_KEY = "databright_manifest"
 _ITEM_KEYS = ("cid", "label", "metadata")
 
 
+# One encoder for every call: json.dumps with options builds a new one each time,
+# a third of the cost of encoding a table row.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """Return the canonical JSON encoding used for manifests and table rows."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,16 @@ class ManifestItem:
         # Keep a private copy so later changes to the caller's dict cannot alter the row.
         object.__setattr__(self, "metadata", normalised)
 
+    @classmethod
+    def _built(cls, cid: CID, label: str, metadata: dict[str, Any]) -> ManifestItem:
+        """An item made by this module's builders: a CID the store just computed and
+        metadata of plain JSON values, so the checks of ``__post_init__`` are skipped."""
+        item = object.__new__(cls)
+        object.__setattr__(item, "cid", cid)
+        object.__setattr__(item, "label", label)
+        object.__setattr__(item, "metadata", metadata)
+        return item
+
     def to_json(self) -> dict[str, Any]:
         return {"cid": str(self.cid), "label": self.label, "metadata": dict(self.metadata)}
 
@@ -98,7 +120,7 @@ class ManifestItem:
 class Manifest:
     """An ordered, non-empty batch of items with its Merkle tree."""
 
-    __slots__ = ("_items", "_tree")
+    __slots__ = ("_items", "_root", "_tree")
 
     def __init__(self, items: Iterable[ManifestItem]) -> None:
         self._items = tuple(items)
@@ -108,6 +130,7 @@ class Manifest:
             if not isinstance(item, ManifestItem):
                 raise ManifestError(f"item {i} is a {type(item).__name__}, not a ManifestItem")
         self._tree: MerkleTree | None = None
+        self._root: bytes | None = None
 
     # -- sequence of items -------------------------------------------------
 
@@ -152,7 +175,9 @@ class Manifest:
     @property
     def root(self) -> bytes:
         """The Merkle root over the item leaves, in manifest order."""
-        return self.tree.root
+        if self._root is None:
+            self._root = self.tree.root
+        return self._root
 
     def leaf(self, index: int) -> bytes:
         """The Merkle leaf of item ``index``."""
@@ -165,9 +190,8 @@ class Manifest:
     # -- bytes ------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        header = canonical_json({_SCHEMA_KEY: MANIFEST_VERSION, "items": len(self)})
-        lines = [header] + [canonical_json(item.to_json()) for item in self._items]
-        return b"\n".join(lines) + b"\n"
+        lines = [_header(len(self))] + [_line(item) for item in self._items]
+        return b"".join(lines)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
@@ -223,6 +247,79 @@ class Manifest:
         return cls.from_bytes(store.get(cid))
 
 
+def _header(count: int) -> bytes:
+    return canonical_json({_SCHEMA_KEY: MANIFEST_VERSION, "items": count}) + b"\n"
+
+
+def _line(item: ManifestItem) -> bytes:
+    return canonical_json(item.to_json()) + b"\n"
+
+
+class ManifestWriter:
+    """Writes a manifest item by item: its bytes spooled to disk, its Merkle root
+    folded in as it goes, so memory does not grow with the number of items.
+
+    :meth:`finish` stores the manifest (the schema line, which counts the items,
+    goes first) and returns its CID and root; they equal ``Manifest(items).cid``
+    and ``.root`` of the same items.
+    """
+
+    def __init__(self) -> None:
+        self._spool: IO[bytes] = tempfile.TemporaryFile()
+        self._root = MerkleRoot()
+
+    def __len__(self) -> int:
+        return len(self._root)
+
+    def add(self, item: ManifestItem) -> None:
+        self._spool.write(_line(item))
+        self._root.add(item.leaf)
+
+    def finish(self, store: BlobStore) -> tuple[CID, bytes]:
+        """Store the manifest; returns (manifest CID, Merkle root)."""
+        if not len(self):
+            raise ManifestError("a manifest needs at least one item")
+        root = self._root.root
+        with tempfile.TemporaryDirectory(prefix="databright-manifest-") as scratch:
+            path = Path(scratch) / "manifest.jsonl"
+            with open(path, "wb") as out:
+                out.write(_header(len(self)))
+                self._spool.seek(0)
+                shutil.copyfileobj(self._spool, out, 1 << 20)
+            cid = store.put_file(path)
+        self.close()
+        return cid, root
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _build(store: BlobStore, rows: Iterable[ManifestItem], total: int | None,
+           progress: Progress | None) -> tuple[Manifest, CID]:
+    """Store the items ``rows`` yields, in one durable batch, and their manifest."""
+    items: list[ManifestItem] = []
+    with store.batch(), ManifestWriter() as writer:
+        for item in rows:
+            items.append(item)
+            writer.add(item)
+            if progress is not None and len(items) % PROGRESS_EVERY == 0:
+                progress(len(items), total)
+        if not items:
+            raise ManifestError("no items")
+        cid, root = writer.finish(store)
+    if progress is not None:
+        progress(len(items), len(items))
+    manifest = Manifest(items)
+    manifest._root = root
+    return manifest, cid
+
+
 def _parse_line(line: str, lineno: int) -> dict[str, Any]:
     if not line:
         raise ManifestError(f"line {lineno}: empty line")
@@ -253,13 +350,14 @@ def manifest_from_folder(
     *,
     file_column: str = "file",
     label_column: str = "label",
+    progress: Progress | None = None,
 ) -> tuple[Manifest, CID]:
     """Build a manifest from a folder of files and a CSV of ``file,label`` rows.
 
-    Every listed file is put into ``store`` (streamed); the manifest keeps the
-    CSV's row order, records each file's path relative to ``folder`` as
-    ``metadata["filename"]`` and is itself put into ``store``. Returns the
-    manifest and its CID.
+    Every listed file is put into ``store`` (streamed, in one durable batch);
+    the manifest keeps the CSV's row order, records each file's path relative
+    to ``folder`` as ``metadata["filename"]`` and is itself put into ``store``.
+    Returns the manifest and its CID.
     """
     folder = Path(folder).resolve()
     if not folder.is_dir():
@@ -269,8 +367,6 @@ def manifest_from_folder(
         f = open(labels_csv, newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise ManifestError(f"cannot read labels CSV {labels_csv}: {exc.strerror}") from None
-    items: list[ManifestItem] = []
-    seen: dict[str, int] = {}
     with f:
         reader = csv.DictReader(f)
         try:
@@ -284,33 +380,36 @@ def manifest_from_folder(
                 raise ManifestError(
                     f"{labels_csv} has no column {name!r}; columns: {', '.join(columns)}"
                 )
-        try:
-            for row in reader:
-                line = reader.line_num
-                name, label = row[file_column], row[label_column]
-                if not name or label is None:
-                    raise ManifestError(f"{labels_csv} line {line}: missing file name or label")
-                path = (folder / name).resolve()
-                if not path.is_relative_to(folder):
-                    raise ManifestError(
-                        f"{labels_csv} line {line}: {name!r} points outside {folder}"
-                    )
-                rel = path.relative_to(folder).as_posix()
-                if rel in seen:
-                    raise ManifestError(
-                        f"{labels_csv} line {line}: duplicate row for {rel!r} "
-                        f"(first on line {seen[rel]})"
-                    )
-                seen[rel] = line
-                if not path.is_file():
-                    raise ManifestError(f"{labels_csv} line {line}: no file {rel!r} in {folder}")
-                items.append(ManifestItem(store.put_file(path), label, {"filename": rel}))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ManifestError(f"{labels_csv}: cannot parse CSV: {exc}") from None
-    if not items:
-        raise ManifestError(f"{labels_csv} has a header but no rows")
-    manifest = Manifest(items)
-    return manifest, manifest.save(store)
+
+        def rows() -> Iterator[ManifestItem]:
+            seen: dict[str, int] = {}
+            try:
+                for row in reader:
+                    line = reader.line_num
+                    name, label = row[file_column], row[label_column]
+                    if not name or label is None:
+                        raise ManifestError(f"{labels_csv} line {line}: missing file name or label")
+                    path = (folder / name).resolve()
+                    if not path.is_relative_to(folder):
+                        raise ManifestError(
+                            f"{labels_csv} line {line}: {name!r} points outside {folder}"
+                        )
+                    rel = path.relative_to(folder).as_posix()
+                    if rel in seen:
+                        raise ManifestError(
+                            f"{labels_csv} line {line}: duplicate row for {rel!r} "
+                            f"(first on line {seen[rel]})"
+                        )
+                    seen[rel] = line
+                    if not path.is_file():
+                        raise ManifestError(f"{labels_csv} line {line}: no file {rel!r} in {folder}")
+                    yield ManifestItem._built(store.put_file(path), label, {"filename": rel})
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise ManifestError(f"{labels_csv}: cannot parse CSV: {exc}") from None
+            if not seen:
+                raise ManifestError(f"{labels_csv} has a header but no rows")
+
+        return _build(store, rows(), None, progress)
 
 
 def manifest_from_table(
@@ -319,6 +418,7 @@ def manifest_from_table(
     *,
     label_column: str = "label",
     feature_columns: Sequence[str] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Manifest, CID]:
     """Build a manifest with one item per row of a CSV/Parquet file or DataFrame.
 
@@ -326,7 +426,8 @@ def manifest_from_table(
     (all columns but the label unless ``feature_columns`` is given; missing
     values become ``null``); its label is the row's ``label_column`` value as
     a string; its metadata is ``{"row": <0-based row index>}``. Item bytes and
-    the manifest are put into ``store``. Returns the manifest and its CID.
+    the manifest are put into ``store`` in one durable batch. Returns the
+    manifest and its CID.
     """
     import pandas as pd
 
@@ -348,17 +449,33 @@ def manifest_from_table(
     if len(df) == 0:
         raise ManifestError("the table has no rows")
     df = df.set_axis(columns, axis=1)
-    items = []
-    for i, (label, values) in enumerate(
-        zip(df[label_column].tolist(), df[features].itertuples(index=False, name=None), strict=True)
-    ):
-        if _is_missing(label):
-            raise ManifestError(f"{row_location(source, i)}: missing label in column {label_column!r}")
-        row = {c: _json_value(v, c, source, i) for c, v in zip(features, values, strict=True)}
-        cid = store.put(canonical_json(row))
-        items.append(ManifestItem(cid, str(label), {"row": i}))
-    manifest = Manifest(items)
-    return manifest, manifest.save(store)
+    labels = df[label_column].tolist()
+    values = [_column_values(df[c], c, source) for c in features]
+
+    def rows() -> Iterator[ManifestItem]:
+        for i, (label, cells) in enumerate(zip(labels, zip(*values, strict=True), strict=True)):
+            if _is_missing(label):
+                raise ManifestError(f"{row_location(source, i)}: missing label in column {label_column!r}")
+            cid = store.put(canonical_json(dict(zip(features, cells, strict=True))))
+            yield ManifestItem._built(cid, str(label), {"row": i})
+
+    return _build(store, rows(), len(df), progress)
+
+
+def _column_values(series: pd.Series[Any], column: str, source: Path | None) -> list[Any]:
+    """A column's cells as JSON values; plain numpy columns are converted all at once."""
+    import numpy as np
+
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        array = series.to_numpy()
+        if dtype.kind == "f":
+            infinite = np.flatnonzero(np.isinf(array))
+            if len(infinite):
+                raise ManifestError(f"{row_location(source, int(infinite[0]))}: column {column!r} holds infinity")
+            return [None if v != v else v for v in array.tolist()]  # NaN is missing
+        return list(array.tolist())
+    return [_json_value(v, column, source, i) for i, v in enumerate(series.tolist())]
 
 
 def row_location(source: Path | None, row: int) -> str:

@@ -16,7 +16,7 @@ well under a second or two.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from eth_hash.auto import keccak
 
@@ -91,6 +91,59 @@ class MerkleTree:
                 proof.append(level[sibling])
             index //= 2
         return proof
+
+
+class MerkleRoot:
+    """The root of the same tree as :class:`MerkleTree`, built leaf by leaf in O(log n) memory.
+
+    ``pending[h]`` holds a left node of height ``h`` still waiting for its right
+    sibling. When the leaves run out, a waiting node is the last of its level:
+    it is promoted unchanged until it meets a waiting node to its left.
+    """
+
+    __slots__ = ("_count", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: list[bytes | None] = []
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, leaf: bytes) -> None:
+        if len(leaf) != _NODE_SIZE:
+            raise StorageError(f"leaf {self._count} is {len(leaf)} bytes, not 32")
+        self._count += 1
+        node, height = bytes(leaf), 0
+        while height < len(self._pending) and self._pending[height] is not None:
+            left = self._pending[height]
+            assert left is not None
+            node = _parent(left, node)
+            self._pending[height] = None
+            height += 1
+        if height == len(self._pending):
+            self._pending.append(node)
+        else:
+            self._pending[height] = node
+
+    @property
+    def root(self) -> bytes:
+        if not self._count:
+            raise StorageError("a Merkle tree needs at least one leaf")
+        carry: bytes | None = None
+        for node in self._pending:
+            if node is not None:
+                carry = node if carry is None else _parent(node, carry)
+        assert carry is not None
+        return carry
+
+
+def merkle_root(leaves: Iterable[bytes]) -> bytes:
+    """The root of ``leaves`` (an iterable, consumed once) without keeping the tree."""
+    builder = MerkleRoot()
+    for leaf in leaves:
+        builder.add(leaf)
+    return builder.root
 
 
 def verify_proof(root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:

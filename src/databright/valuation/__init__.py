@@ -12,13 +12,14 @@ from __future__ import annotations
 from databright.valuation._knn_shapley import KNNShapley, knn_shapley
 from databright.valuation._loo import Gain, SeedScore, loo_gain
 from databright.valuation._policy import RewardPolicy, value_ppm
-from databright.valuation._signals import Signals, quality_signals
+from databright.valuation._signals import SignalCache, Signals, quality_signals
 
 __all__ = [
     "Gain",
     "KNNShapley",
     "RewardPolicy",
     "SeedScore",
+    "SignalCache",
     "Signals",
     "knn_shapley",
     "loo_gain",

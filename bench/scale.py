@@ -1,0 +1,224 @@
+"""How DataBright's data path grows with the data: a table of time and peak memory.
+
+Each operation runs at each size in a fresh Python process (so its peak RSS is
+its own, imports included) on data generated here, and the table shows wall
+time, CPU time (user + system: on a shared machine the wall clock also counts
+other people's work) and peak memory, so the growth order can be read off.
+
+    python bench/scale.py                       # 1k and 10k of everything, 100k where it is quick
+    python bench/scale.py --sizes 1000,10000,100000 --ops propose-rows
+    python bench/scale.py --ops signals --sizes 50000       # a CIFAR-10-sized dataset
+    python bench/scale.py --ops signals-imagenet --sizes 1281167
+
+Operations:
+  propose-rows     N table rows (8 numeric columns) -> blobs + manifest + Merkle root (one batch)
+  propose-images   N 32x32 RGB PNG files -> blobs + manifest + Merkle root (one batch)
+  encode-photos    N 375x500 JPEG photos decoded and resized to 32x32x3 float32
+  signals          quality signals of a 100-item batch against N accepted 32x32x3 items
+                   (features on disk, 500 validation items): cold, then warm (service cache)
+  gain             the leave-one-out gain of a 100-item batch (the CNN spec, 5 seeds,
+                   fine-tuning a checkpoint) against N accepted 32x32x3 items: cold, then
+                   warm (without-batch baselines cached, as the service does)
+  signals-imagenet signals against N accepted items of 256 features on disk
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _timed(step: Callable[[], Any]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    step()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _propose_rows(n: int, scratch: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    from databright.storage import LocalBlobStore, manifest_from_table
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(n, 8)), columns=[f"f{i}" for i in range(8)])
+    frame["label"] = rng.integers(0, 10, n).astype(str)
+    store = LocalBlobStore(scratch / "blobs")
+    out: dict[str, Any] = {}
+
+    def step() -> None:
+        manifest, _ = manifest_from_table(store, frame)
+        out["root"] = manifest.root.hex()
+
+    out["wall"], out["cpu"] = _timed(step)
+    return out
+
+
+def _png(pixels: np.ndarray[Any, Any]) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _propose_images(n: int, scratch: Path) -> dict[str, Any]:
+    from databright.storage import LocalBlobStore, manifest_from_folder
+
+    rng = np.random.default_rng(0)
+    folder = scratch / "images"
+    folder.mkdir()
+    lines = ["file,label"]
+    for i in range(n):  # not timed: the user's files already exist
+        (folder / f"{i}.png").write_bytes(_png(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)))
+        lines.append(f"{i}.png,{i % 10}")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    store = LocalBlobStore(scratch / "blobs")
+    wall, cpu = _timed(lambda: manifest_from_folder(store, folder, folder / "labels.csv"))
+    return {"wall": wall, "cpu": cpu}
+
+
+def _encode_photos(n: int, scratch: Path) -> dict[str, Any]:
+    from PIL import Image
+
+    from databright.ml import ModelSpec, encode_items
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:375, 0:500]
+    photos = []
+    for i in range(min(n, 50)):  # 50 distinct photos, repeated: decoding cost is per item
+        base = np.stack([xx * 255 / 500, yy * 255 / 375, (xx + yy) * 127 / 875], axis=-1)
+        pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+        photos.append(buffer.getvalue())
+    spec = ModelSpec(kind="cnn", input="image", image_shape=(3, 32, 32), hidden=(8, 16), classes=("a", "b"))
+    blobs = [photos[i % len(photos)] for i in range(n)]
+
+    def step() -> None:
+        for start in range(0, n, 4096):
+            encode_items(spec, blobs[start : start + 4096])
+
+    wall, cpu = _timed(step)
+    return {"wall": wall, "cpu": cpu}
+
+
+def _features(n: int, width: int, scratch: Path) -> np.ndarray[Any, Any]:
+    path = scratch / "accepted.npy"
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, width))
+    rng = np.random.default_rng(1)
+    for start in range(0, n, 65536):
+        out[start : start + 65536] = rng.normal(size=(min(65536, n - start), width)).astype(np.float32)
+    out.flush()
+    del out
+    return np.load(path, mmap_mode="r")
+
+
+def _signals(n: int, scratch: Path, width: int = 3072) -> dict[str, Any]:
+    from databright.valuation import SignalCache, quality_signals
+
+    accepted = _features(n, width, scratch)
+    rng = np.random.default_rng(2)
+    ay = rng.integers(0, 10, n)
+    bx, by = rng.normal(size=(100, width)).astype(np.float32), rng.integers(0, 10, 100)
+    vx, vy = rng.normal(size=(500, width)).astype(np.float32), rng.integers(0, 10, 500)
+    cids, batch_cids = [f"a{i}" for i in range(n)], [f"b{i}" for i in range(100)]
+    cache = SignalCache()
+    out: dict[str, Any] = {}
+
+    def step() -> None:
+        signals = quality_signals([accepted], ay, cids, bx, by, batch_cids, vx, vy, cache=cache,
+                                  cache_key=("bench", "accepted"))
+        out["bound"] = signals.knn_error_bound
+
+    out["wall"], out["cpu"] = _timed(step)
+    out["warm_wall"], out["warm_cpu"] = _timed(step)
+    return out
+
+
+def _gain(n: int, scratch: Path) -> dict[str, Any]:
+    from databright.ml import ModelSpec, train
+    from databright.valuation import loo_gain
+
+    spec = ModelSpec(kind="cnn", input="image", image_shape=(3, 32, 32), hidden=(8, 16), lr=3e-3,
+                     batch_size=64, pretrain_steps=300, finetune_steps=100, classes=tuple("0123456789"))
+    accepted = np.asarray(_features(n, 3072, scratch)).reshape(n, 3, 32, 32)
+    rng = np.random.default_rng(3)
+    ay = rng.integers(0, 10, n)
+    batch = (rng.normal(size=(100, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 100))
+    validation = (rng.normal(size=(500, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 500))
+    # As the evaluator does: fine-tune the dataset's checkpoint (trained here, not timed);
+    # cold computes the without-batch baselines too, warm reuses them (service mode).
+    checkpoint = train(spec, None, accepted, ay, steps=spec.pretrain_steps, seed=0)
+    seeds = list(range(spec.seeds))
+    cache: dict[int, float] = {}
+
+    def step() -> None:
+        _, computed = loo_gain(spec, checkpoint, (accepted, ay), batch, validation, seeds, baseline=cache.get)
+        cache.update(computed)
+
+    out: dict[str, Any] = {}
+    out["wall"], out["cpu"] = _timed(step)
+    out["warm_wall"], out["warm_cpu"] = _timed(step)
+    return out
+
+
+OPS: dict[str, Callable[[int, Path], dict[str, Any]]] = {
+    "propose-rows": _propose_rows,
+    "propose-images": _propose_images,
+    "encode-photos": _encode_photos,
+    "signals": _signals,
+    "gain": _gain,
+    "signals-imagenet": lambda n, scratch: _signals(n, scratch, width=256),
+}
+
+
+def _one(op: str, n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="databright-scale-") as scratch:
+        result = OPS[op](n, Path(scratch))
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ops", default="propose-rows,propose-images,encode-photos,signals")
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--one", nargs=2, metavar=("OP", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        _one(args.one[0], int(args.one[1]))
+        return
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+    print("| operation | items | wall (s) | CPU (s) | peak RSS (MiB) | warm wall / CPU (s) | notes |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for op in args.ops.split(","):
+        for n in (int(s) for s in args.sizes.split(",")):
+            done = subprocess.run([sys.executable, __file__, "--one", op, str(n)], env=env,
+                                  capture_output=True, text=True, check=False)
+            if done.returncode:
+                print(f"| {op} | {n:,} | failed: {done.stderr.strip().splitlines()[-1]} | | | | |")
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            warm = f"{r['warm_wall']:.2f} / {r['warm_cpu']:.2f}" if "warm_wall" in r else ""
+            notes = f"KNN-Shapley error bound {r['bound']:.2g}" if r.get("bound") else ""
+            print(f"| {op} | {n:,} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['peak_mib']:.0f} | {warm} | {notes} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
