@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.progress import (
     BarColumn,
@@ -15,7 +16,9 @@ from rich.progress import (
 )
 
 from databright.cli._common import err_console
-from databright.storage import Progress as ProgressCallback
+
+if TYPE_CHECKING:
+    from databright.storage import Progress as ProgressCallback
 
 __all__ = ["FROM_HELP", "item_progress"]
 

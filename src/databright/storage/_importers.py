@@ -30,14 +30,15 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any
 
 from ._blobstore import BlobStore
 from ._cid import CID
 from ._errors import ManifestError
 from ._manifest import Manifest, ManifestItem, Progress, _build
+
+if TYPE_CHECKING:  # numpy loads only when a CIFAR archive is read
+    import numpy as np
 
 __all__ = ["FORMATS", "ImportedItem", "SafeUnpickler", "import_items", "manifest_from_source"]
 
@@ -64,10 +65,14 @@ class _NDArray:
 def _reconstruct(cls: Any, shape: Any, dtype_code: Any) -> Any:
     if cls is not _NDArray or dtype_code != b"b":
         raise pickle.UnpicklingError("only plain NumPy arrays may be reconstructed")
+    import numpy as np
+
     return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
 
 
 def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype[Any]:
+    import numpy as np
+
     dtype: np.dtype[Any] = np.dtype(spec)
     if dtype.hasobject or dtype.fields is not None:
         raise pickle.UnpicklingError(f"refusing a NumPy dtype of Python objects or records ({dtype})")
@@ -184,6 +189,8 @@ def _cifar(source: Path, split: str | None) -> Iterator[ImportedItem]:
 def _cifar_batch(name: str, batch: dict[bytes, Any], names: list[str]) -> Iterator[ImportedItem]:
     if not isinstance(batch, dict) or b"data" not in batch:
         raise ManifestError(f"{name}: not a CIFAR batch (no data)")
+    import numpy as np
+
     data = np.asarray(batch[b"data"])
     labels = batch.get(b"labels", batch.get(b"fine_labels"))
     files = batch.get(b"filenames", [])
