@@ -55,6 +55,13 @@ class DatasetParams:
     evaluation_required: bool = False
     training_fee: int = 10**17
     evaluator: str = ZERO_ADDRESS
+    # Against dilution by a majority: no early acceptance in the first ten
+    # minutes of a proposal, and at most 10% of the supply minted per voting
+    # period, however many proposals are accepted in it.
+    min_accept_delay: int = 600
+    max_mint_bps: int = 1000
+    # The least prediction royalty a model trained on the dataset pays it.
+    min_royalty_bps: int = 500
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class Dataset:
     evaluator: str
     entry_count: int
     created_block: int
+    min_accept_delay: int
+    max_mint_bps: int
+    min_royalty_bps: int
+    next_evaluator: str
+    next_evaluator_at: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,8 @@ class Proposal:
     eval_shares: int
     report_digest: bytes
     shares_minted: int
+    evaluator: str
+    evaluation_required: bool
 
     @property
     def status_name(self) -> str:

@@ -209,6 +209,9 @@ _correction: HashMap[uint256, HashMap[address, uint256]]
 _revenue: HashMap[uint256, uint256]
 # revenue not yet withdrawn, in wei
 _held: HashMap[uint256, uint256]
+# dataset id => start of the current minting window (192..255) | shares
+# minted by proposals in it (0..191)
+_mint_window: HashMap[uint256, uint256]
 
 
 event DatasetCreated:
@@ -350,8 +353,9 @@ def create_dataset(
            unless `evaluation_required`).
     @param min_accept_delay Seconds after a proposal's reveal before it can
            be accepted early (0..voting_period).
-    @param max_mint_bps Cap on shares minted per proposal, in basis points
-           of its snapshot supply (1..10000).
+    @param max_mint_bps Cap on shares minted by all proposals accepted
+           within one voting period, in basis points of the accepted
+           proposal's snapshot supply (1..10000).
     @param min_royalty_bps Least prediction royalty, in basis points, a
            model trained on the dataset must pay it (0..10000).
     @return uint256 The new dataset id.
@@ -448,13 +452,17 @@ def commit_proposal(commitment: bytes32):
     """
     @notice First step of a proposal: records a commitment to it, to be
             revealed by `reveal_proposal` in a later block. A copier who
-            sees the reveal cannot use it: the commitment holds the sender.
+            sees the reveal cannot use it: the commitment holds the sender,
+            and by the time a copier's own commitment is a block old the
+            root is taken.
     @param commitment keccak256(abi.encode(sender, dataset_id, root,
            manifest_digest, item_count, salt)) with a secret random salt.
     """
     assert commitment != empty(bytes32), "datamarket: empty commitment"
-    assert self._commits[commitment] == 0, "datamarket: already committed"
-    self._commits[commitment] = block.number
+    # Anyone may record a commitment, but only its sender can reveal it; the
+    # first record stands, so copying a commitment cannot delay a reveal.
+    if self._commits[commitment] == 0:
+        self._commits[commitment] = block.number
     log ProposalCommitted(commitment=commitment, committer=msg.sender)
 
 
@@ -622,9 +630,10 @@ def finalize(proposal_id: uint256):
         else:
             minted = self._items_reward((core >> 192) & _MASK32, info.base_reward_per_item, info.max_reward_per_proposal)
         minted = min(minted, info.max_reward_per_proposal)
-        # supply >= 1 and max_mint_bps <= 10000, so this cannot overflow.
-        minted = min(minted, supply * ((params >> 193) & _MASK16) // _BPS)
+        minted = min(minted, self._mint_allowance(dataset_id, supply, params))
         minted = min(minted, _MAX_SUPPLY - erc1155.total_supply[dataset_id])
+        window: uint256 = self._mint_window[dataset_id]
+        self._mint_window[dataset_id] = unsafe_add(window, minted)
         entry_index = self._entry_count[dataset_id]
         self._entries[dataset_id][entry_index] = proposal_id | (block.number << 64)
         self._entry_count[dataset_id] = entry_index + 1
@@ -997,27 +1006,15 @@ def verify_item(
 @view
 def balance_of_at(account: address, dataset_id: uint256, block_number: uint256) -> uint256:
     """
-    @notice `account`'s share balance at the end of a past block.
-    @param account The holder.
+    @notice `account`'s share balance at the end of a past block; the
+            dataset's supply for the zero address.
+    @param account The holder (the zero address for the supply).
     @param dataset_id The dataset id.
     @param block_number A block before the current one.
     @return uint256 The balance.
     """
     assert block_number < block.number, "datamarket: future block"
     return self._value_at(account, dataset_id, block_number)
-
-
-@external
-@view
-def total_supply_at(dataset_id: uint256, block_number: uint256) -> uint256:
-    """
-    @notice The dataset's share supply at the end of a past block.
-    @param dataset_id The dataset id.
-    @param block_number A block before the current one.
-    @return uint256 The supply.
-    """
-    assert block_number < block.number, "datamarket: future block"
-    return self._value_at(empty(address), dataset_id, block_number)
 
 
 @external
@@ -1237,6 +1234,20 @@ def _withdrawable(dataset_id: uint256, holder: address, account: uint256) -> uin
         self._correction[dataset_id][holder],
     )
     return unsafe_sub(magnified, unsafe_mul(account & _MASK192, _MAGNITUDE)) // _MAGNITUDE
+
+
+@internal
+def _mint_allowance(dataset_id: uint256, supply: uint256, params: uint256) -> uint256:
+    # All proposals accepted within one voting period mint together at most
+    # max_mint_bps of the snapshot supply, so a majority cannot dilute the
+    # rest faster, however many proposals it opens.
+    window: uint256 = self._mint_window[dataset_id]
+    if (window >> 192) + ((params >> 96) & _MASK32) <= block.timestamp:
+        window = block.timestamp << 192
+        self._mint_window[dataset_id] = window
+    # supply < 2**94 and max_mint_bps <= 10000: no overflow.
+    cap: uint256 = supply * ((params >> 193) & _MASK16) // _BPS
+    return cap - min(cap, window & _MASK192)
 
 
 @internal
