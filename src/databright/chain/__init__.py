@@ -6,6 +6,7 @@ from databright.chain._compile import CompiledContract, compile_contract, source
 from databright.chain._ledger import Ledger, revert_reason
 from databright.chain.accounts import Keystore, StoredAccount
 from databright.chain.datamarket import (
+    Commitment,
     DataMarket,
     Dataset,
     DatasetParams,
@@ -17,6 +18,7 @@ from databright.chain.datamarket import (
 from databright.chain.deploy import Deployment, deploy, load_deployment
 
 __all__ = [
+    "Commitment",
     "CompiledContract",
     "DataMarket",
     "Dataset",
