@@ -346,3 +346,14 @@ def test_vote_hint_is_checked(market: Any, creator: str, alice: str, carol: str)
     with boa.env.prank(alice):
         market.vote(proposal_id, True, hint)
     assert market.get_proposal(proposal_id).yes_votes == 5
+
+
+def test_unanimous_vote_needs_no_delay_and_no_cap(market: Any, creator: str, carol: str) -> None:
+    # The delay and the cap protect a minority; when every snapshot share
+    # votes yes there is none (a creator seeding its own dataset).
+    dataset_id = create_dataset(market, creator, initial_shares=100, min_accept_delay=600, max_mint_bps=1000)
+    mine()
+    proposal_id = propose(market, carol, dataset_id, item_count=5)
+    vote(market, creator, proposal_id, True)
+    market.finalize(proposal_id)
+    assert market.get_proposal(proposal_id).shares_minted == 50

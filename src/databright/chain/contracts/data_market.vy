@@ -630,7 +630,8 @@ def finalize(proposal_id: uint256):
         else:
             minted = self._items_reward((core >> 192) & _MASK32, info.base_reward_per_item, info.max_reward_per_proposal)
         minted = min(minted, info.max_reward_per_proposal)
-        minted = min(minted, self._mint_allowance(dataset_id, supply, params))
+        if yes != supply:  # the cap protects a minority; unanimity leaves none
+            minted = min(minted, self._mint_allowance(dataset_id, supply, params))
         minted = min(minted, _MAX_SUPPLY - erc1155.total_supply[dataset_id])
         window: uint256 = self._mint_window[dataset_id]
         self._mint_window[dataset_id] = unsafe_add(window, minted)
@@ -1270,13 +1271,15 @@ def _epoch_evaluator(dataset_id: uint256, epoch: uint256) -> address:
 @view
 def _decide(yes: uint256, no: uint256, supply: uint256, params: uint256, deadline: uint256) -> bool:
     # Decided early only when no later vote could overturn it (and, for an
-    # acceptance, once the dataset's minimum time has passed); otherwise
+    # acceptance, once the dataset's minimum time has passed or the vote is
+    # unanimous); otherwise
     # the full rule applies once the voting period is over.
     quorum: uint256 = (params >> 128) & _MASK16
     approval: uint256 = (params >> 144) & _MASK16
     if 2 * yes > supply and yes * _BPS >= approval * supply and yes * _BPS >= quorum * supply:
+        # The delay protects a minority; a unanimous vote leaves none.
         opened: uint256 = deadline - ((params >> 96) & _MASK32)
-        if block.timestamp >= opened + ((params >> 161) & _MASK32):
+        if yes == supply or block.timestamp >= opened + ((params >> 161) & _MASK32):
             return True
         assert block.timestamp > deadline, "datamarket: acceptance delay"
     elif 2 * no > supply and (supply - no) * _BPS < approval * supply:
