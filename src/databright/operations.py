@@ -136,7 +136,12 @@ def check_batch(ws: Workspace, dataset_id: int, batch: Batch, *, allow_duplicate
     ws.index.dataset(dataset_id)
     _check_labels(batch, [str(x) for x in read_metadata(ws, dataset_id).get("labels", [])])
     cids = [str(c) for c in batch.manifest.item_cids]
-    return _check_repeats(batch, ws.index.accepted_cids(dataset_id, cids), f"dataset {dataset_id}", allow_duplicates)
+    repeats = _check_repeats(batch, ws.index.accepted_cids(dataset_id, cids), f"dataset {dataset_id}", allow_duplicates)
+    holder = ws.index.proposal_holding_root(dataset_id, batch.manifest.root)
+    if holder is not None:
+        raise InputError(f"this exact batch is already proposal {holder.proposal_id} of dataset {dataset_id} "
+                         f"({holder.status}); a root is proposed once")
+    return repeats
 
 
 def propose_batch(

@@ -88,7 +88,14 @@ def test_duplicates_are_refused_unless_allowed(run: Run, market_home: Path, tmp_
     assert code == 1
     assert "already in dataset 1" in _error_line(err)
     assert _proposal_count(run, market_home) == before
-    code, out, err = run("--home", market_home, "propose", "1", seed, "--allow-duplicates", "--json")
+    # The very same batch (same root) cannot be proposed again at all.
+    code, _, err = run("--home", market_home, "propose", "1", seed, "--allow-duplicates")
+    assert code == 1
+    assert "already proposal 1 of dataset 1 (accepted)" in _error_line(err)
+    assert _proposal_count(run, market_home) == before
+    grown = tmp_path / "grown.csv"
+    pd.concat([pd.read_csv(seed), pd.DataFrame([{"x": 99, "y": 9.5, "label": "odd"}])]).to_csv(grown, index=False)
+    code, out, err = run("--home", market_home, "propose", "1", grown, "--allow-duplicates", "--json")
     assert code == 0, err
     proposal = as_json(out)
     assert proposal["duplicates"] == 6  # type: ignore[index]

@@ -236,6 +236,7 @@ event DatasetCreated:
 event EvaluatorChanged:
     dataset_id: indexed(uint256)
     evaluator: indexed(address)
+    changed_at: uint256
     effective_at: uint256
 
 
@@ -444,7 +445,7 @@ def set_evaluator(dataset_id: uint256, evaluator: address):
         assert epochs < _MASK16, "datamarket: too many evaluator changes"
         self._evaluators[dataset_id][epochs] = word
         self._params[dataset_id] = params + _EPOCH_ONE
-    log EvaluatorChanged(dataset_id=dataset_id, evaluator=evaluator, effective_at=effective)
+    log EvaluatorChanged(dataset_id=dataset_id, evaluator=evaluator, changed_at=block.timestamp, effective_at=effective)
 
 
 @external
