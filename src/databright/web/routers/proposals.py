@@ -45,7 +45,10 @@ def check_finalize(state: WebState, proposal_id: int) -> None:
     p = state.ws.index.proposal(proposal_id)
     if p.status != "open":
         raise InputError(f"proposal {proposal_id} is already {p.status}")
-    if proposal_public(state, p).tally.outcome == "voting":
+    outcome = proposal_public(state, p).tally.outcome
+    if outcome == "awaiting evaluation":
+        raise InputError(f"proposal {proposal_id} cannot be finalized yet: it waits for its evaluation")
+    if outcome == "voting":
         raise InputError(f"proposal {proposal_id} cannot be finalized yet: no majority of the supply has voted "
                          "and voting is still open")
 
