@@ -7,6 +7,7 @@ that the present one refuses it or makes it pointless.
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import boa
@@ -33,6 +34,7 @@ ROOT = b"\x22" * 32
 MANIFEST = b"\x33" * 32
 REPORT = b"\x44" * 32
 ZERO = "0x" + "00" * 20
+MODEL_MARKET = Path(__file__).resolve().parent / "helpers/model_market.vy"
 
 
 def finalized_event(market: Any) -> Any:
@@ -357,3 +359,20 @@ def test_unanimous_vote_needs_no_delay_and_no_cap(market: Any, creator: str, car
     vote(market, creator, proposal_id, True)
     market.finalize(proposal_id)
     assert market.get_proposal(proposal_id).shares_minted == 50
+
+
+# -- the interface the model market uses ----------------------------------------------------
+
+
+def test_model_market_reads_terms_and_pays_through_the_interface(
+    market: Any, creator: str, alice: str, evaluator: str
+) -> None:
+    dataset_id = create_dataset(market, creator, training_fee=7 * 10**15, min_royalty_bps=250, evaluator=evaluator)
+    transfer(market, creator, alice, dataset_id, 500)
+    models = boa.load(str(MODEL_MARKET), market.address)
+    assert models.terms(dataset_id) == (7 * 10**15, 250, evaluator)
+    payer = make_account("payer")
+    with boa.env.prank(payer):
+        assert models.pay_prediction(dataset_id, value=ETHER) == ETHER // 40
+    assert market.revenue_total(dataset_id) == ETHER // 40
+    assert market.withdrawable(dataset_id, alice) == ETHER // 80

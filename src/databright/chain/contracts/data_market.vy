@@ -45,6 +45,11 @@ from snekmate.tokens import erc1155
 from snekmate.tokens.interfaces import IERC1155
 from snekmate.utils import merkle_proof_verification as merkle
 
+from . import IDataMarket
+
+
+implements: IDataMarket
+
 
 initializes: ownable
 initializes: erc1155[ownable := ownable]
