@@ -167,6 +167,7 @@ class AccountPublic(BaseModel):
     address: str
     holdings: list[HoldingPublic]
     proposals: list[ProposalPublic]
+    refundable_wei: int = Field(0, description="bonds of accepted and expired proposals waiting to be claimed")
 
 
 class WithdrawalCreate(BaseModel):
@@ -175,6 +176,10 @@ class WithdrawalCreate(BaseModel):
 
 class WithdrawalPublic(BaseModel):
     dataset_id: int
+    amount_wei: int
+
+
+class RefundPublic(BaseModel):
     amount_wei: int
 
 

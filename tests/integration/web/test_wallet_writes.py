@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from databright.chain import Commitment
 from databright.operations import load_batch, propose_batch
 from databright.storage import digest_of_cid
+from databright.web._pages import eth
 from databright.workspace import Workspace
 from tests.integration.web.conftest import csrf, sign_in, write_batch
 
@@ -137,6 +138,17 @@ def test_wallet_votes_finalizes_and_withdraws(client: TestClient, app_ws: Worksp
     assert holding["withdrawable_wei"] == 0 and holding["withdrawn_wei"] >= pending
     again = client.post("/api/v1/accounts/me/withdrawals/tx", json={"dataset_id": 1}, headers=headers)
     assert again.status_code == 400 and "nothing to withdraw" in again.json()["error"]
+
+    # The accepted proposal's bond waits for its contributor to claim it.
+    contributor = app_ws.signer("dev2")
+    headers = siwe(client, contributor)
+    due = client.get("/api/v1/accounts/me").json()["refundable_wei"]
+    assert due >= market.dataset(1).proposal_bond
+    tx = client.post("/api/v1/accounts/me/refunds/tx", headers=headers).json()
+    done = client.post("/api/v1/transactions", json={"tx_hash": send(app_ws, contributor, tx)}, headers=headers)
+    assert done.status_code == 200 and done.json()["message"] == f"Claimed {eth(due)} of refunded bonds."
+    again = client.post("/api/v1/accounts/me/refunds/tx", headers=headers)
+    assert again.status_code == 400 and "no bond refund" in again.json()["error"]
 
 
 def test_confirm_reports_reverts_and_refuses_other_senders(client: TestClient, app_ws: Workspace,

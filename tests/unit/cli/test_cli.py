@@ -43,6 +43,12 @@ def test_propose_vote_finalize_and_json(run: Run, market_home: Path, tmp_path: P
     shown = as_json(out)
     assert shown["accepted_items"] == 12  # type: ignore[index]
     assert len(shown["shareholders"]) == 1  # type: ignore[index]
+    # Bonds come back as a claim (a contract that refuses ether cannot block finalize).
+    code, out, err = run("--home", market_home, "refund", "--json")
+    assert code == 0, err
+    assert as_json(out)["amount_wei"] == 2 * 10**16  # type: ignore[index]  # the seed's bond and this one
+    code, _, err = run("--home", market_home, "refund")
+    assert code == 1 and "no bond refund" in _error_line(err)
 
 
 def test_unknown_dataset_suggests_and_changes_nothing(run: Run, market_home: Path) -> None:
