@@ -52,6 +52,7 @@ class DataMarketMachine(RuleBasedStateMachine):
         self.evaluation: dict[int, int] = {}  # shares posted
         self.roots: dict[int, bytes] = {}
         self.refunds = [0, 0, 0, 0]
+        self.window = [0, 0]  # minting window: start, shares minted in it
         self.nonce = 0
         self._advance(blocks=1)
 
@@ -186,7 +187,9 @@ class DataMarketMachine(RuleBasedStateMachine):
         supply = sum(self.powers[pid])
         now = boa.env.evm.patch.timestamp
         yes_early = 2 * p.yes_votes > supply
-        early = (yes_early and now >= self.opened[pid] + DELAY) or 2 * p.no_votes > supply
+        # Early acceptance waits DELAY unless the vote is unanimous.
+        waited = now >= self.opened[pid] + DELAY or p.yes_votes == supply
+        early = (yes_early and waited) or 2 * p.no_votes > supply
         if not early and now <= p.deadline:
             with boa.reverts():
                 self.market.finalize(pid)
@@ -198,7 +201,15 @@ class DataMarketMachine(RuleBasedStateMachine):
         event("accepted" if p.status == 1 else "rejected")
         if p.status == 1:
             wanted = self.evaluation.get(pid, p.item_count * 10)
-            assert p.shares_minted == min(wanted, supply * MINT_BPS // 10_000)
+            if p.yes_votes != supply:  # unanimity skips the minting window
+                if now >= self.window[0] + PERIOD:
+                    self.window = [now, 0]
+                cap = supply * MINT_BPS // 10_000
+                allowed = cap - min(cap, self.window[1])
+                event("minting window binds" if wanted > allowed else "minting window leaves room")
+                wanted = min(wanted, allowed)
+            assert p.shares_minted == wanted
+            self.window[1] += wanted
             self.balances[contributor] += p.shares_minted
             self.refunds[contributor] += BOND
         else:
