@@ -2,7 +2,10 @@
 
 Costs are in-process estimates of full transaction gas (see
 `market_helpers.measure`); they run ~2,800 gas below what real receipts show
-for the same calls, so the budgets themselves are enforced on receipts by
+for the same calls (~20,700 for a reveal: boa runs every call inside one
+transaction, so clearing the commitment written by the commit looks like
+clearing a slot set in the same transaction and earns the larger refund), so
+the budgets themselves are enforced on receipts by
 tests/integration/test_gas_receipts.py (embedded chain and anvil). This test
 catches regressions quickly without a node. The recorded
 table lives in gas_budget.json; an operation costing more than 2% above its
