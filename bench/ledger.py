@@ -91,7 +91,7 @@ def _signed_votes(market: DataMarket, voters: list[LocalAccount], proposals: lis
     raw = []
     for nonce, proposal_id in enumerate(proposals):
         for voter in voters:
-            data = market.contract.functions.vote(proposal_id, True)._encode_transaction_data()
+            data = market.vote_call(proposal_id, voter.address, True)._encode_transaction_data()
             tx = {"to": market.address, "data": data, "value": 0, "gas": VOTE_GAS, "nonce": nonce,
                   "chainId": chain_id, "maxFeePerGas": 4 * base_fee + 10**9, "maxPriorityFeePerGas": 10**9,
                   "type": 2}

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from databright.errors import DataBrightError, InputError
+from databright.index import ProposalRow
 from databright.ml import (
     ModelSpec,
     accuracy,
@@ -300,13 +301,8 @@ class Evaluator:
     def evaluate(self, proposal_id: int, *, post: bool = True) -> Evaluation:
         self.ws.sync()
         proposal = self.ws.index.proposal(proposal_id)
-        dataset = self.ws.index.dataset(proposal.dataset_id)
-        if post and dataset.evaluator.lower() != self.signer.address.lower():
-            raise InputError(
-                f"{self.signer.address} is not the evaluator of dataset {dataset.dataset_id} ({dataset.evaluator})"
-            )
-        if post and proposal.status != "open":
-            raise InputError(f"proposal {proposal_id} is already {proposal.status}; evaluations are posted before")
+        if post:
+            self._check_postable(proposal)
         inputs = self.inputs(proposal_id)
         if proposal.manifest_matches is False:
             # The committed root or item count is not the manifest's: nothing
@@ -328,23 +324,40 @@ class Evaluator:
         }
         report_cid = str(self.ws.store.put(canonical_json(report)))
         if post:
-            if self.ws.market.proposal(proposal_id).status != 0:  # finalized while we trained
-                raise InputError(f"proposal {proposal_id} was finalized before its evaluation could be posted")
+            self.ws.sync()  # votes may have come in while we trained
+            self._check_postable(self.ws.index.proposal(proposal_id))
             self.ws.market.post_evaluation(
                 self.signer, proposal_id, results["value_ppm"], results["shares"], digest_of_cid(report_cid)
             )
             self.ws.sync()
         return Evaluation(proposal_id, report, report_cid, post)
 
+    def _check_postable(self, proposal: ProposalRow) -> None:
+        """What the contract demands of a posting: the proposal's own evaluator,
+        once, before any vote and no later than the deadline."""
+        pid = proposal.proposal_id
+        if proposal.evaluator.lower() != self.signer.address.lower():
+            raise InputError(f"{self.signer.address} is not the evaluator of proposal {pid} ({proposal.evaluator})")
+        if proposal.status != "open":
+            raise InputError(f"proposal {pid} is already {proposal.status}; evaluations are posted before")
+        if proposal.evaluated:
+            raise InputError(f"proposal {pid} is already evaluated; an evaluation is posted once")
+        if proposal.voter_count:
+            raise InputError(f"votes were cast on proposal {pid}; an evaluation must come before the first vote")
+        if self.ws.ledger.w3.eth.get_block("latest")["timestamp"] > proposal.deadline:
+            raise InputError(f"proposal {pid} is past its deadline; it can no longer be evaluated")
+
     # -- the service ---------------------------------------------------------------
 
     def pending(self) -> list[int]:
-        """Open proposals of my datasets whose evaluation is not on-chain yet, oldest first."""
-        mine = [d.dataset_id for d in self.ws.index.datasets() if d.evaluator.lower() == self.signer.address.lower()]
+        """Open proposals judged by me, not yet evaluated nor voted on, oldest first."""
+        me = self.signer.address.lower()
+        now = int(self.ws.ledger.w3.eth.get_block("latest")["timestamp"])
         todo = []
-        for dataset_id in mine:
-            for p in self.ws.index.proposals(dataset_id=dataset_id, status="open"):
-                if not p.evaluated and not self.ws.market.proposal(p.proposal_id).evaluated:
+        for p in self.ws.index.proposals(status="open"):
+            # Only the proposal's own evaluator may post, before any vote.
+            if p.evaluator.lower() == me and not p.evaluated and not p.voter_count and now <= p.deadline:
+                if not self.ws.market.proposal(p.proposal_id).evaluated:
                     todo.append(p.proposal_id)
         return sorted(todo)
 

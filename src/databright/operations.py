@@ -236,7 +236,12 @@ def check_batch(ws: Workspace, dataset_id: int, batch: Batch, *, allow_duplicate
         _check_columns(ws, dataset_id, batch)
     _check_labels(batch, [str(x) for x in read_metadata(ws, dataset_id).get("labels", [])])
     cids = [str(c) for c in batch.manifest.item_cids]
-    return _check_repeats(batch, ws.index.accepted_cids(dataset_id, cids), f"dataset {dataset_id}", allow_duplicates)
+    repeats = _check_repeats(batch, ws.index.accepted_cids(dataset_id, cids), f"dataset {dataset_id}", allow_duplicates)
+    holder = ws.index.proposal_holding_root(dataset_id, batch.manifest.root)
+    if holder is not None:
+        raise InputError(f"this exact batch is already proposal {holder.proposal_id} of dataset {dataset_id} "
+                         f"({holder.status}); a root is proposed once")
+    return repeats
 
 
 def propose_batch(
@@ -379,6 +384,8 @@ def check_vote(ws: Workspace, proposal_id: int, voter: str) -> int:
     if now > p.deadline:
         raise InputError(f"voting on proposal {proposal_id} closed at {describe_time(p.deadline, now)}; "
                          "finalize it to decide")
+    if p.evaluation_required and not p.evaluated:
+        raise InputError(f"proposal {proposal_id} waits for its evaluation; voting opens when it is posted")
     if ws.market.has_voted(proposal_id, voter):
         raise InputError(f"{voter} has already voted on proposal {proposal_id}")
     weight = ws.market.voting_power(proposal_id, voter)
@@ -405,9 +412,9 @@ def check_finalize(ws: Workspace, proposal_id: int) -> None:
                       and p.yes_votes * _BPS >= d.quorum_bps * supply)
     rejected_early = 2 * p.no_votes > supply and (supply - p.no_votes) * _BPS < d.approval_bps * supply
     when = describe_time(p.deadline + 1, now)
-    if accepted_early and d.evaluation_required and not p.evaluated:
-        raise InputError(f"proposal {proposal_id} is accepted by its votes but has no evaluation yet; "
-                         f"it can be finalized once evaluated, or after {when} (its bond is then refunded)")
+    if p.evaluation_required and not p.evaluated:
+        raise InputError(f"proposal {proposal_id} is awaiting evaluation: voting opens when it is posted; "
+                         f"without one it expires after {when} and its bond is refunded")
     if not (accepted_early or rejected_early):
         raise InputError(f"voting on proposal {proposal_id} is open; it can be finalized after {when}, "
                          "or earlier once more than half of the snapshot shares vote the same way")

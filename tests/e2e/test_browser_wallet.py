@@ -256,12 +256,15 @@ def test_wallet_user_proposes_uploaded_files(scenario: tuple[str, str, int, Loca
         expect(page.locator("figure.thumb")).to_have_count(3)
         shoot(page, "wallet-propose-laptop")
 
-    # One real transaction from the wallet, carrying the bond; the index shows the proposal and its items.
-    assert len(wallet.sent) == 1
-    receipt = rpc(node, "eth_getTransactionReceipt", [wallet.sent[0]])
-    assert receipt["status"] == "0x1" and Web3.to_checksum_address(receipt["from"]) == account.address
+    # Two real transactions from the wallet: the commitment, then the reveal carrying the bond; the
+    # index shows the proposal and its items.
+    assert len(wallet.sent) == 2
+    receipts = [rpc(node, "eth_getTransactionReceipt", [h]) for h in wallet.sent]
+    assert all(r["status"] == "0x1" and Web3.to_checksum_address(r["from"]) == account.address for r in receipts)
+    assert int(receipts[0]["blockNumber"], 16) < int(receipts[1]["blockNumber"], 16)
+    fees = sum(int(r["gasUsed"], 16) * int(r["effectiveGasPrice"], 16) for r in receipts)
     after = int(rpc(node, "eth_getBalance", [account.address, "latest"]), 16)
-    assert after == before - bond - int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    assert after == before - bond - fees
     proposal = api(base, f"/api/v1/proposals/{new}")
     assert proposal["contributor"] == account.address and proposal["items"] == 3 and proposal["bond_wei"] == bond
 

@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from databright.chain import DatasetParams
+from databright.chain import Commitment, DatasetParams
 from tests.integration.conftest import Backend
 
 REPORT = Path(__file__).resolve().parents[2] / "test-artifacts" / "gas-receipts.md"
 BUDGETS = {
     "vote (first)": 60_000,
     "vote (second)": 60_000,
-    "propose (1 item)": 150_000,
-    "propose (1,000 items)": 150_000,
+    "vote (256 checkpoints)": 60_000,
+    "commit_proposal": 50_000,
+    "reveal_proposal (1 item)": 175_000,
+    "reveal_proposal (1,000 items)": 175_000,
     "withdraw (first)": 60_000,
     "withdraw (later)": 60_000,
 }
@@ -36,11 +38,12 @@ def _scenario(b: Backend) -> dict[str, int]:
         return int(receipt["gasUsed"])  # type: ignore[index]
 
     params = DatasetParams(metadata_digest=b"\x11" * 32, initial_shares=1_000, evaluator=evaluator.address,
-                           proposal_bond=10**16)
+                           proposal_bond=10**16, min_accept_delay=0)
     receipt = b.ledger.transact(creator, m.contract.functions.create_dataset(
         params.metadata_digest, params.initial_shares, params.quorum_bps, params.approval_bps, params.voting_period,
         params.proposal_bond, params.base_reward_per_item, params.max_reward_per_proposal,
-        params.evaluation_required, params.training_fee, params.evaluator))
+        params.evaluation_required, params.training_fee, params.evaluator, params.min_accept_delay,
+        params.max_mint_bps, params.min_royalty_bps))
     gas["create_dataset"] = used(receipt)
     dataset = 1
     gas["safeTransferFrom"] = used(m.transfer(creator, voter.address, dataset, 100))
@@ -49,19 +52,24 @@ def _scenario(b: Backend) -> dict[str, int]:
     for h in holders:
         m.transfer(creator, h.address, wide, 100)
 
-    def propose(items: int) -> int:
-        fn = m.contract.functions.propose(dataset, b"\x22" * 32, b"\x33" * 32, items)
-        return used(b.ledger.transact(contributor, fn, value=10**16))
-
-    gas["propose (1 item)"] = propose(1)
-    gas["propose (1,000 items)"] = propose(1_000)
+    commitments = [Commitment.new(contributor.address, dataset, bytes([0x22 + i]) * 32, b"\x33" * 32, items)
+                   for i, items in enumerate((1, 1_000))]
+    for c in commitments:
+        gas["commit_proposal"] = used(m.commit(contributor, c))
+    for c in commitments:
+        fn = m.contract.functions.reveal_proposal(*c.reveal_args())
+        gas[f"reveal_proposal ({c.item_count:,} item{'s' if c.item_count > 1 else ''})"] = used(
+            b.ledger.transact(contributor, fn, value=10**16))
+    gas["commit + reveal (1 item)"] = gas["commit_proposal"] + gas["reveal_proposal (1 item)"]
+    gas["post_evaluation"] = used(m.post_evaluation(evaluator, 1, 25, 40, b"\x44" * 32))  # before any vote
     gas["vote (first)"] = used(m.vote(voter, 1, True))
     gas["vote (second)"] = used(m.vote(voter, 2, False))
-    gas["post_evaluation"] = used(m.post_evaluation(evaluator, 1, 25, 40, b"\x44" * 32))
+    gas["vote (256 checkpoints)"] = _vote_with_history(b)
     m.vote(creator, 1, True)
     gas["finalize (accept)"] = used(m.finalize(creator, 1))
     m.vote(creator, 2, False)
     gas["finalize (reject)"] = used(m.finalize(creator, 2))
+    gas["withdraw_refund"] = used(b.ledger.transact(contributor, m.contract.functions.withdraw_refund()))
     lone = m.create_dataset(creator, DatasetParams(metadata_digest=b"\x13" * 32, initial_shares=5_000))
     for target in (lone, wide):  # a dataset's first deposit also initialises its revenue slots
         m.deposit(payer, target, 10**18)
@@ -73,11 +81,25 @@ def _scenario(b: Backend) -> dict[str, int]:
     return gas
 
 
+def _vote_with_history(b: Backend) -> int:
+    """A voter whose balance changed in 256 blocks, the proposal's snapshot in the middle."""
+    m, (creator, contributor, _, _, _, voter) = b.market, b.accounts
+    dataset = m.create_dataset(creator, DatasetParams(metadata_digest=b"\x14" * 32, initial_shares=5_000))
+    proposal = 0
+    for i in range(256):
+        m.transfer(creator, voter.address, dataset, 1)  # one block each
+        if i == 127:
+            proposal = m.propose(contributor, dataset, b"\x24" * 32, b"\x33" * 32, 1)
+    assert 0 < m.checkpoint_hint(proposal, voter.address) < 255
+    return int(m.vote(voter, proposal, True)["gasUsed"])
+
+
 def test_gas_on_receipts(backend: Backend) -> None:
     gas = _scenario(backend)
     for name, budget in BUDGETS.items():
         assert gas[name] <= budget, f"{name} costs {gas[name]:,} gas, over its budget of {budget:,}"
-    assert gas["propose (1 item)"] == pytest.approx(gas["propose (1,000 items)"], abs=32)
+    assert gas["reveal_proposal (1 item)"] == pytest.approx(gas["reveal_proposal (1,000 items)"], abs=32)
+    assert gas["vote (256 checkpoints)"] == pytest.approx(gas["vote (first)"], abs=64)
     assert gas["deposit (1 holder)"] == gas["deposit (51 holders)"]
     _measured[backend.name] = gas
     if len(_measured) == 2:

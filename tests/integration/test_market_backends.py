@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from databright.chain import DatasetParams, ProposalStatus
+from databright.chain import Commitment, DatasetParams, ProposalStatus
 from databright.errors import TransactionError
 from databright.storage import Manifest, ManifestItem, cid_of, digest_of_cid, label_hash
 from tests.integration.conftest import Backend
@@ -117,12 +117,16 @@ def test_evaluation_sets_and_caps_the_reward(backend: Backend) -> None:
         b.accounts[0], _params(evaluation_required=True, evaluator=evaluator.address, max_reward_per_proposal=250)
     )
     proposal_id = _propose(b, 1, dataset_id, _manifest(5))
-    m.vote(b.accounts[0], proposal_id, True)
-    with pytest.raises(TransactionError, match="datamarket: evaluation required"):
+    with pytest.raises(TransactionError, match="datamarket: awaiting evaluation"):
+        m.vote(b.accounts[0], proposal_id, True)  # voting opens with the evaluation
+    with pytest.raises(TransactionError, match="datamarket: awaiting evaluation"):
         m.finalize(b.accounts[0], proposal_id)
-    with pytest.raises(TransactionError, match="datamarket:"):
+    with pytest.raises(TransactionError, match="datamarket: not evaluator"):
         m.post_evaluation(b.accounts[1], proposal_id, 120, 999, b"\x22" * 32)
     m.post_evaluation(evaluator, proposal_id, 120, 999, b"\x22" * 32)
+    with pytest.raises(TransactionError, match="datamarket: already evaluated"):
+        m.post_evaluation(evaluator, proposal_id, 120, 10**6, b"\x22" * 32)
+    m.vote(b.accounts[0], proposal_id, True)
     m.finalize(b.accounts[0], proposal_id)
     p = m.proposal(proposal_id)
     assert (p.evaluated, p.value, p.eval_shares, p.shares_minted) == (True, 120, 999, 250)
@@ -146,18 +150,19 @@ def test_wrong_bond_and_unknown_dataset_are_refused(backend: Backend) -> None:
     b, m = backend, backend.market
     dataset_id = m.create_dataset(b.accounts[0], _params())
     manifest = _manifest(2)
-    with pytest.raises(TransactionError, match="datamarket:"):
-        b.ledger.transact(
-            b.accounts[1],
-            m.contract.functions.propose(dataset_id, manifest.root, digest_of_cid(manifest.cid), 2),
-            value=BOND - 1,
-        )
+    for target in (dataset_id, dataset_id + 1):
+        m.commit(b.accounts[1], Commitment(b.accounts[1].address, target, manifest.root,
+                                           digest_of_cid(manifest.cid), 2, b"\x01" * 32))
+    reveal = m.contract.functions.reveal_proposal
+    with pytest.raises(TransactionError, match="datamarket: wrong bond"):
+        b.ledger.transact(b.accounts[1], reveal(dataset_id, manifest.root, digest_of_cid(manifest.cid), 2,
+                                                b"\x01" * 32), value=BOND - 1)
     with pytest.raises(TransactionError, match="datamarket: unknown dataset"):
-        b.ledger.transact(
-            b.accounts[1],
-            m.contract.functions.propose(dataset_id + 1, manifest.root, digest_of_cid(manifest.cid), 2),
-            value=BOND,
-        )
+        b.ledger.transact(b.accounts[1], reveal(dataset_id + 1, manifest.root, digest_of_cid(manifest.cid), 2,
+                                                b"\x01" * 32), value=BOND)
+    with pytest.raises(TransactionError, match="datamarket: no commitment"):  # someone else's reveal
+        b.ledger.transact(b.accounts[2], reveal(dataset_id, manifest.root, digest_of_cid(manifest.cid), 2,
+                                                b"\x01" * 32), value=BOND)
     assert m.proposal_count() == 0
 
 

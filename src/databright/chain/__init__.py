@@ -6,6 +6,7 @@ from databright.chain._compile import CompiledContract, compile_contract, source
 from databright.chain._ledger import Ledger, revert_reason
 from databright.chain.accounts import Keystore, StoredAccount
 from databright.chain.datamarket import (
+    Commitment,
     DataMarket,
     Dataset,
     DatasetParams,
@@ -19,6 +20,7 @@ from databright.chain.modelmarket import Channel, Model, ModelMarket, ModelVersi
 
 __all__ = [
     "Channel",
+    "Commitment",
     "CompiledContract",
     "DataMarket",
     "Dataset",

@@ -90,7 +90,11 @@ class Ledger:
             del tx["to"]
         try:
             if gas is None:
-                estimate = self.w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+                # Against the pending block, where the transaction will run: on
+                # "latest" the block number is the last mined one, which makes
+                # a reveal look too early and a balance checkpoint look cheaper
+                # than it is (an overwrite instead of an append).
+                estimate = self.w3.eth.estimate_gas(tx, "pending")  # type: ignore[arg-type]
                 gas = int(estimate * _GAS_MARGIN) + 10_000
             block = self.w3.eth.get_block("latest")
             base_fee = int(block.get("baseFeePerGas", 0) or 0)

@@ -7,10 +7,12 @@ transaction created (a dataset id, a proposal id, an amount).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import Web3
@@ -21,6 +23,7 @@ from databright.chain._ledger import Ledger
 from databright.errors import ChainError, NotFound
 
 __all__ = [
+    "Commitment",
     "DataMarket",
     "Dataset",
     "DatasetParams",
@@ -55,6 +58,13 @@ class DatasetParams:
     evaluation_required: bool = False
     training_fee: int = 10**17
     evaluator: str = ZERO_ADDRESS
+    # Against dilution by a majority: no early acceptance in the first ten
+    # minutes of a proposal, and at most 10% of the supply minted per voting
+    # period, however many proposals are accepted in it.
+    min_accept_delay: int = 600
+    max_mint_bps: int = 1000
+    # The least prediction royalty a model trained on the dataset pays it.
+    min_royalty_bps: int = 500
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,11 @@ class Dataset:
     evaluator: str
     entry_count: int
     created_block: int
+    min_accept_delay: int
+    max_mint_bps: int
+    min_royalty_bps: int
+    next_evaluator: str
+    next_evaluator_at: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,8 @@ class Proposal:
     eval_shares: int
     report_digest: bytes
     shares_minted: int
+    evaluator: str
+    evaluation_required: bool
 
     @property
     def status_name(self) -> str:
@@ -109,6 +126,35 @@ class Entry:
     item_count: int
     shares_minted: int
     block_number: int
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """What a proposal commits to before it is revealed (docs/protocol.md)."""
+
+    sender: str
+    dataset_id: int
+    root: bytes
+    manifest_digest: bytes
+    item_count: int
+    salt: bytes
+
+    @classmethod
+    def new(cls, sender: str, dataset_id: int, root: bytes, manifest_digest: bytes, item_count: int) -> Commitment:
+        """A commitment with a fresh secret salt."""
+        return cls(to_checksum_address(sender), dataset_id, root, manifest_digest, item_count, secrets.token_bytes(32))
+
+    @property
+    def digest(self) -> bytes:
+        """keccak256(abi.encode(sender, dataset_id, root, manifest_digest, item_count, salt))."""
+        encoded = abi_encode(
+            ["address", "uint256", "bytes32", "bytes32", "uint256", "bytes32"],
+            [self.sender, self.dataset_id, self.root, self.manifest_digest, self.item_count, self.salt],
+        )
+        return bytes(Web3.keccak(encoded))
+
+    def reveal_args(self) -> tuple[int, bytes, bytes, int, bytes]:
+        return (self.dataset_id, self.root, self.manifest_digest, self.item_count, self.salt)
 
 
 @dataclass(frozen=True)
@@ -206,6 +252,19 @@ class DataMarket:
     def revenue_total(self, dataset_id: int) -> int:
         return int(self._read("revenue_total", dataset_id))
 
+    def revenue_held(self, dataset_id: int) -> int:
+        return int(self._read("revenue_held", dataset_id))
+
+    def refundable(self, account: str) -> int:
+        return int(self._read("refundable", to_checksum_address(account)))
+
+    def evaluator(self, dataset_id: int) -> str:
+        """The evaluator in effect now (new proposals are judged by it)."""
+        return to_checksum_address(self._read("evaluator", dataset_id))
+
+    def checkpoint_hint(self, proposal_id: int, voter: str) -> int:
+        return int(self._read("checkpoint_hint", proposal_id, to_checksum_address(voter)))
+
     def verify_item(
         self, dataset_id: int, entry_index: int, item_digest: bytes, label_hash: bytes, proof: list[bytes]
     ) -> bool:
@@ -238,18 +297,34 @@ class DataMarket:
             params.evaluation_required,
             params.training_fee,
             to_checksum_address(params.evaluator),
+            params.min_accept_delay,
+            params.max_mint_bps,
+            params.min_royalty_bps,
         )
         return self._created(receipt, "DatasetCreated", "dataset_id")
 
     def propose(
         self, account: LocalAccount, dataset_id: int, root: bytes, manifest_digest: bytes, item_count: int
     ) -> int:
-        bond = self.dataset(dataset_id).proposal_bond
-        receipt = self._send(account, "propose", dataset_id, root, manifest_digest, item_count, value=bond)
+        """Commit, then reveal once the commitment is mined: two transactions."""
+        commitment = Commitment.new(account.address, dataset_id, root, manifest_digest, item_count)
+        self.commit(account, commitment)
+        return self.reveal(account, commitment)
+
+    def commit(self, account: LocalAccount, commitment: Commitment) -> TxReceipt:
+        return self._send(account, "commit_proposal", commitment.digest)
+
+    def reveal(self, account: LocalAccount, commitment: Commitment) -> int:
+        bond = self.dataset(commitment.dataset_id).proposal_bond
+        receipt = self._send(account, "reveal_proposal", *commitment.reveal_args(), value=bond)
         return self._created(receipt, "ProposalCreated", "proposal_id")
 
+    def vote_call(self, proposal_id: int, voter: str, support: bool) -> Any:
+        """The unsent ``vote`` call, with the voter's checkpoint hint read from the chain."""
+        return self.contract.functions.vote(proposal_id, support, self.checkpoint_hint(proposal_id, voter))
+
     def vote(self, account: LocalAccount, proposal_id: int, support: bool) -> TxReceipt:
-        return self._send(account, "vote", proposal_id, support)
+        return self.ledger.transact(account, self.vote_call(proposal_id, account.address, support))
 
     def finalize(self, account: LocalAccount, proposal_id: int) -> TxReceipt:
         return self._send(account, "finalize", proposal_id)
@@ -268,6 +343,10 @@ class DataMarket:
     def withdraw(self, account: LocalAccount, dataset_id: int) -> int:
         receipt = self._send(account, "withdraw", dataset_id)
         return self._created(receipt, "RevenueWithdrawn", "amount")
+
+    def withdraw_refund(self, account: LocalAccount) -> int:
+        receipt = self._send(account, "withdraw_refund")
+        return self._created(receipt, "RefundWithdrawn", "amount")
 
     def transfer(self, account: LocalAccount, to: str, dataset_id: int, amount: int) -> TxReceipt:
         return self._send(

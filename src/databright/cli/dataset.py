@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,6 +45,13 @@ def create(
     evaluation_required: Annotated[bool, typer.Option(help="Proposals need an evaluation to be accepted.")] = False,
     evaluator: Annotated[str, typer.Option(help="Evaluator account name or address.")] = "",
     training_fee: Annotated[str, typer.Option(help="Fee paid to shareholders per training job.")] = "0.1ether",
+    accept_delay: Annotated[
+        str, typer.Option(help="Time after a proposal opens before a majority can accept it early.")
+    ] = "10m",
+    max_mint: Annotated[
+        str, typer.Option(help="Cap on shares minted per voting period, share of the supply (unless unanimous).")
+    ] = "10%",
+    min_royalty: Annotated[str, typer.Option(help="Least prediction royalty models trained on it pay.")] = "5%",
     seed: Annotated[Path | None, typer.Option(help="Seed data: a folder with labels CSV, or a table.")] = None,
     validation: Annotated[
         Path | None, typer.Option(help="Validation split for the evaluator: a folder with labels CSV, or a table.")
@@ -81,7 +89,12 @@ def create(
             evaluation_required=evaluation_required,
             training_fee=parse_wei(training_fee),
             evaluator=ws.address_of(evaluator) if evaluator else "0x" + "00" * 20,
+            min_accept_delay=_zero_or(parse_duration, accept_delay),
+            max_mint_bps=parse_percent(max_mint),
+            min_royalty_bps=_zero_or(parse_percent, min_royalty),
         )
+        if params.min_accept_delay > params.voting_period:
+            raise InputError("--accept-delay must not be longer than --voting-period")
         if evaluator and validation is None:
             raise InputError("an evaluator needs a validation split: pass --validation")
         batch = None
@@ -102,6 +115,11 @@ def create(
             f"Created dataset {dataset_id} ({safe(name)})"
             + (f", seeded with {row.item_count} items (proposal {seed_proposal})" if seed_proposal else ""),
         )
+
+
+def _zero_or(parse: Callable[[str], int], text: str) -> int:
+    """``parse(text)``, where these options also allow none at all ("0", "0s", "0%")."""
+    return 0 if text.strip().rstrip("smhd%").strip() == "0" else parse(text)
 
 
 def _dataset_summary(row: Any, open_count: int) -> dict[str, Any]:

@@ -219,12 +219,27 @@ def finalize(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -
         ws.sync()
         p = ws.index.proposal(proposal_id)
     emit(
-        {"proposal_id": proposal_id, "status": p.status, "shares_minted": p.shares_minted,
+        {"proposal_id": proposal_id, "status": p.status, "expired": p.expired, "shares_minted": p.shares_minted,
          "entry_index": p.entry_index, "yes": p.yes_votes, "no": p.no_votes},
         f"Proposal {proposal_id} {p.status}"
         + (f": {p.shares_minted} shares minted to {p.contributor}, entry {p.entry_index}" if p.status == "accepted"
-           else f": bond {format_eth(p.bond)} paid to the shareholders"),
+           else f": expired unevaluated, bond {format_eth(p.bond)} refunded" if p.expired
+           else f": bond {format_eth(p.bond)} paid to the shareholders")
+        + (f"; {p.contributor} claims the bond with `databright refund`" if p.status == "accepted" or p.expired
+           else ""),
     )
+
+
+def refund() -> None:
+    """Claim the bonds refunded to you (accepted and expired proposals)."""
+    with workspace() as ws:
+        signer = ws.signer()
+        due = ws.market.refundable(signer.address)
+        if due == 0:
+            raise InputError(f"no bond refund is waiting for {signer.address}")
+        amount = ws.market.withdraw_refund(signer)
+    emit({"account": signer.address, "amount_wei": amount},
+         f"{format_eth(amount)} of refunded bonds sent to {signer.address}")
 
 
 def register(root: typer.Typer) -> None:
@@ -232,3 +247,4 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="proposal")
     root.command()(vote)
     root.command()(finalize)
+    root.command()(refund)

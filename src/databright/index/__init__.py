@@ -380,6 +380,17 @@ class Index:
         with self.session() as session:
             return list(session.scalars(query.order_by(ItemRow.proposal_id, ItemRow.position)))
 
+    def proposal_holding_root(self, dataset_id: int, root: bytes) -> ProposalRow | None:
+        """The open or accepted proposal of the dataset with this Merkle root (the
+        contract refuses a second one)."""
+        query = select(ProposalRow).where(
+            ProposalRow.dataset_id == dataset_id,
+            ProposalRow.root == "0x" + root.hex(),
+            ProposalRow.status.in_(("open", "accepted")),
+        )
+        with self.session() as session:
+            return session.scalars(query).first()
+
     def accepted_cids(self, dataset_id: int, cids: list[str]) -> set[str]:
         """Which of ``cids`` are already accepted items of the dataset."""
         found: set[str] = set()

@@ -98,13 +98,26 @@ class DatasetRow(Base):
     max_reward_per_proposal: Mapped[int] = mapped_column(Amount)
     evaluation_required: Mapped[bool] = mapped_column(Boolean)
     training_fee: Mapped[int] = mapped_column(Amount)
+    # The evaluator in effect at the last change seen; a delayed change waits
+    # in next_evaluator until next_evaluator_at (see ``evaluator_at``).
     evaluator: Mapped[str] = mapped_column(String(42))
+    next_evaluator: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    next_evaluator_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    min_accept_delay: Mapped[int] = mapped_column(BigInteger, default=0)
+    max_mint_bps: Mapped[int] = mapped_column(Integer, default=10_000)
+    min_royalty_bps: Mapped[int] = mapped_column(Integer, default=0)
     created_block: Mapped[int] = mapped_column(BigInteger)
     total_supply: Mapped[int] = mapped_column(Amount, default=0)
     item_count: Mapped[int] = mapped_column(BigInteger, default=0)
     entry_count: Mapped[int] = mapped_column(BigInteger, default=0)
     revenue_total: Mapped[int] = mapped_column(Amount, default=0)
     revenue_withdrawn: Mapped[int] = mapped_column(Amount, default=0)
+
+    def evaluator_at(self, timestamp: int) -> str:
+        """The evaluator in effect at ``timestamp`` (new proposals get it)."""
+        if self.next_evaluator is not None and self.next_evaluator_at is not None and self.next_evaluator_at <= timestamp:
+            return self.next_evaluator
+        return self.evaluator
 
 
 class ProposalRow(Base):
@@ -124,10 +137,15 @@ class ProposalRow(Base):
     deadline: Mapped[int] = mapped_column(BigInteger)
     created_block: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66))
+    # The evaluator in effect at the reveal: only it may evaluate.
+    evaluator: Mapped[str] = mapped_column(String(42), default="0x" + "00" * 20)
     yes_votes: Mapped[int] = mapped_column(Amount, default=0)
     no_votes: Mapped[int] = mapped_column(Amount, default=0)
     voter_count: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    # Rejected because a required evaluation never came: the bond was refunded
+    # (a proposal voted down forfeits it).
+    expired: Mapped[bool] = mapped_column(Boolean, default=False)
     evaluated: Mapped[bool] = mapped_column(Boolean, default=False)
     value: Mapped[int | None] = mapped_column(Amount, nullable=True)
     eval_shares: Mapped[int | None] = mapped_column(Amount, nullable=True)

@@ -105,6 +105,9 @@ def _on_dataset_created(session: Session, e: Event, loaders: Loaders) -> None:
         evaluation_required=a["evaluation_required"],
         training_fee=a["training_fee"],
         evaluator=a["evaluator"],
+        min_accept_delay=a["min_accept_delay"],
+        max_mint_bps=a["max_mint_bps"],
+        min_royalty_bps=a["min_royalty_bps"],
         created_block=e.block_number,
         total_supply=0,
         item_count=0,
@@ -118,7 +121,15 @@ def _on_dataset_created(session: Session, e: Event, loaders: Loaders) -> None:
 
 
 def _on_evaluator_changed(session: Session, e: Event, loaders: Loaders) -> None:
-    _dataset(session, e.args["dataset_id"]).evaluator = e.args["evaluator"]
+    a = e.args
+    dataset = _dataset(session, a["dataset_id"])
+    # A change still pending when the next one is made was replaced by it.
+    dataset.evaluator = dataset.evaluator_at(a["changed_at"])
+    dataset.next_evaluator = dataset.next_evaluator_at = None
+    if a["effective_at"] <= a["changed_at"]:
+        dataset.evaluator = a["evaluator"]
+    else:
+        dataset.next_evaluator, dataset.next_evaluator_at = a["evaluator"], a["effective_at"]
 
 
 def _manifest_matches(proposal: ProposalRow, items: list[ItemRecord]) -> bool:
@@ -235,6 +246,7 @@ def _on_proposal_created(session: Session, e: Event, loaders: Loaders) -> None:
         deadline=a["deadline"],
         created_block=e.block_number,
         tx_hash="0x" + e.tx_hash,
+        evaluator=a["evaluator"],
         yes_votes=0,
         no_votes=0,
         voter_count=0,
@@ -286,6 +298,7 @@ def _on_proposal_finalized(session: Session, e: Event, loaders: Loaders) -> None
     proposal = session.get(ProposalRow, a["proposal_id"])
     assert proposal is not None
     proposal.status = "accepted" if a["accepted"] else "rejected"
+    proposal.expired = a["expired"]
     proposal.yes_votes = a["yes_votes"]
     proposal.no_votes = a["no_votes"]
     proposal.shares_minted = a["shares_minted"]

@@ -55,9 +55,12 @@ def tally(state: WebState, p: ProposalRow, d: DatasetRow) -> TallyPublic:
     supply = state.snapshot_supply(p.proposal_id)
     cast = p.yes_votes + p.no_votes
     left = max(0, int(p.deadline - state.now()))
+    opened = p.deadline - d.voting_period
     if p.status != "open":
-        outcome = p.status
-    elif 2 * p.yes_votes > supply:
+        outcome = "expired" if p.expired else p.status
+    elif d.evaluation_required and not p.evaluated:
+        outcome = "awaiting evaluation" if left > 0 else "expires when finalized"
+    elif 2 * p.yes_votes > supply and (p.yes_votes == supply or state.now() >= opened + d.min_accept_delay):
         outcome = "accepted when finalized"
     elif 2 * p.no_votes > supply:
         outcome = "rejected when finalized"

@@ -34,7 +34,9 @@ def prepare(state: WebState, sender: str, call: ContractFunction, value: int = 0
     ledger = state.ws.ledger
     tx: dict[str, Any] = {"from": sender, "to": call.address, "data": call._encode_transaction_data(),
                           "value": value, "chainId": ledger.chain_id}
-    estimate = ledger.call_rpc(lambda: ledger.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+    # On the pending block, where it will run (a reveal right after its commit
+    # would look too early on the latest one).
+    estimate = ledger.call_rpc(lambda: ledger.w3.eth.estimate_gas(tx, "pending"))  # type: ignore[arg-type]
     return WalletTxPublic.model_validate({
         "from": sender, "to": str(call.address), "data": str(tx["data"]), "value": hex(value),
         "chainId": hex(ledger.chain_id), "gas": hex(int(estimate * _GAS_MARGIN) + 10_000),
@@ -45,9 +47,15 @@ def _describe(name: str, args: dict[str, Any]) -> str | None:
     if name == "VoteCast":
         return f"You voted {'yes' if args['support'] else 'no'} with {int(args['weight']):,} shares."
     if name == "ProposalFinalized":
+        if args["expired"]:
+            return f"Proposal {args['proposal_id']} expired unevaluated; its bond is refunded."
         return f"Proposal {args['proposal_id']} is {'accepted' if args['accepted'] else 'rejected'}."
     if name == "DatasetCreated":
         return f"Dataset {args['dataset_id']} created."
+    if name == "ProposalCommitted":
+        return "Proposal committed; reveal it next."
+    if name == "RefundWithdrawn":
+        return f"Claimed {eth(int(args['amount']))} of refunded bonds."
     if name == "ProposalCreated":
         return f"Proposal {args['proposal_id']} submitted: {plural(int(args['item_count']), 'item')}."
     if name == "RevenueWithdrawn":

@@ -190,6 +190,7 @@ class AccountPublic(BaseModel):
     address: str
     holdings: list[HoldingPublic]
     proposals: list[ProposalPublic]
+    refundable_wei: int = Field(0, description="bonds of accepted and expired proposals waiting to be claimed")
 
 
 class WithdrawalCreate(BaseModel):
@@ -198,6 +199,10 @@ class WithdrawalCreate(BaseModel):
 
 class WithdrawalPublic(BaseModel):
     dataset_id: int
+    amount_wei: int
+
+
+class RefundPublic(BaseModel):
     amount_wei: int
 
 
@@ -243,6 +248,25 @@ class WalletTxPublic(BaseModel):
     value: str
     chainId: str  # noqa: N815 - the wallet's spelling
     gas: str
+
+
+class RevealCreate(BaseModel):
+    """What a committed proposal reveals (``reveal_proposal``'s arguments, bytes as 0x-hex)."""
+
+    dataset_id: int = Field(ge=1, le=2**63 - 1)
+    root: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    manifest_digest: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    item_count: int = Field(ge=1, lt=2**32)
+    salt: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class ProposalTxPublic(BaseModel):
+    """A wallet proposes in two transactions: ``commit`` first; once it is mined,
+    POST ``reveal`` to ``reveal_url`` for the second."""
+
+    commit: WalletTxPublic
+    reveal: RevealCreate
+    reveal_url: str
 
 
 class TxHashCreate(BaseModel):

@@ -16,8 +16,10 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
+from databright.chain import Commitment
 from databright.operations import load_batch, propose_batch
 from databright.storage import digest_of_cid
+from databright.web._pages import eth
 from databright.workspace import Workspace
 from tests.integration.web.conftest import csrf, sign_in, write_batch
 
@@ -103,7 +105,8 @@ def test_wallet_votes_finalizes_and_withdraws(client: TestClient, app_ws: Worksp
     assert set(tx) == {"from", "to", "data", "value", "chainId", "gas"}
     assert tx["from"] == wallet.address and tx["to"] == market.address and tx["value"] == "0x0"
     assert int(tx["chainId"], 16) == app_ws.ledger.chain_id
-    assert tx["data"] == market.contract.functions.vote(proposal, True)._encode_transaction_data()
+    hint = market.checkpoint_hint(proposal, wallet.address)  # checked on-chain: vote gas stays flat
+    assert tx["data"] == market.contract.functions.vote(proposal, True, hint)._encode_transaction_data()
     assert not market.has_voted(proposal, wallet.address)  # preparing sends nothing
 
     done = client.post("/api/v1/transactions", json={"tx_hash": send(app_ws, wallet, tx)}, headers=headers)
@@ -135,6 +138,17 @@ def test_wallet_votes_finalizes_and_withdraws(client: TestClient, app_ws: Worksp
     assert holding["withdrawable_wei"] == 0 and holding["withdrawn_wei"] >= pending
     again = client.post("/api/v1/accounts/me/withdrawals/tx", json={"dataset_id": 1}, headers=headers)
     assert again.status_code == 400 and "nothing to withdraw" in again.json()["error"]
+
+    # The accepted proposal's bond waits for its contributor to claim it.
+    contributor = app_ws.signer("dev2")
+    headers = siwe(client, contributor)
+    due = client.get("/api/v1/accounts/me").json()["refundable_wei"]
+    assert due >= market.dataset(1).proposal_bond
+    tx = client.post("/api/v1/accounts/me/refunds/tx", headers=headers).json()
+    done = client.post("/api/v1/transactions", json={"tx_hash": send(app_ws, contributor, tx)}, headers=headers)
+    assert done.status_code == 200 and done.json()["message"] == f"Claimed {eth(due)} of refunded bonds."
+    again = client.post("/api/v1/accounts/me/refunds/tx", headers=headers)
+    assert again.status_code == 400 and "no bond refund" in again.json()["error"]
 
 
 def test_confirm_reports_reverts_and_refuses_other_senders(client: TestClient, app_ws: Workspace,
@@ -210,16 +224,34 @@ def test_wallet_proposes_a_batch(client: TestClient, app_ws: Workspace, tmp_path
 
     reply = client.post("/api/v1/datasets/1/proposals/tx", files=upload(folder), headers=headers)
     assert reply.status_code == 200, reply.text
-    tx = reply.json()
-    assert set(tx) == {"from", "to", "data", "value", "chainId", "gas"}
-    assert tx["from"] == wallet.address and tx["to"] == market.address and int(tx["value"], 16) == bond > 0
-    function, args = market.contract.decode_function_input(tx["data"])
-    assert function.fn_name == "propose"
-    assert args == {"dataset_id": 1, "root": expected.manifest.root,
-                    "manifest_digest": digest_of_cid(expected.manifest_cid), "item_count": 3}
+    step = reply.json()
+    commit = step["commit"]
+    assert set(commit) == {"from", "to", "data", "value", "chainId", "gas"}
+    assert commit["from"] == wallet.address and commit["to"] == market.address and commit["value"] == "0x0"
+    reveal = step["reveal"]
+    assert (reveal["dataset_id"], reveal["root"], reveal["item_count"]) == (1, "0x" + expected.manifest.root.hex(), 3)
+    assert reveal["manifest_digest"] == "0x" + digest_of_cid(expected.manifest_cid).hex()
+    function, args = market.contract.decode_function_input(commit["data"])
+    assert function.fn_name == "commit_proposal"
+    bound = Commitment(wallet.address, 1, expected.manifest.root, digest_of_cid(expected.manifest_cid), 3,
+                       bytes.fromhex(reveal["salt"][2:]))
+    assert args == {"commitment": bound.digest}  # the commitment binds this wallet
     assert len(client.get("/api/v1/proposals").json()) == count  # preparing sends nothing
     assert app_ws.store.has(expected.manifest_cid)  # the manifest is stored, so the index can read it
+    # Revealing before the commitment is mined is refused with the contract's reason.
+    early = client.post(step["reveal_url"], json=reveal, headers=headers)
+    assert early.status_code == 409 and "no commitment" in early.json()["error"]
 
+    done = client.post("/api/v1/transactions", json={"tx_hash": send(app_ws, wallet, commit)}, headers=headers)
+    assert done.status_code == 200 and done.json()["events"] == ["ProposalCommitted"], done.text
+    reply = client.post(step["reveal_url"], json=reveal, headers=headers)
+    assert reply.status_code == 200, reply.text
+    tx = reply.json()
+    assert int(tx["value"], 16) == bond > 0
+    assert market.contract.decode_function_input(tx["data"])[0].fn_name == "reveal_proposal"
+    other = client.post(step["reveal_url"], json=reveal, headers=siwe(client, app_ws.signer("dev3")))
+    assert other.status_code == 409 and "no commitment" in other.json()["error"]  # a copier cannot use it
+    headers = siwe(client, wallet)
     balance = app_ws.ledger.balance(wallet.address)
     tx_hash = send(app_ws, wallet, tx)
     done = client.post("/api/v1/transactions", json={"tx_hash": tx_hash}, headers=headers)
@@ -238,7 +270,7 @@ def test_wallet_proposes_a_batch(client: TestClient, app_ws: Workspace, tmp_path
     assert "img-0.png" in page or "item labelled a" in page  # the manifest's items are on the proposal page
 
     again = client.post("/api/v1/datasets/1/proposals/tx", files=upload(folder), headers=headers)
-    assert again.status_code == 200  # open, not accepted: not a duplicate of the dataset yet
+    assert again.status_code == 400 and f"already proposal {new}" in again.json()["error"]  # a root is open once
 
 
 def test_propose_page_sends_from_the_wallet(client: TestClient) -> None:

@@ -45,6 +45,12 @@ def test_propose_vote_finalize_and_json(run: Run, market_home: Path, tmp_path: P
     shown = as_json(out)
     assert shown["accepted_items"] == 12  # type: ignore[index]
     assert len(shown["shareholders"]) == 1  # type: ignore[index]
+    # Bonds come back as a claim (a contract that refuses ether cannot block finalize).
+    code, out, err = run("--home", market_home, "refund", "--json")
+    assert code == 0, err
+    assert as_json(out)["amount_wei"] == 2 * 10**16  # type: ignore[index]  # the seed's bond and this one
+    code, _, err = run("--home", market_home, "refund")
+    assert code == 1 and "no bond refund" in _error_line(err)
 
 
 def test_unknown_dataset_suggests_and_changes_nothing(run: Run, market_home: Path) -> None:
@@ -90,7 +96,14 @@ def test_duplicates_are_refused_unless_allowed(run: Run, market_home: Path, tmp_
     assert code == 1
     assert "already in dataset 1" in _error_line(err)
     assert _proposal_count(run, market_home) == before
-    code, out, err = run("--home", market_home, "propose", "1", seed, "--allow-duplicates", "--json")
+    # The very same batch (same root) cannot be proposed again at all.
+    code, _, err = run("--home", market_home, "propose", "1", seed, "--allow-duplicates")
+    assert code == 1
+    assert "already proposal 1 of dataset 1 (accepted)" in _error_line(err)
+    assert _proposal_count(run, market_home) == before
+    grown = tmp_path / "grown.csv"
+    pd.concat([pd.read_csv(seed), pd.DataFrame([{"x": 99, "y": 9.5, "label": "odd"}])]).to_csv(grown, index=False)
+    code, out, err = run("--home", market_home, "propose", "1", grown, "--allow-duplicates", "--json")
     assert code == 0, err
     proposal = as_json(out)
     assert proposal["duplicates"] == 6  # type: ignore[index]

@@ -59,10 +59,11 @@ def test_evaluate_post_show_and_verify(run: Run, evaluated_home: tuple[Path, dic
     assert code == 0, err
     pid = str(as_json(out)["proposal_id"])  # type: ignore[index]
 
-    code, _, err = run("--home", home, "vote", pid, "yes")  # dev0 holds every share: decided at once
-    assert code == 0, err
+    # Voting opens when the evaluation is posted: what voters approve is what gets minted.
+    code, _, err = run("--home", home, "vote", pid, "yes")
+    assert code == 1 and "waits for its evaluation" in err
     code, _, err = run("--home", home, "finalize", pid)
-    assert code == 1 and "accepted by its votes but has no evaluation yet" in err  # and says when it expires
+    assert code == 1 and "awaiting evaluation" in err
 
     code, _, err = run("--home", home, "--account", "dev1", "evaluate", pid)
     assert code == 1 and "is not the evaluator" in err
@@ -82,6 +83,11 @@ def test_evaluate_post_show_and_verify(run: Run, evaluated_home: tuple[Path, dic
     code, out, err = run("--home", home, "evaluate", "--verify", evaluation["report_cid"], "--json")  # type: ignore[index]
     assert code == 0, err
     assert as_json(out)["identical"] is True  # type: ignore[index]
+
+    code, _, err = run("--home", home, "--account", "dev2", "evaluate", pid)
+    assert code == 1 and "already evaluated" in err  # posted once
+    code, _, err = run("--home", home, "vote", pid, "yes")  # dev0 holds every share: decided at once
+    assert code == 0, err
 
     code, out, err = run("--home", home, "finalize", pid, "--json")
     assert code == 0, err
@@ -134,7 +140,9 @@ def test_service_survives_a_dataset_it_cannot_serve(run: Run, evaluated_home: tu
     empty = str(as_json(out)["dataset_id"])  # type: ignore[index]
     code, out, err = run("--home", home, "--account", "dev3", "propose", empty, paths["clean"], "--json")
     assert code == 0, err
-    code, out, err = run("--home", home, "--account", "dev3", "propose", "1", paths["seed"], "--allow-duplicates",
+    repeat = home.parent / "seed-part.csv"  # the seed again, but not the same batch (a root is proposed once)
+    pd.read_csv(paths["seed"]).iloc[:100].to_csv(repeat, index=False)
+    code, out, err = run("--home", home, "--account", "dev3", "propose", "1", repeat, "--allow-duplicates",
                          "--json")
     assert code == 0, err
     code, out, err = run("--home", home, "--account", "dev2", "evaluator", "run", "--once", "--json")
@@ -153,7 +161,9 @@ def test_a_proposal_whose_manifest_does_not_match_is_not_valued(
     home, paths = evaluated_home
     ws = Workspace(home, account="dev3")
     try:
-        batch = load_batch(ws, paths["clean2"])
+        part = home.parent / "clean2-part.csv"  # a root not proposed yet
+        pd.read_csv(paths["clean2"]).iloc[:50].to_csv(part, index=False)
+        batch = load_batch(ws, part)
         # sent around the CLI's checks: the committed count is not the manifest's
         ws.market.propose(ws.signer(), 1, batch.manifest.root, digest_of_cid(batch.manifest_cid), batch.size + 50)
         pid = str(ws.market.proposal_count())
@@ -165,5 +175,7 @@ def test_a_proposal_whose_manifest_does_not_match_is_not_valued(
     assert evaluation["shares"] == 0 and "manifest_mismatch" in evaluation  # type: ignore[operator,index]
     code, out, _ = run("--home", home, "proposal", "show", pid, "--json")
     assert as_json(out)["manifest_matches"] is False  # type: ignore[index]
+    code, _, err = run("--home", home, "vote", pid, "yes")  # nobody approves it unnoticed
+    assert code == 1 and "does not match" in err
     code, out, err = run("--home", home, "evaluate", "--verify", evaluation["report_cid"], "--json")  # type: ignore[index]
     assert code == 0 and as_json(out)["identical"] is True, err  # type: ignore[index]

@@ -9,6 +9,7 @@ from typing import Any
 import boa
 from eth.db.backends.memory import MemoryDB
 from eth.db.journal import JournalDB
+from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_canonical_address
 
 # boa resolves `from snekmate...` imports through sys.path, which holds the
@@ -31,7 +32,13 @@ DEFAULTS: dict[str, Any] = {
     "evaluation_required": False,
     "training_fee": 0,
     "evaluator": "0x" + "00" * 20,
+    # The rules these tests were written for; test_dilution.py covers the
+    # protective defaults of DatasetParams.
+    "min_accept_delay": 0,
+    "max_mint_bps": 10_000,
+    "min_royalty_bps": 0,
 }
+SALT = b"\x5a" * 32
 
 
 def make_account(alias: str, balance: int = 100 * ETHER) -> str:
@@ -51,12 +58,52 @@ def mine(blocks: int = 1) -> None:
     boa.env.time_travel(blocks=blocks)
 
 
-def propose(market: Any, sender: str, dataset_id: int, item_count: int = 3, root: bytes = b"\x22" * 32,
-            manifest: bytes = b"\x33" * 32, value: int | None = None) -> int:
+def commitment(sender: str, dataset_id: int, root: bytes, manifest: bytes, item_count: int,
+               salt: bytes = SALT) -> bytes:
+    encoded = abi_encode(
+        ["address", "uint256", "bytes32", "bytes32", "uint256", "bytes32"],
+        [sender, dataset_id, root, manifest, item_count, salt],
+    )
+    return keccak(encoded)
+
+
+_roots = iter(range(1, 2**32))
+
+
+def fresh_root() -> bytes:
+    """A root no earlier proposal used (a root may be open only once)."""
+    return keccak(next(_roots).to_bytes(32, "big"))
+
+
+def commit(market: Any, sender: str, dataset_id: int, item_count: int = 3, root: bytes = b"\x22" * 32,
+           manifest: bytes = b"\x33" * 32, salt: bytes = SALT) -> bytes:
+    digest = commitment(sender, dataset_id, root, manifest, item_count, salt)
+    with boa.env.prank(sender):
+        market.commit_proposal(digest)
+    return digest
+
+
+def reveal(market: Any, sender: str, dataset_id: int, item_count: int = 3, root: bytes = b"\x22" * 32,
+           manifest: bytes = b"\x33" * 32, value: int | None = None, salt: bytes = SALT) -> int:
     bond = market.get_dataset(dataset_id).proposal_bond if value is None else value
     with boa.env.prank(sender):
-        proposal_id: int = market.propose(dataset_id, root, manifest, item_count, value=bond)
+        proposal_id: int = market.reveal_proposal(dataset_id, root, manifest, item_count, salt, value=bond)
     return proposal_id
+
+
+def propose(market: Any, sender: str, dataset_id: int, item_count: int = 3, root: bytes | None = None,
+            manifest: bytes = b"\x33" * 32, value: int | None = None, salt: bytes = SALT) -> int:
+    """Commit, mine a block, reveal: the two transactions of a proposal."""
+    root = fresh_root() if root is None else root
+    commit(market, sender, dataset_id, item_count, root, manifest, salt)
+    mine()
+    return reveal(market, sender, dataset_id, item_count, root, manifest, value, salt)
+
+
+def vote(market: Any, voter: str, proposal_id: int, support: bool) -> None:
+    hint = market.checkpoint_hint(proposal_id, voter)
+    with boa.env.prank(voter):
+        market.vote(proposal_id, support, hint)
 
 
 def transfer(market: Any, sender: str, to: str, dataset_id: int, amount: int) -> None:

@@ -28,7 +28,19 @@ def test_create_dataset_mints_initial_shares(market: Any, creator: str) -> None:
     assert ds.evaluator == ZERO
     assert ds.entry_count == 0
     assert ds.created_block == boa.env.evm.patch.block_number
+    assert (ds.min_accept_delay, ds.max_mint_bps, ds.min_royalty_bps) == (0, 10_000, 0)
+    assert (ds.next_evaluator, ds.next_evaluator_at) == (ZERO, 0)
     assert market.entry_count(dataset_id) == 0
+
+
+def test_reads_for_other_contracts(market: Any, creator: str, evaluator: str) -> None:
+    dataset_id = create_dataset(market, creator, training_fee=7, evaluator=evaluator, min_royalty_bps=250)
+    assert market.training_fee(dataset_id) == 7
+    assert market.min_royalty_bps(dataset_id) == 250
+    assert market.evaluator(dataset_id) == evaluator
+    for read in (market.training_fee, market.min_royalty_bps, market.evaluator):
+        with boa.reverts("datamarket: unknown dataset"):
+            read(dataset_id + 1)
 
 
 def test_create_dataset_event(market: Any, creator: str, evaluator: str) -> None:
@@ -66,6 +78,10 @@ def test_dataset_ids_increase(market: Any, creator: str, alice: str) -> None:
         ({"proposal_bond": 2**96}, "datamarket: bond too large"),
         ({"max_reward_per_proposal": 0}, "datamarket: bad max reward"),
         ({"evaluation_required": True}, "datamarket: evaluator required"),
+        ({"min_accept_delay": PERIOD + 1}, "datamarket: bad accept delay"),
+        ({"max_mint_bps": 0}, "datamarket: bad mint cap"),
+        ({"max_mint_bps": 10_001}, "datamarket: bad mint cap"),
+        ({"min_royalty_bps": 10_001}, "datamarket: bad royalty"),
     ],
 )
 def test_create_dataset_validation(market: Any, creator: str, overrides: dict[str, Any], reason: str) -> None:
@@ -96,7 +112,9 @@ def test_set_evaluator(market: Any, creator: str, evaluator: str) -> None:
     with boa.env.prank(creator):
         market.set_evaluator(dataset_id, evaluator)
     (event,) = market.get_logs()
-    assert (event.dataset_id, event.evaluator) == (dataset_id, evaluator)
+    # The creator holds every share, so the change is immediate.
+    assert (event.dataset_id, event.evaluator, event.effective_at) == (
+        dataset_id, evaluator, boa.env.evm.patch.timestamp)
     assert market.get_dataset(dataset_id).evaluator == evaluator
     with boa.env.prank(creator):
         market.set_evaluator(dataset_id, ZERO)

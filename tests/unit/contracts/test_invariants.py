@@ -1,8 +1,11 @@
 """Stateful property tests: shares, revenue and votes are conserved.
 
-A random sequence of transfers, deposits, withdrawals, proposals, votes,
-finalizations and block/time moves runs against one dataset while a small
-Python model tracks what the contract must report.
+A random sequence of transfers, deposits, withdrawals, commits and reveals,
+copied reveals, evaluations, votes (with right and wrong checkpoint hints),
+finalizations, refund claims and block/time moves runs against one dataset
+(an optional evaluator, a minimum time before early acceptance, a cap on
+shares minted per proposal) while a small Python model tracks what the
+contract must report.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from market_helpers import BOND, CONTRACT, PERIOD, create_dataset, make_account
+from market_helpers import BOND, CONTRACT, PERIOD, commitment, create_dataset, make_account
 
 _DEPLOYER = boa.load_partial(str(CONTRACT))
 ACCOUNTS = [make_account(f"fuzz-{i}", 10**24) for i in range(4)]
+EVALUATOR = make_account("fuzz-evaluator")
 who = st.integers(min_value=0, max_value=len(ACCOUNTS) - 1)
+DELAY = 600
+MINT_BPS = 1000
+SALT = b"\x07" * 32
 
 
 class DataMarketMachine(RuleBasedStateMachine):
@@ -27,7 +34,10 @@ class DataMarketMachine(RuleBasedStateMachine):
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
         self.market: Any = _DEPLOYER.deploy()
-        self.dataset = create_dataset(self.market, ACCOUNTS[0], initial_shares=1000, quorum_bps=3000)
+        self.dataset = create_dataset(
+            self.market, ACCOUNTS[0], initial_shares=1000, quorum_bps=3000, evaluator=EVALUATOR,
+            min_accept_delay=DELAY, max_mint_bps=MINT_BPS,
+        )
         for i, amount in enumerate((300, 200, 100), start=1):
             with boa.env.prank(ACCOUNTS[0]):
                 self.market.safeTransferFrom(ACCOUNTS[0], ACCOUNTS[i], self.dataset, amount, b"")
@@ -38,6 +48,12 @@ class DataMarketMachine(RuleBasedStateMachine):
         self.powers: dict[int, list[int]] = {}
         self.tallies: dict[int, list[int]] = {}
         self.voted: dict[int, set[int]] = {}
+        self.opened: dict[int, int] = {}  # reveal timestamp
+        self.evaluation: dict[int, int] = {}  # shares posted
+        self.roots: dict[int, bytes] = {}
+        self.refunds = [0, 0, 0, 0]
+        self.window = [0, 0]  # minting window: start, shares minted in it
+        self.nonce = 0
         self._advance(blocks=1)
 
     def teardown(self) -> None:
@@ -75,14 +91,62 @@ class DataMarketMachine(RuleBasedStateMachine):
         with boa.env.prank(ACCOUNTS[holder]):
             assert self.market.withdraw(self.dataset) == due
 
-    @rule(contributor=who, items=st.integers(min_value=1, max_value=30))
-    def propose(self, contributor: int, items: int) -> None:
-        with boa.env.prank(ACCOUNTS[contributor]):
-            pid = self.market.propose(self.dataset, b"\x01" * 32, b"\x02" * 32, items, value=BOND)
+    @rule(contributor=who, items=st.integers(min_value=1, max_value=30), early=st.booleans())
+    def propose(self, contributor: int, items: int, early: bool) -> None:
+        self.nonce += 1
+        root = self.nonce.to_bytes(32, "big")
+        sender = ACCOUNTS[contributor]
+        args = (self.dataset, root, b"\x02" * 32, items, SALT)
+        with boa.env.prank(sender):
+            self.market.commit_proposal(commitment(sender, *args))
+            if early:  # a reveal in the commit's own block is refused
+                with boa.reverts("datamarket: commitment too recent"):
+                    self.market.reveal_proposal(*args, value=BOND)
+        self._advance(blocks=1)
+        with boa.env.prank(sender):
+            pid = self.market.reveal_proposal(*args, value=BOND)
         self.open_bonds[pid] = BOND
         self.powers[pid] = list(self.committed)
         self.tallies[pid] = [0, 0]
         self.voted[pid] = set()
+        self.opened[pid] = boa.env.evm.patch.timestamp
+        self.roots[pid] = root
+
+    @precondition(lambda self: bool(self.open_bonds))
+    @rule(data=st.data(), copier=who)
+    def copy(self, data: st.DataObject, copier: int) -> None:
+        """A copier who saw an open proposal's reveal cannot open its root again."""
+        pid = data.draw(st.sampled_from(sorted(self.open_bonds)))
+        sender = ACCOUNTS[copier]
+        args = (self.dataset, self.roots[pid], b"\x02" * 32, 1, SALT)
+        with boa.env.prank(sender):
+            self.market.commit_proposal(commitment(sender, *args))
+        self._advance(blocks=1)
+        with boa.env.prank(sender), boa.reverts("datamarket: root already proposed"):
+            self.market.reveal_proposal(*args, value=BOND)
+
+    @precondition(lambda self: bool(self.open_bonds))
+    @rule(data=st.data(), shares=st.integers(min_value=0, max_value=500))
+    def post_evaluation(self, data: st.DataObject, shares: int) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.open_bonds)))
+        deadline = self.market.get_proposal(pid).deadline
+        with boa.env.prank(EVALUATOR):
+            if pid in self.evaluation or self.voted[pid] or boa.env.evm.patch.timestamp > deadline:
+                with boa.reverts():
+                    self.market.post_evaluation(pid, 1, shares, b"\x03" * 32)
+                return
+            self.market.post_evaluation(pid, 1, shares, b"\x03" * 32)
+        self.evaluation[pid] = shares
+
+    @rule(account=who)
+    def withdraw_refund(self, account: int) -> None:
+        with boa.env.prank(ACCOUNTS[account]):
+            if self.refunds[account] == 0:
+                with boa.reverts("datamarket: nothing to refund"):
+                    self.market.withdraw_refund()
+                return
+            assert self.market.withdraw_refund() == self.refunds[account]
+        self.refunds[account] = 0
 
     @precondition(lambda self: bool(self.open_bonds))
     @rule(data=st.data(), support=st.booleans(), eligible=st.booleans())
@@ -96,12 +160,16 @@ class DataMarketMachine(RuleBasedStateMachine):
         candidates = [i for i, w in enumerate(self.powers[pid]) if w and i not in self.voted[pid]]
         voter = data.draw(st.sampled_from(candidates)) if eligible and candidates else data.draw(who)
         weight = self.powers[pid][voter]
+        hint = self.market.checkpoint_hint(pid, ACCOUNTS[voter])
         with boa.env.prank(ACCOUNTS[voter]):
+            if data.draw(st.booleans()):  # a wrong hint never counts
+                with boa.reverts():
+                    self.market.vote(pid, support, hint + data.draw(st.integers(min_value=1, max_value=3)))
             if boa.env.evm.patch.timestamp > deadline or voter in self.voted[pid] or weight == 0:
                 with boa.reverts():
-                    self.market.vote(pid, support)
+                    self.market.vote(pid, support, hint)
                 return
-            self.market.vote(pid, support)
+            self.market.vote(pid, support, hint)
         self.voted[pid].add(voter)
         self.tallies[pid][0 if support else 1] += weight
 
@@ -117,9 +185,13 @@ class DataMarketMachine(RuleBasedStateMachine):
         pid = data.draw(st.sampled_from(sorted(self.open_bonds)))
         p = self.market.get_proposal(pid)
         supply = sum(self.powers[pid])
-        decided = 2 * p.yes_votes > supply or 2 * p.no_votes > supply
-        if not decided and boa.env.evm.patch.timestamp <= p.deadline:
-            with boa.reverts("datamarket: voting open"):
+        now = boa.env.evm.patch.timestamp
+        yes_early = 2 * p.yes_votes > supply
+        # Early acceptance waits DELAY unless the vote is unanimous.
+        waited = now >= self.opened[pid] + DELAY or p.yes_votes == supply
+        early = (yes_early and waited) or 2 * p.no_votes > supply
+        if not early and now <= p.deadline:
+            with boa.reverts():
                 self.market.finalize(pid)
             return
         contributor = ACCOUNTS.index(p.contributor)
@@ -128,7 +200,18 @@ class DataMarketMachine(RuleBasedStateMachine):
         del self.open_bonds[pid]
         event("accepted" if p.status == 1 else "rejected")
         if p.status == 1:
+            wanted = self.evaluation.get(pid, p.item_count * 10)
+            if p.yes_votes != supply:  # unanimity skips the minting window
+                if now >= self.window[0] + PERIOD:
+                    self.window = [now, 0]
+                cap = supply * MINT_BPS // 10_000
+                allowed = cap - min(cap, self.window[1])
+                event("minting window binds" if wanted > allowed else "minting window leaves room")
+                wanted = min(wanted, allowed)
+            assert p.shares_minted == wanted
+            self.window[1] += wanted
             self.balances[contributor] += p.shares_minted
+            self.refunds[contributor] += BOND
         else:
             self.deposited += BOND
 
@@ -158,7 +241,11 @@ class DataMarketMachine(RuleBasedStateMachine):
         assert self.market.revenue_total(self.dataset) == self.deposited
         assert self.deposited - len(ACCOUNTS) <= sum(paid) <= self.deposited
         owed = sum(self.market.withdrawable(self.dataset, a) for a in ACCOUNTS)
-        assert boa.env.get_balance(self.market.address) >= owed + sum(self.open_bonds.values())
+        assert [self.market.refundable(a) for a in ACCOUNTS] == self.refunds
+        held = self.market.revenue_held(self.dataset)
+        assert owed <= held <= owed + len(ACCOUNTS)
+        escrow = owed + sum(self.open_bonds.values()) + sum(self.refunds)
+        assert boa.env.get_balance(self.market.address) >= escrow
 
     @invariant()
     def votes_follow_the_snapshot(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import boa
 import pytest
 
-from market_helpers import BOND, PERIOD, create_dataset, mine, propose, transfer
+from market_helpers import BOND, PERIOD, commit, create_dataset, mine, propose, reveal, transfer, vote
 
 ROOT = b"\x22" * 32
 MANIFEST = b"\x33" * 32
@@ -23,11 +23,6 @@ def setup(market: Any, creator: str, alice: str, bob: str) -> int:
     return dataset_id
 
 
-def vote(market: Any, voter: str, proposal_id: int, support: bool) -> None:
-    with boa.env.prank(voter):
-        market.vote(proposal_id, support)
-
-
 def finalize(market: Any, proposal_id: int) -> None:
     market.finalize(proposal_id)
 
@@ -38,14 +33,18 @@ def after_deadline() -> None:
 
 def test_propose(market: Any, setup: int, carol: str) -> None:
     before = boa.env.get_balance(carol)
+    digest = commit(market, carol, setup, item_count=5, root=ROOT, manifest=MANIFEST)
+    (committed,) = market.get_logs()
+    assert (committed.commitment, committed.committer) == (digest, carol)
+    mine()
     block = boa.env.evm.patch.block_number
     now = boa.env.evm.patch.timestamp
-    proposal_id = propose(market, carol, setup, item_count=5, root=ROOT, manifest=MANIFEST)
+    proposal_id = reveal(market, carol, setup, item_count=5, root=ROOT, manifest=MANIFEST)
     (event,) = market.get_logs()
     assert proposal_id == 1 and market.proposal_count() == 1
     assert (event.proposal_id, event.dataset_id, event.contributor) == (1, setup, carol)
     assert (event.root, event.manifest_digest, event.item_count, event.bond) == (ROOT, MANIFEST, 5, BOND)
-    assert (event.snapshot_block, event.deadline) == (block - 1, now + PERIOD)
+    assert (event.snapshot_block, event.deadline, event.evaluator) == (block - 1, now + PERIOD, "0x" + "00" * 20)
     p = market.get_proposal(proposal_id)
     assert (p.dataset_id, p.contributor, p.bond, p.root, p.manifest_digest) == (setup, carol, BOND, ROOT, MANIFEST)
     assert (p.item_count, p.snapshot_block, p.deadline) == (5, block - 1, now + PERIOD)
@@ -78,8 +77,10 @@ def test_propose_validation(market: Any, setup: int, carol: str, kwargs: dict[st
 
 
 def test_propose_unknown_dataset(market: Any, setup: int, carol: str) -> None:
+    commit(market, carol, setup + 1)
+    mine()
     with boa.env.prank(carol), boa.reverts("datamarket: unknown dataset"):
-        market.propose(setup + 1, ROOT, MANIFEST, 1, value=BOND)
+        market.reveal_proposal(setup + 1, ROOT, MANIFEST, 1, b"\x00" * 32, value=BOND)
 
 
 def test_unknown_proposal(market: Any, setup: int, alice: str) -> None:
@@ -87,7 +88,7 @@ def test_unknown_proposal(market: Any, setup: int, alice: str) -> None:
         lambda: market.get_proposal(1),
         lambda: market.voting_power(1, alice),
         lambda: market.snapshot_supply(1),
-        lambda: market.vote(1, True),
+        lambda: market.vote(1, True, 0),
         lambda: market.finalize(1),
         lambda: market.post_evaluation(1, 1, 1, ROOT),
     ):
@@ -110,10 +111,10 @@ def test_vote(market: Any, setup: int, alice: str, bob: str, carol: str) -> None
 def test_vote_failures(market: Any, setup: int, alice: str, carol: str) -> None:
     proposal_id = propose(market, carol, setup)
     with boa.env.prank(carol), boa.reverts("datamarket: no voting power"):
-        market.vote(proposal_id, True)
+        market.vote(proposal_id, True, 0)
     vote(market, alice, proposal_id, True)
     with boa.env.prank(alice), boa.reverts("datamarket: already voted"):
-        market.vote(proposal_id, False)
+        market.vote(proposal_id, False, 0)
 
 
 def test_vote_closed_at_deadline(market: Any, setup: int, alice: str, bob: str, carol: str) -> None:
@@ -122,7 +123,7 @@ def test_vote_closed_at_deadline(market: Any, setup: int, alice: str, bob: str, 
     vote(market, bob, proposal_id, True)  # the deadline itself is still open
     boa.env.time_travel(seconds=1)
     with boa.env.prank(alice), boa.reverts("datamarket: voting closed"):
-        market.vote(proposal_id, True)
+        market.vote(proposal_id, True, 0)
 
 
 def test_vote_after_finalize(market: Any, setup: int, creator: str, alice: str, carol: str) -> None:
@@ -130,7 +131,7 @@ def test_vote_after_finalize(market: Any, setup: int, creator: str, alice: str, 
     vote(market, creator, proposal_id, True)
     finalize(market, proposal_id)
     with boa.env.prank(alice), boa.reverts("datamarket: proposal finalized"):
-        market.vote(proposal_id, True)
+        market.vote(proposal_id, True, 0)
 
 
 def test_voting_power_is_snapshot(market: Any, setup: int, creator: str, alice: str, carol: str) -> None:
@@ -144,34 +145,27 @@ def test_voting_power_is_snapshot(market: Any, setup: int, creator: str, alice: 
     assert market.voting_power(proposal_id, creator) == 600
     vote(market, alice, proposal_id, True)
     with boa.env.prank(carol), boa.reverts("datamarket: no voting power"):
-        market.vote(proposal_id, True)
+        market.vote(proposal_id, True, 0)
     assert market.get_proposal(proposal_id).yes_votes == 300
 
 
-def test_snapshot_excludes_same_block_creation(market: Any, creator: str, carol: str) -> None:
-    dataset_id = create_dataset(market, creator)
-    proposal_id = propose(market, carol, dataset_id)
-    assert market.snapshot_supply(proposal_id) == 0
-    with boa.env.prank(creator), boa.reverts("datamarket: no voting power"):
-        market.vote(proposal_id, True)
-    after_deadline()
-    finalize(market, proposal_id)
-    assert market.get_proposal(proposal_id).status == 2
-
-
 def test_early_accept(market: Any, setup: int, creator: str, carol: str) -> None:
-    proposal_id = propose(market, carol, setup, item_count=4)
+    proposal_id = propose(market, carol, setup, item_count=4, root=ROOT, manifest=MANIFEST)
     before = boa.env.get_balance(carol)
     vote(market, creator, proposal_id, True)  # 600 of 1000
     finalize(market, proposal_id)
     logs = market.get_logs()
     finalized = next(log for log in logs if type(log).__name__ == "ProposalFinalized")
     assert (finalized.accepted, finalized.yes_votes, finalized.no_votes) == (True, 600, 0)
-    assert (finalized.shares_minted, finalized.entry_index) == (40, 0)
+    assert (finalized.shares_minted, finalized.entry_index, finalized.expired) == (40, 0, False)
     p = market.get_proposal(proposal_id)
     assert (p.status, p.shares_minted) == (1, 40)
     assert market.balanceOf(carol, setup) == 40
     assert market.total_supply(setup) == 1040
+    assert boa.env.get_balance(carol) == before
+    assert market.refundable(carol) == BOND
+    with boa.env.prank(carol):
+        assert market.withdraw_refund() == BOND
     assert boa.env.get_balance(carol) == before + BOND
     assert market.entry_count(setup) == 1
     entry = market.get_entry(setup, 0)
@@ -192,6 +186,7 @@ def test_early_reject(market: Any, setup: int, creator: str, alice: str, carol: 
     assert kinds == ["ProposalFinalized", "RevenueDeposited"]
     finalized, deposited = market.get_logs()
     assert (finalized.accepted, finalized.entry_index, finalized.shares_minted) == (False, 2**256 - 1, 0)
+    assert finalized.expired is False  # voted down: the bond is forfeited
     assert (deposited.dataset_id, deposited.payer, deposited.amount, deposited.kind) == (setup, carol, BOND, 1)
     assert market.get_proposal(proposal_id).status == 2
     assert boa.env.get_balance(carol) == before
@@ -266,7 +261,7 @@ def test_zero_reward_mints_nothing(market: Any, creator: str, carol: str) -> Non
     proposal_id = propose(market, carol, dataset_id)
     vote(market, creator, proposal_id, True)
     finalize(market, proposal_id)
-    assert [type(log).__name__ for log in market.get_logs()] == ["ProposalFinalized"]
+    assert [type(log).__name__ for log in market.get_logs()] == ["ProposalFinalized", "RefundCredited"]
     assert market.get_proposal(proposal_id).status == 1
     assert market.get_entry(dataset_id, 0).shares_minted == 0
     assert market.balanceOf(carol, dataset_id) == 0
@@ -297,11 +292,11 @@ def test_post_evaluation(market: Any, evaluated: int, evaluator: str, carol: str
     proposal_id = propose(market, carol, evaluated)
     with boa.env.prank(evaluator):
         market.post_evaluation(proposal_id, -5, 10, b"\x01" * 32)
-        (event,) = market.get_logs()
-        market.post_evaluation(proposal_id, 12, 120, b"\x02" * 32)
+    (event,) = market.get_logs()
     assert (event.proposal_id, event.evaluator, event.value, event.shares) == (proposal_id, evaluator, -5, 10)
     p = market.get_proposal(proposal_id)
-    assert (p.evaluated, p.value, p.eval_shares, p.report_digest) == (True, 12, 120, b"\x02" * 32)
+    assert (p.evaluated, p.value, p.eval_shares, p.report_digest) == (True, -5, 10, b"\x01" * 32)
+    assert (p.evaluator, p.evaluation_required) == (evaluator, True)
 
 
 def test_post_evaluation_failures(market: Any, evaluated: int, creator: str, evaluator: str, carol: str) -> None:
@@ -318,21 +313,16 @@ def test_post_evaluation_failures(market: Any, evaluated: int, creator: str, eva
 
 def test_evaluation_required(market: Any, evaluated: int, creator: str, evaluator: str, carol: str) -> None:
     proposal_id = propose(market, carol, evaluated)
-    vote(market, creator, proposal_id, True)
-    with boa.reverts("datamarket: evaluation required"):
+    with boa.env.prank(creator), boa.reverts("datamarket: awaiting evaluation"):
+        market.vote(proposal_id, True, 0)
+    with boa.reverts("datamarket: awaiting evaluation"):
         finalize(market, proposal_id)
     with boa.env.prank(evaluator):
         market.post_evaluation(proposal_id, 3, 9_999, b"\x01" * 32)
+    vote(market, creator, proposal_id, True)
     finalize(market, proposal_id)
     assert market.get_proposal(proposal_id).shares_minted == 500  # capped
     assert market.balanceOf(carol, evaluated) == 500
-
-
-def test_rejection_needs_no_evaluation(market: Any, evaluated: int, creator: str, carol: str) -> None:
-    proposal_id = propose(market, carol, evaluated)
-    vote(market, creator, proposal_id, False)
-    finalize(market, proposal_id)
-    assert market.get_proposal(proposal_id).status == 2
 
 
 def test_optional_evaluation_overrides_items(market: Any, creator: str, evaluator: str, carol: str) -> None:
@@ -345,23 +335,6 @@ def test_optional_evaluation_overrides_items(market: Any, creator: str, evaluato
     finalize(market, proposal_id)
     p = market.get_proposal(proposal_id)
     assert (p.status, p.shares_minted) == (1, 0)
-
-
-def test_contract_contributor_must_accept_shares(
-    market: Any, creator: str, holder_deployer: Any, setup: int
-) -> None:
-    holder = holder_deployer.deploy(market.address)
-    boa.env.set_balance(holder.address, BOND)
-    with boa.env.prank(holder.address):
-        proposal_id = market.propose(setup, ROOT, MANIFEST, 1, value=BOND)
-    vote(market, creator, proposal_id, True)
-    holder.arm(setup, False, False)
-    with boa.reverts("holder: rejected"):
-        finalize(market, proposal_id)
-    holder.arm(setup, False, True)
-    finalize(market, proposal_id)
-    assert market.balanceOf(holder.address, setup) == 10
-    assert boa.env.get_balance(holder.address) == BOND
 
 
 def test_early_decision_never_overrides_the_rule(market: Any, creator: str, alice: str, bob: str, carol: str) -> None:
@@ -402,20 +375,21 @@ def test_missing_required_evaluation_expires_with_bond_refunded(
     dataset_id = create_dataset(market, creator, evaluation_required=True, evaluator=evaluator)
     mine()
     proposal_id = propose(market, carol, dataset_id)
-    vote(market, creator, proposal_id, True)
-    with boa.reverts("datamarket: evaluation required"):
+    with boa.reverts("datamarket: awaiting evaluation"):
         finalize(market, proposal_id)
     after_deadline()
-    before = boa.env.get_balance(carol)
     finalize(market, proposal_id)
+    finalized = next(log for log in market.get_logs() if type(log).__name__ == "ProposalFinalized")
+    assert (finalized.accepted, finalized.expired) == (False, True)
     assert market.get_proposal(proposal_id).status == 2
-    assert boa.env.get_balance(carol) == before + BOND  # refunded, not forfeited
+    assert market.refundable(carol) == BOND  # refunded, not forfeited
     assert market.revenue_total(dataset_id) == 0
 
 
 def test_large_revenue_and_supply_never_overflow(market: Any, creator: str, carol: str) -> None:
-    # One share earning all the ether there is, then the largest possible mint.
-    dataset_id = create_dataset(market, creator, initial_shares=1, base_reward_per_item=2**63,
+    # Half the supply cap earning all the ether there is, then the largest
+    # possible mint (a proposal mints at most its snapshot supply).
+    dataset_id = create_dataset(market, creator, initial_shares=2**93, base_reward_per_item=2**63,
                                 max_reward_per_proposal=2**94)
     whale = boa.env.generate_address("whale")
     boa.env.set_balance(whale, 2**97)
@@ -430,9 +404,12 @@ def test_large_revenue_and_supply_never_overflow(market: Any, creator: str, caro
     assert market.withdrawable(dataset_id, carol) == 0
     with boa.env.prank(whale):
         market.deposit(dataset_id, value=2**95 - 1)
+    # What is still held is capped: 2**96 - 1 wei, plus one more is too much.
+    assert market.revenue_held(dataset_id) == 2**96 - 1
+    with boa.env.prank(whale), boa.reverts("datamarket: revenue overflow"):
+        market.deposit(dataset_id, value=1)
     with boa.env.prank(carol):
         market.withdraw(dataset_id)
     with boa.env.prank(creator):
         market.withdraw(dataset_id)
-    with boa.env.prank(whale), boa.reverts("datamarket: revenue overflow"):
-        market.deposit(dataset_id, value=2)
+    assert market.revenue_held(dataset_id) <= 2  # dust of the two holders

@@ -9,7 +9,7 @@ import boa
 import pytest
 from eth_utils import keccak
 
-from market_helpers import create_dataset, leaf, merkle_levels, merkle_proof, mine, propose
+from market_helpers import create_dataset, leaf, merkle_levels, merkle_proof, mine, propose, vote
 
 
 def batch(n: int, salt: str = "") -> tuple[list[bytes], list[bytes]]:
@@ -20,8 +20,7 @@ def batch(n: int, salt: str = "") -> tuple[list[bytes], list[bytes]]:
 
 def accept(market: Any, creator: str, contributor: str, dataset_id: int, root: bytes, n: int) -> None:
     proposal_id = propose(market, contributor, dataset_id, item_count=n, root=root)
-    with boa.env.prank(creator):
-        market.vote(proposal_id, True)
+    vote(market, creator, proposal_id, True)
     market.finalize(proposal_id)
 
 

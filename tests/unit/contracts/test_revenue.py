@@ -6,7 +6,7 @@ from typing import Any
 
 import boa
 
-from market_helpers import ETHER, create_dataset, mine, propose, transfer
+from market_helpers import ETHER, create_dataset, mine, propose, transfer, vote
 
 
 def deposit(market: Any, payer: str, dataset_id: int, amount: int) -> None:
@@ -67,8 +67,7 @@ def test_mint_does_not_dilute_past_revenue(market: Any, creator: str, carol: str
     mine()
     deposit(market, carol, dataset_id, 1000)
     proposal_id = propose(market, carol, dataset_id, item_count=100)  # 1000 shares
-    with boa.env.prank(creator):
-        market.vote(proposal_id, True)
+    vote(market, creator, proposal_id, True)
     market.finalize(proposal_id)
     assert market.withdrawable(dataset_id, carol) == 0
     assert market.withdrawable(dataset_id, creator) == 1000

@@ -46,7 +46,8 @@ def test_manifest_not_matching_the_chain_is_flagged(world: World, tmp_path: Path
     other = world.manifest("x", "y", "z")
     digest = digest_of_cid(manifest.cid)
     good = world.propose(dataset_id, manifest)
-    wrong_count = world.market.propose(ACCOUNTS[1], dataset_id, manifest.root, digest, 4)
+    # A root is open at most once per dataset: the wrong count goes elsewhere.
+    wrong_count = world.market.propose(ACCOUNTS[1], world.dataset(), manifest.root, digest, 4)
     wrong_root = world.market.propose(ACCOUNTS[1], dataset_id, other.root, digest, 3)
     index = world.index(tmp_path / "index.sqlite")
     index.sync(world.market, world.loaders())

@@ -272,7 +272,7 @@ def post_verified_score(model_id: uint256, version: uint256, score: uint256, rep
     """
     word: uint256 = self._model_word(model_id)
     assert version >= 1 and version <= word >> 240, "modelmarket: unknown version"
-    evaluator: address = staticcall data_market.evaluator_of((word >> 160) & _MASK64)
+    evaluator: address = staticcall data_market.evaluator((word >> 160) & _MASK64)
     assert evaluator != empty(address) and msg.sender == evaluator, "modelmarket: not the dataset's evaluator"
     assert score <= _MAX_SCORE, "modelmarket: bad score"
     assert report_digest != empty(bytes32), "modelmarket: no report"

@@ -19,6 +19,7 @@ from databright.web.schemas import (
     AccountPublic,
     ErrorPublic,
     HoldingPublic,
+    RefundPublic,
     WalletTxPublic,
     WithdrawalCreate,
     WithdrawalPublic,
@@ -43,13 +44,24 @@ def account(state: WebState, address: str) -> AccountPublic:
                                       fraction=h.balance / d.total_supply if d.total_supply else 0.0,
                                       withdrawn_wei=h.withdrawn, withdrawable_wei=pending))
     proposals = [proposal_public(state, p) for p in index.proposals() if p.contributor.lower() == address.lower()]
-    return AccountPublic(address=address, holdings=holdings, proposals=proposals)
+    return AccountPublic(address=address, holdings=holdings, proposals=proposals,
+                         refundable_wei=state.ws.market.refundable(address))
 
 
 def check_withdraw(state: WebState, holder: str, dataset_id: int) -> None:
     state.ws.index.dataset(dataset_id)
     if state.ws.market.withdrawable(dataset_id, holder) == 0:
         raise InputError(f"nothing to withdraw from dataset {dataset_id}")
+
+
+def check_refund(state: WebState, account: str) -> None:
+    if state.ws.market.refundable(account) == 0:
+        raise InputError("no bond refund is waiting for you")
+
+
+def refund(state: WebState, signer: LocalAccount) -> int:
+    check_refund(state, signer.address)
+    return state.write(lambda: state.ws.market.withdraw_refund(signer))
 
 
 def withdraw(state: WebState, signer: LocalAccount, dataset_id: int) -> int:
@@ -78,6 +90,29 @@ def prepare_withdrawal(body: WithdrawalCreate, state: StateDep, user: CurrentUse
     """The unsigned withdrawal a browser wallet sends; then POST its hash to /transactions."""
     check_withdraw(state, user.address, body.dataset_id)
     return prepare(state, user.address, state.ws.market.contract.functions.withdraw(body.dataset_id))
+
+
+@router.post("/api/v1/accounts/me/refunds", response_model=RefundPublic, status_code=201)
+def post_refund(state: StateDep, signer: SignerDep, _: CsrfChecked) -> RefundPublic:
+    """Claim the bonds refunded to you (accepted and expired proposals)."""
+    return RefundPublic(amount_wei=refund(state, signer))
+
+
+@router.post("/api/v1/accounts/me/refunds/tx", response_model=WalletTxPublic,
+             responses={400: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
+def prepare_refund(state: StateDep, user: CurrentUser, _: CsrfChecked) -> WalletTxPublic:
+    """The unsigned refund claim a browser wallet sends; then POST its hash to /transactions."""
+    check_refund(state, user.address)
+    return prepare(state, user.address, state.ws.market.contract.functions.withdraw_refund())
+
+
+@router.post("/account/refund", include_in_schema=False)
+def refund_form(request: Request, state: StateDep, signer: SignerDep, _: CsrfChecked) -> RedirectResponse:
+    try:
+        amount = refund(state, signer)
+    except DataBrightError as exc:
+        return back(request, "/account", str(exc).splitlines()[0], "error")
+    return back(request, "/account", f"Claimed {eth(amount)} of refunded bonds.")
 
 
 @router.get("/account", response_class=HTMLResponse, include_in_schema=False)

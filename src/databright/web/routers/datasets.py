@@ -24,7 +24,16 @@ from databright.web._state import WebState
 from databright.web._views import dataset_public, holders_public, item_public, metadata, proposal_public
 from databright.web._wallet import prepare
 from databright.web.deps import CsrfChecked, CurrentUser, DatasetId, OptionalUser, SignerDep, StateDep
-from databright.web.schemas import DatasetPublic, ErrorPublic, HolderPublic, ItemPublic, WalletTxPublic
+from databright.chain import Commitment
+from databright.web.schemas import (
+    DatasetPublic,
+    ErrorPublic,
+    HolderPublic,
+    ItemPublic,
+    ProposalTxPublic,
+    RevealCreate,
+    WalletTxPublic,
+)
 
 __all__ = ["router"]
 
@@ -169,7 +178,7 @@ async def propose_submit(request: Request, dataset_id: DatasetId, state: StateDe
     return back(request, f"/proposals/{proposal_id}", f"Proposal {proposal_id} submitted: {plural(batch.size, 'item')}.")
 
 
-@router.post("/api/v1/datasets/{dataset_id}/proposals/tx", response_model=WalletTxPublic,
+@router.post("/api/v1/datasets/{dataset_id}/proposals/tx", response_model=ProposalTxPublic,
              responses={400: {"model": ErrorPublic}, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic},
                         413: {"model": ErrorPublic}})
 def prepare_proposal(
@@ -182,14 +191,16 @@ def prepare_proposal(
     details_date: Annotated[str | None, Form(max_length=40, description="when the details were signed")] = None,
     details_signature: Annotated[str | None, Form(max_length=140, description="EIP-191 signature of the details")
                                  ] = None,
-) -> WalletTxPublic:
-    """Store an uploaded batch and its manifest; return the unsigned ``propose`` a browser wallet sends.
+) -> ProposalTxPublic:
+    """Store an uploaded batch and its manifest; return the unsigned ``commit_proposal`` a browser wallet sends.
 
     The batch is checked as local mode checks it (kind, labels, duplicates,
     size, the dataset's contributor details) and the sender's funds for the
-    bond, before anything is stored; nothing is sent. The transaction's value
-    is the dataset's proposal bond. The wallet sends it with
-    ``eth_sendTransaction``; then POST its hash to /transactions.
+    bond, before anything is stored; nothing is sent. A proposal takes two
+    transactions: the wallet sends the commitment (it binds the sender, so
+    nobody can copy the proposal), POSTs its hash to /transactions and, once it
+    is mined, POSTs ``reveal`` to ``reveal_url`` for the reveal, whose value is
+    the dataset's proposal bond.
     """
     row = state.ws.index.dataset(dataset_id)
     required = required_fields(metadata(row))
@@ -200,12 +211,28 @@ def prepare_proposal(
     with staged_batch(files or [], labels, table, row.kind) as staged:
         batch = staged.batch
         check_batch(state, dataset_id, batch, allow_duplicates=allow_duplicates)
-        market = state.ws.market
-        call = market.contract.functions.propose(dataset_id, batch.manifest.root, digest_of_cid(batch.manifest_cid),
-                                                 batch.size)
-        tx = prepare(state, user.address, call, value=market.dataset(dataset_id).proposal_bond)
+        commitment = Commitment.new(user.address, dataset_id, batch.manifest.root, digest_of_cid(batch.manifest_cid),
+                                    batch.size)
+        call = state.ws.market.contract.functions.commit_proposal(commitment.digest)
+        commit = prepare(state, user.address, call)
         staged.store_in(state.ws.store)  # only now: the wallet can send it
     if details:
         save_details(state.ws.home.root, dataset_id, batch.manifest_cid, user.address, details, details_date or "",
                      details_signature or "")
-    return tx
+    reveal = RevealCreate(dataset_id=dataset_id, root="0x" + commitment.root.hex(),
+                          manifest_digest="0x" + commitment.manifest_digest.hex(), item_count=commitment.item_count,
+                          salt="0x" + commitment.salt.hex())
+    return ProposalTxPublic(commit=commit, reveal=reveal, reveal_url="/api/v1/proposals/reveal/tx")
+
+
+@router.post("/api/v1/proposals/reveal/tx", response_model=WalletTxPublic,
+             responses={400: {"model": ErrorPublic}, 404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
+def prepare_reveal(body: RevealCreate, state: StateDep, user: CurrentUser, _: CsrfChecked) -> WalletTxPublic:
+    """The unsigned ``reveal_proposal`` of a mined commitment, with the bond as value; then POST its hash to
+    /transactions. Refused with the contract's reason (no commitment, too recent, root taken) before the wallet
+    shows anything."""
+    bond = state.ws.index.dataset(body.dataset_id).proposal_bond
+    call = state.ws.market.contract.functions.reveal_proposal(
+        body.dataset_id, bytes.fromhex(body.root[2:]), bytes.fromhex(body.manifest_digest[2:]), body.item_count,
+        bytes.fromhex(body.salt[2:]))
+    return prepare(state, user.address, call, value=bond)

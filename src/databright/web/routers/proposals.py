@@ -28,11 +28,15 @@ ITEMS_PER_PAGE = 100  # items on a proposal page
 Status = Literal["open", "accepted", "rejected"]
 
 
-def check_vote(state: WebState, voter: str, proposal_id: int) -> int:
+def check_vote(state: WebState, voter: str, proposal_id: int, support: bool) -> int:
     """The voter's weight, if they may vote now; checked first so a refusal costs nothing."""
     p = state.ws.index.proposal(proposal_id)
     if p.status != "open":
         raise InputError(f"proposal {proposal_id} is already {p.status}")
+    if support and p.manifest_matches is False:
+        raise InputError(f"proposal {proposal_id}'s manifest does not match its on-chain root or item count; vote no")
+    if state.ws.index.dataset(p.dataset_id).evaluation_required and not p.evaluated:
+        raise InputError(f"proposal {proposal_id} waits for its evaluation; voting opens when it is posted")
     market = state.ws.market
     if market.has_voted(proposal_id, voter):
         raise InputError(f"{voter} has already voted on proposal {proposal_id}")
@@ -46,13 +50,16 @@ def check_finalize(state: WebState, proposal_id: int) -> None:
     p = state.ws.index.proposal(proposal_id)
     if p.status != "open":
         raise InputError(f"proposal {proposal_id} is already {p.status}")
-    if proposal_public(state, p).tally.outcome == "voting":
+    outcome = proposal_public(state, p).tally.outcome
+    if outcome == "awaiting evaluation":
+        raise InputError(f"proposal {proposal_id} cannot be finalized yet: it waits for its evaluation")
+    if outcome == "voting":
         raise InputError(f"proposal {proposal_id} cannot be finalized yet: no majority of the supply has voted "
                          "and voting is still open")
 
 
 def vote(state: WebState, signer: LocalAccount, proposal_id: int, support: bool) -> int:
-    weight = check_vote(state, signer.address, proposal_id)
+    weight = check_vote(state, signer.address, proposal_id, support)
     state.write(lambda: state.ws.market.vote(signer, proposal_id, support))
     return weight
 
@@ -128,8 +135,8 @@ def post_finalize(proposal_id: ProposalId, state: StateDep, signer: SignerDep, _
 def prepare_vote(proposal_id: ProposalId, body: VoteCreate, state: StateDep, user: CurrentUser,
                  _: CsrfChecked) -> WalletTxPublic:
     """The unsigned vote a browser wallet sends with ``eth_sendTransaction``; then POST its hash to /transactions."""
-    check_vote(state, user.address, proposal_id)
-    return prepare(state, user.address, state.ws.market.contract.functions.vote(proposal_id, body.support))
+    check_vote(state, user.address, proposal_id, body.support)
+    return prepare(state, user.address, state.ws.market.vote_call(proposal_id, user.address, body.support))
 
 
 @router.post("/api/v1/proposals/{proposal_id}/finalize/tx", response_model=WalletTxPublic,

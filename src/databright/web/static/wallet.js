@@ -86,30 +86,39 @@
     }
   }
 
+  async function sendAndConfirm(tx, what) {
+    show(`Confirm ${what} in your wallet…`, "info");
+    const hash = await wallet().request({ method: "eth_sendTransaction", params: [tx] });
+    show(`Sent ${hash.slice(0, 10)}…; waiting for it to be mined…`, "info");
+    return post("/api/v1/transactions", { tx_hash: hash });
+  }
+
   async function sendTransaction(form, button) {
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => { b.disabled = true; });
     try {
       const [session, chain] = await Promise.all([get("/api/v1/session"), get("/api/v1/chain")]);
       await ready(session.address, chain);
-      let tx;
+      let result;
       if (button.dataset.upload) {
+        // A proposal is two transactions: a commitment that binds the sender, then,
+        // once it is mined, the reveal that carries the bond.
         if (form.querySelector("[name=detail]")) await signDetails(form, session, chain);
         show("Uploading and checking the batch…", "info");
-        tx = await upload(button.dataset.tx, form);
+        const step = await upload(button.dataset.tx, form);
+        await sendAndConfirm(step.commit, "the commitment (1 of 2)");
+        show("Committed; preparing the reveal…", "info");
+        result = await sendAndConfirm(await post(step.reveal_url, step.reveal), "the reveal with the bond (2 of 2)");
       } else if (button.dataset.form) {
         show("Preparing the transaction…", "info");
         const fields = Object.fromEntries(new FormData(form));
         delete fields.csrf_token;
-        tx = await post(button.dataset.tx, fields);
+        result = await sendAndConfirm(await post(button.dataset.tx, fields), "the transaction");
       } else {
         show("Preparing the transaction…", "info");
-        tx = await post(button.dataset.tx, JSON.parse(button.dataset.body || "{}"));
+        result = await sendAndConfirm(await post(button.dataset.tx, JSON.parse(button.dataset.body || "{}")),
+                                      "the transaction");
       }
-      show("Confirm the transaction in your wallet…", "info");
-      const hash = await wallet().request({ method: "eth_sendTransaction", params: [tx] });
-      show(`Sent ${hash.slice(0, 10)}…; waiting for it to be mined…`, "info");
-      const result = await post("/api/v1/transactions", { tx_hash: hash });
       sessionStorage.setItem(FLASH, JSON.stringify(["ok", result.message]));
       if (result.url) window.location = result.url; else window.location.reload();
     } catch (e) {

@@ -40,7 +40,7 @@ def min_royalty_bps(dataset_id: uint256) -> uint256:
 
 @external
 @view
-def evaluator_of(dataset_id: uint256) -> address:
+def evaluator(dataset_id: uint256) -> address:
     """
     @notice No evaluator.
     @param dataset_id The dataset id.
