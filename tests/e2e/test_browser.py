@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from databright.demo import write_png
-from tests._servers import ROOT, free_port, stop
+from tests._servers import ROOT, free_port, rpc, stop
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,7 +40,7 @@ def cli(home: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, str]]:
     home = tmp_path_factory.mktemp("web") / "home"
     cli(home, "demo")
     batch = home.parent / "batch"
@@ -60,9 +60,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
-    assert f"http://127.0.0.1:{port}/" in line, line
+    node = re.search(r"node (http://127\.0\.0\.1:\d+)", line)
+    assert f"http://127.0.0.1:{port}/" in line and node, line
     try:
-        yield f"http://127.0.0.1:{port}", proposal_id
+        yield f"http://127.0.0.1:{port}", proposal_id, node.group(1)
     finally:
         stop(process)
         assert process.returncode == 0
@@ -82,8 +83,8 @@ def shoot(page: object, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
 
-def test_two_shareholders_discuss_vote_and_withdraw(server: tuple[str, int]) -> None:
-    base, pid = server
+def test_two_shareholders_discuss_vote_and_withdraw(server: tuple[str, int, str]) -> None:
+    base, pid, node = server
     expect = playwright_api.expect
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
@@ -117,6 +118,10 @@ def test_two_shareholders_discuss_vote_and_withdraw(server: tuple[str, int]) -> 
             bob.click("[data-testid=vote-yes]")
             expect(bob.locator(".flash")).to_contain_text("You voted yes with 562 shares")
             expect(alice.get_by_test_id("yes")).to_have_text("2,531", timeout=10_000)
+            # A majority, not unanimity: early acceptance waits the dataset's ten minutes.
+            expect(alice.get_by_test_id("outcome")).to_have_text("voting")
+            rpc(node, "evm_increaseTime", [600])
+            rpc(node, "evm_mine", [])
             expect(alice.get_by_test_id("outcome")).to_have_text("accepted when finalized", timeout=10_000)
             shoot(alice, "proposal-laptop")
 
