@@ -56,7 +56,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
     cli(home, "--account", "dev9", "evaluate", str(proposal_id))
     cli(home, "--account", "dev10", "revenue", "deposit", "1", "2ether")
     port = free_port()
-    process = subprocess.Popen([str(BIN), "--home", str(home), "serve", "--port", str(port)],
+    # --dev: the test moves the chain's clock past the dataset's acceptance delay
+    process = subprocess.Popen([str(BIN), "--home", str(home), "serve", "--port", str(port), "--dev"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()

@@ -241,7 +241,7 @@ def test_wallet_user_proposes_uploaded_files(scenario: tuple[str, str, int, Loca
         page.set_input_files("#labels", bad / "labels.csv")
         page.click("[data-testid=propose-submit]")
         expect(message).to_have_text(
-            "labels.csv row 2 (img-1.png): label 'z' is not one of the dataset's labels: a, b", timeout=20_000)
+            "labels.csv line 3 (img-1.png): label 'z' is not one of the dataset's labels: a, b", timeout=20_000)
         expect(message).to_have_class(re.compile(r"\berror\b"))
         assert wallet.sent == [] and len(api(base, "/api/v1/proposals")) == count
 
@@ -300,4 +300,4 @@ def test_wallet_user_creates_a_dataset_and_proposes_with_signed_details(
         details = page.get_by_test_id("contributor-details")
         expect(details).to_contain_text("Uni Bern")
         expect(details.locator(".sig.ok")).to_have_count(1)  # the wallet's signature of the text wallet.js built
-    assert len(wallet.sent) == 2
+    assert len(wallet.sent) == 3  # the dataset, then the proposal's commitment and reveal

@@ -282,25 +282,17 @@ class DataMarket:
                 return int(item.args[key])
         raise ChainError(f"transaction {receipt['transactionHash'].to_0x_hex()} emitted no {event}")
 
+    @staticmethod
+    def create_dataset_args(params: DatasetParams) -> tuple[Any, ...]:
+        """``create_dataset``'s arguments, in the contract's order (for the client and for wallets)."""
+        return (params.metadata_digest, params.initial_shares, params.quorum_bps, params.approval_bps,
+                params.voting_period, params.proposal_bond, params.base_reward_per_item,
+                params.max_reward_per_proposal, params.evaluation_required, params.training_fee,
+                to_checksum_address(params.evaluator), params.min_accept_delay, params.max_mint_bps,
+                params.min_royalty_bps)
+
     def create_dataset(self, account: LocalAccount, params: DatasetParams) -> int:
-        receipt = self._send(
-            account,
-            "create_dataset",
-            params.metadata_digest,
-            params.initial_shares,
-            params.quorum_bps,
-            params.approval_bps,
-            params.voting_period,
-            params.proposal_bond,
-            params.base_reward_per_item,
-            params.max_reward_per_proposal,
-            params.evaluation_required,
-            params.training_fee,
-            to_checksum_address(params.evaluator),
-            params.min_accept_delay,
-            params.max_mint_bps,
-            params.min_royalty_bps,
-        )
+        receipt = self._send(account, "create_dataset", *self.create_dataset_args(params))
         return self._created(receipt, "DatasetCreated", "dataset_id")
 
     def propose(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-def _start_node(home: Home, web_port: int | None = None) -> tuple[Any, Any, str]:
+def _start_node(home: Home, web_port: int | None = None, *, dev: bool = False) -> tuple[Any, Any, str]:
     """Serve the embedded chain on a background thread, as ``databright node`` would;
     the dashboard's own origin (on ``web_port``) may read its answers (CORS), no
     other web page."""
@@ -29,7 +29,7 @@ def _start_node(home: Home, web_port: int | None = None) -> tuple[Any, Any, str]
         raise ConfigError(f"{home.root} has no embedded chain; pass --rpc-url or run 'databright init'")
     chain = EmbeddedNode(home.chain_db, Genesis.load(home.genesis_file))
     origins = [] if web_port is None else [f"http://127.0.0.1:{web_port}", f"http://localhost:{web_port}"]
-    server = serve_node(chain, policy=HttpPolicy.build(cors_origins=origins))
+    server = serve_node(chain, policy=HttpPolicy.build(cors_origins=origins, dev=dev))
     url = f"http://127.0.0.1:{server.port}"
     home.announce_node(url)
     return chain, server, url
@@ -49,6 +49,8 @@ def serve(
     allowed_host: Annotated[list[str] | None, typer.Option(
         help="Another Host the dashboard answers for (host, or host:port), besides localhost, 127.0.0.1 and "
              "[::1]; repeatable. Other Host headers get 400, which stops DNS rebinding.")] = None,
+    dev: Annotated[bool, typer.Option("--dev", help="Let the node this command starts answer development methods "
+                                                    "(evm_mine, evm_increaseTime): for tests and demos only.")] = False,
 ) -> None:
     """Run the web dashboard and REST API (and the embedded node if none runs) until interrupted."""
     import uvicorn
@@ -70,7 +72,7 @@ def serve(
     sock.listen(128)  # before the URL is printed: a client that reads it and connects at once is queued
     with workspace() as probe:
         if rpc_url is None and probe.rpc_url is None:
-            chain, server, rpc_url = _start_node(home, sock.getsockname()[1])
+            chain, server, rpc_url = _start_node(home, sock.getsockname()[1], dev=dev)
     state.rpc_url = rpc_url or state.rpc_url
     stop = threading.Event()
     try:

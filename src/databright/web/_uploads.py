@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 
 from databright.errors import DataBrightError, InputError
 from databright.operations import TABLE_SUFFIXES, Batch
-from databright.storage import BlobStore, LocalBlobStore, manifest_from_folder, manifest_from_table
+from databright.storage import BlobStore, LocalBlobStore, manifest_from_folder, manifest_from_table, table_columns
 from databright.web._pages import eth
 from databright.web._state import WebState
 
@@ -107,11 +107,13 @@ def staged_batch(files: Sequence[UploadFile], labels: UploadFile | None, table: 
             staging = LocalBlobStore(folder / "blobs")
             if csv is None:
                 manifest, cid = manifest_from_table(staging, source)
+                batch = Batch(manifest, str(cid), source, tuple(c for c in table_columns(source) if c != "label"))
             else:
                 manifest, cid = manifest_from_folder(staging, source, csv)
+                batch = Batch(manifest, str(cid), csv)  # messages name the CSV's lines
         except DataBrightError as exc:
             raise InputError(_without_paths(str(exc).splitlines()[0], folder)) from None
-        yield StagedBatch(Batch(manifest, str(cid)), staging)
+        yield StagedBatch(batch, staging)
 
 
 def check_funds(state: WebState, sender: str, dataset_id: int) -> None:

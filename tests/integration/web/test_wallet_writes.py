@@ -194,7 +194,7 @@ def test_prepare_proposal_refuses_bad_batches_and_sends_nothing(client: TestClie
     assert forged.status_code == 403
     bad = client.post(path, files=upload(write_batch(tmp_path / "bad", ["a", "z"], 22)), headers=headers)
     assert bad.status_code == 400, bad.text
-    assert bad.json()["error"] == "labels.csv row 2 (img-1.png): label 'z' is not one of the dataset's labels: a, b"
+    assert bad.json()["error"] == "labels.csv line 3 (img-1.png): label 'z' is not one of the dataset's labels: a, b"
     # The seed's own images (same generator seed as the home's seed batch): already accepted.
     dup = client.post(path, files=upload(write_batch(tmp_path / "dup", list("abab"), 1)), headers=headers)
     assert dup.status_code == 400 and dup.json()["error"].startswith("4 item(s) already in dataset 1;")

@@ -97,7 +97,13 @@ def test_a_wallet_creates_a_dataset_and_signs_its_details(client: TestClient, ap
     assert forged.status_code == 400 and "not signed by the signed-in account" in forged.json()["error"]
     prepared = client.post(path, files=_files(folder), headers=headers, data={**data, "details_signature": signature})
     assert prepared.status_code == 200, prepared.text
-    done = client.post("/api/v1/transactions", json={"tx_hash": send(app_ws, wallet, prepared.json())},
+    step = prepared.json()  # a proposal is a commitment, then a reveal with the bond
+    committed = client.post("/api/v1/transactions", json={"tx_hash": send(app_ws, wallet, step["commit"])},
+                            headers=headers)
+    assert committed.status_code == 200, committed.text
+    reveal = client.post(step["reveal_url"], json=step["reveal"], headers=headers)
+    assert reveal.status_code == 200, reveal.text
+    done = client.post("/api/v1/transactions", json={"tx_hash": send(app_ws, wallet, reveal.json())},
                        headers=headers)
     page = client.get(done.json()["url"]).text
     assert "ETH Zurich" in page and 'class="sig ok"' in page

@@ -40,10 +40,8 @@ def prepare_dataset(body: DatasetCreate, state: StateDep, user: CurrentUser, _: 
     """Store the new dataset's metadata; return the unsigned ``create_dataset`` a browser wallet sends."""
     metadata, params = dataset_plan(body)
     params = store_metadata(state, metadata, params)
-    call = state.ws.market.contract.functions.create_dataset(
-        params.metadata_digest, params.initial_shares, params.quorum_bps, params.approval_bps, params.voting_period,
-        params.proposal_bond, params.base_reward_per_item, params.max_reward_per_proposal,
-        params.evaluation_required, params.training_fee, params.evaluator)
+    market = state.ws.market
+    call = market.contract.functions.create_dataset(*market.create_dataset_args(params))
     return prepare(state, user.address, call)
 
 

@@ -34,11 +34,11 @@ def deploy_pair(challenge: int = CHALLENGE) -> tuple[Any, Any]:
 
 
 def create_dataset(data_market: Any, creator: str, training_fee: int = FEE, evaluator: str | None = None,
-                   shares: int = 1000) -> int:
+                   shares: int = 1000, min_royalty_bps: int = 0) -> int:
     with boa.env.prank(creator):
         dataset_id: int = data_market.create_dataset(
             b"\x11" * 32, shares, 2000, 5000, 3600, 10**16, 10, 10_000, False, training_fee,
-            evaluator or "0x" + "00" * 20)
+            evaluator or "0x" + "00" * 20, 600, 10_000, min_royalty_bps)
     return dataset_id
 
 
