@@ -26,7 +26,8 @@ def postgres() -> Iterator[Postgres]:
 def _history(b: Backend, store: LocalBlobStore) -> None:
     m = b.market
     dataset_id = m.create_dataset(
-        b.accounts[0], DatasetParams(metadata_digest=b"\x05" * 32, initial_shares=2**70, proposal_bond=10**18)
+        b.accounts[0], DatasetParams(metadata_digest=b"\x05" * 32, initial_shares=2**70, proposal_bond=10**18,
+                                    min_accept_delay=0)
     )
     for k in range(3):
         manifest = Manifest([ManifestItem(store.put(f"{k}-{i}".encode()), str(i)) for i in range(4)])
