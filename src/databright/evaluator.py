@@ -37,7 +37,10 @@ from torch import Tensor
 from databright.errors import DataBrightError, InputError
 from databright.index import ProposalRow
 from databright.ml import (
+    DiskRows,
     ModelSpec,
+    RowBlock,
+    Stack,
     accuracy,
     encode_items,
     encode_labels,
@@ -54,7 +57,7 @@ __all__ = ["Evaluation", "Evaluator", "Verification", "compute_results", "load_r
 
 REPORT_VERSION = 1
 _ENCODE_CHUNK = 4096
-Arrays = tuple[NDArray[np.float32], NDArray[np.int64]]
+Arrays = tuple[RowBlock, NDArray[np.int64]]
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class _Items:
             self._cache[key] = ([str(item.cid) for item in manifest], (x, y))
         return self._cache[key]
 
-    def _encodings(self, spec: ModelSpec, manifest: Manifest, manifest_cid: str) -> NDArray[np.float32]:
+    def _encodings(self, spec: ModelSpec, manifest: Manifest, manifest_cid: str) -> RowBlock:
         if self.cache_dir is None:
             return encode_items(spec, [self.store.get(item.cid) for item in manifest])
         path = self.cache_dir / hashlib.sha256(spec.to_json().encode()).hexdigest()[:16] / f"{manifest_cid}.npy"
@@ -116,15 +119,15 @@ class _Items:
             out.flush()
             del out
             os.replace(tmp, path)
-        # Copy-on-write: torch wants writable arrays, and the file must never change.
-        x: NDArray[np.float32] = np.load(path, mmap_mode="c")
-        return x
+        # Read as needed, not mapped: a scan of a memory map keeps every page it touched.
+        return DiskRows(path)
 
-    def blocks(self, spec: ModelSpec, manifest_cids: list[str]) -> list[NDArray[np.float32]]:
-        """The encodings of each manifest, as stored (memory maps when cached on disk)."""
+    def blocks(self, spec: ModelSpec, manifest_cids: list[str]) -> list[RowBlock]:
+        """The encodings of each manifest, as stored (rows on disk when cached there)."""
         return [self.load(spec, cid)[1][0] for cid in manifest_cids]
 
-    def join(self, spec: ModelSpec, manifest_cids: list[str]) -> tuple[list[str], Arrays]:
+    def join(self, spec: ModelSpec, manifest_cids: list[str]) -> tuple[list[str], tuple[Stack, NDArray[np.int64]]]:
+        """All items of the manifests, in order: their encodings as one uncopied :class:`Stack`."""
         cids: list[str] = []
         xs, ys = [], []
         for cid in manifest_cids:
@@ -134,7 +137,7 @@ class _Items:
             ys.append(y)
         if not xs:
             raise InputError("the dataset has no accepted items to evaluate against")
-        return cids, (np.concatenate(xs), np.concatenate(ys))
+        return cids, (Stack(xs), np.concatenate(ys))
 
 
 def compute_results(
@@ -150,8 +153,9 @@ def compute_results(
     spec = ModelSpec.from_json(json.dumps(inputs["spec"]))
     policy = RewardPolicy.model_validate(inputs["policy"])
     accepted_cids, accepted = items.join(spec, list(inputs["accepted"]))
-    batch_cids, batch = items.load(spec, inputs["proposal"])
-    _, validation = items.load(spec, inputs["validation"])
+    batch_cids, (bx, by) = items.load(spec, inputs["proposal"])
+    _, (vx, vy) = items.load(spec, inputs["validation"])
+    batch, validation = (np.asarray(bx), by), (np.asarray(vx), vy)  # small: read whole
     checkpoint = load_checkpoint(store.get(inputs["checkpoint"])) if inputs.get("checkpoint") else None
     key = (inputs.get("checkpoint"), tuple(inputs["accepted"]), inputs["validation"], spec.to_json())
     cache = baselines if baselines is not None else {}

@@ -35,5 +35,5 @@ def test_encodings_are_computed_once_and_kept_on_disk(tmp_path: Path, monkeypatc
     assert calls == [4, 4, 2]
     np.testing.assert_array_equal(first[1][0], expected)
     np.testing.assert_array_equal(again[1][0], expected)
-    assert isinstance(again[1][0], np.memmap) and again[1][0].dtype == np.float32
+    assert isinstance(again[1][0], evaluator.DiskRows) and again[1][0].dtype == np.float32
     np.testing.assert_array_equal(again[1][1], [0, 1] * 5)

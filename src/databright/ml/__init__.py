@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from databright.ml._checkpoint import checkpoint_digest, load_checkpoint, save_checkpoint
 from databright.ml._data import default_spec, encode_items, encode_labels
+from databright.ml._rows import DiskRows, RowBlock, Stack, as_stack
 from databright.ml._spec import ModelSpec, Normalization
 from databright.ml._train import (
     Seed,
@@ -32,9 +33,13 @@ from databright.ml._train import (
 )
 
 __all__ = [
+    "DiskRows",
     "ModelSpec",
     "Normalization",
+    "RowBlock",
     "Seed",
+    "Stack",
+    "as_stack",
     "accuracy",
     "build_model",
     "checkpoint_digest",

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 import databright
 from databright.errors import InputError
+from databright.ml._rows import RowBlock, Stack, as_stack
 from databright.ml._spec import ModelSpec
 
 __all__ = [
@@ -169,31 +170,37 @@ def _state(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
 
+def _check_shape(spec: ModelSpec, shape: tuple[int, ...]) -> None:
+    if len(shape) < 1 or tuple(shape[1:]) != spec.input_shape:
+        raise InputError(f"x has shape {shape}, expected (n, {', '.join(map(str, spec.input_shape))})")
+
+
 def _tensors(
-    spec: ModelSpec, x: NDArray[np.floating], y: NDArray[np.integer] | None
+    spec: ModelSpec, x: NDArray[np.floating] | RowBlock, y: NDArray[np.integer] | None
 ) -> tuple[Tensor, Tensor | None]:
     x = np.asarray(x)
-    if x.ndim < 1 or tuple(x.shape[1:]) != spec.input_shape:
-        raise InputError(
-            f"x has shape {tuple(x.shape)}, expected (n, {', '.join(map(str, spec.input_shape))})"
-        )
+    _check_shape(spec, tuple(x.shape))
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return xt, _labels(spec, len(x), y)
+
+
+def _labels(spec: ModelSpec, n: int, y: NDArray[np.integer] | None) -> Tensor | None:
     if y is None:
-        return xt, None
+        return None
     y = np.asarray(y)
-    if y.shape != (x.shape[0],):
-        raise InputError(f"y has shape {tuple(y.shape)}, expected ({x.shape[0]},)")
+    if y.shape != (n,):
+        raise InputError(f"y has shape {tuple(y.shape)}, expected ({n},)")
     if not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"y must hold class indices (integers), got {y.dtype}")
     if y.size and (y.min() < 0 or y.max() >= len(spec.classes)):
         raise InputError(f"y holds class indices outside 0..{len(spec.classes) - 1}")
-    return xt, torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+    return torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
 
 
 def train(
     spec: ModelSpec,
     state: dict[str, Tensor] | None,
-    x: NDArray[np.floating],
+    x: NDArray[np.floating] | RowBlock | Stack,
     y: NDArray[np.integer],
     *,
     steps: int,
@@ -204,6 +211,9 @@ def train(
 
     ``x`` is encoded items (:func:`encode_items`), ``y`` class indices
     (:func:`encode_labels`). Returns the new state dict; the given one is not changed.
+    ``x`` may also be rows on disk (:class:`DiskRows`, or a :class:`Stack` of
+    blocks): each minibatch is then read as it is drawn, so memory holds one
+    minibatch, not the dataset, and the result is the same bits.
 
     ``extra`` items join every minibatch in proportion to their number, drawn
     from a random stream of their own, while the minibatches of ``x`` follow
@@ -212,12 +222,16 @@ def train(
     numbers): the two runs differ by the extra items alone, which is what a
     leave-one-out comparison wants to measure.
     """
-    xt, yt = _tensors(spec, x, y)
+    if isinstance(x, np.ndarray) and x.ndim < 1:
+        _check_shape(spec, tuple(x.shape))
+    rows = as_stack(x)
+    _check_shape(spec, rows.shape)
+    yt = _labels(spec, len(rows), y)
     assert yt is not None
     xe, ye = _tensors(spec, *extra) if extra is not None else (None, None)
     if steps < 0:
         raise InputError(f"steps must be non-negative, got {steps}")
-    if len(xt) == 0 and steps > 0:
+    if len(rows) == 0 and steps > 0:
         raise InputError("cannot train on zero items")
     init_seed, batch_seed, extra_seed = _seeds(seed, 3)
     with single_thread():
@@ -231,9 +245,14 @@ def train(
             optimizer = torch.optim.SGD(
                 params, lr=spec.lr, momentum=0.9, weight_decay=spec.weight_decay
             )
-        extra_batches = _extra_batches(len(xt), xe, spec.batch_size, _generator(extra_seed))
-        for index in _batches(len(xt), spec.batch_size, steps, _generator(batch_seed)):
-            xb, yb = (xt, yt) if index is None else (xt[index], yt[index])
+        extra_batches = _extra_batches(len(rows), xe, spec.batch_size, _generator(extra_seed))
+        whole: Tensor | None = None
+        for index in _batches(len(rows), spec.batch_size, steps, _generator(batch_seed)):
+            if index is None:  # full batch: the data is small enough to hold
+                whole = torch.from_numpy(np.asarray(rows)) if whole is None else whole
+                xb, yb = whole, yt
+            else:
+                xb, yb = torch.from_numpy(rows.take(index.numpy())), yt[index]
             if xe is not None and ye is not None:
                 pick = next(extra_batches)
                 xb = torch.cat([xb, xe if pick is None else xe[pick]])
@@ -276,7 +295,7 @@ def _batches(
 
 
 def predict_proba(
-    spec: ModelSpec, state: dict[str, Tensor], x: NDArray[np.floating]
+    spec: ModelSpec, state: dict[str, Tensor], x: NDArray[np.floating] | RowBlock
 ) -> NDArray[np.float32]:
     """Class probabilities, shape ``(n, len(spec.classes))``, columns in class order."""
     xt, _ = _tensors(spec, x, None)
@@ -288,7 +307,7 @@ def predict_proba(
 
 
 def accuracy(
-    spec: ModelSpec, state: dict[str, Tensor], x: NDArray[np.floating], y: NDArray[np.integer]
+    spec: ModelSpec, state: dict[str, Tensor], x: NDArray[np.floating] | RowBlock, y: NDArray[np.integer]
 ) -> float:
     """Fraction of items whose most probable class (lowest index on ties) is ``y``."""
     xt, yt = _tensors(spec, x, y)

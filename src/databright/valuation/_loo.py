@@ -21,11 +21,13 @@ import numpy as np
 from numpy.typing import NDArray
 from torch import Tensor
 
-from databright.ml import ModelSpec, accuracy, train
+from databright.ml import ModelSpec, RowBlock, Stack, accuracy, train
 
 __all__ = ["Gain", "SeedScore", "loo_gain"]
 
 Arrays = tuple[NDArray[np.float32], NDArray[np.int64]]
+#: The accepted items may be rows on disk, read a minibatch at a time.
+Accepted = tuple[NDArray[np.float32] | RowBlock | Stack, NDArray[np.int64]]
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Gain:
 def _fit_score(
     spec: ModelSpec,
     checkpoint: dict[str, Tensor] | None,
-    accepted: Arrays,
+    accepted: Accepted,
     batch: Arrays | None,
     validation: Arrays,
     seed: int,
@@ -70,7 +72,7 @@ def _fit_score(
 def loo_gain(
     spec: ModelSpec,
     checkpoint: dict[str, Tensor] | None,
-    accepted: Arrays,
+    accepted: Accepted,
     batch: Arrays,
     validation: Arrays,
     seeds: Sequence[int],

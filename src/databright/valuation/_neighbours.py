@@ -1,7 +1,7 @@
 """Nearest neighbours over item encodings too large to hold twice in memory.
 
-The rows to search are a sequence of float32 blocks (NumPy arrays or read-only
-memory maps of cached encodings on disk), read one tile at a time, so memory is
+The rows to search are a sequence of float32 blocks (NumPy arrays or cached
+encodings on disk, :class:`~databright.ml.DiskRows`), read one tile at a time, so memory is
 ``O(queries x (tile + k))`` whatever the number of rows. Candidates are found
 with float32 matrix products (``|a|^2 + |b|^2 - 2 a.b``) and then re-ranked by
 their exact float64 distance computed pair by pair: the reported distances, and
@@ -22,6 +22,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from databright.ml import RowBlock
+
 __all__ = ["Neighbours", "Rows", "merge", "nearest"]
 
 #: Extra float32 candidates kept per query for the exact re-ranking.
@@ -32,7 +34,7 @@ QUERY_BLOCK: Final = 512
 #: Working memory of one step of the exact re-ranking.
 EXACT_BYTES: Final = 32 * 2**20
 
-Rows = Sequence[NDArray[np.float32]]
+Rows = Sequence[RowBlock]
 
 
 class Neighbours:

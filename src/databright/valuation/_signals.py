@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from databright.ml import DiskRows, RowBlock
 from databright.valuation._knn_shapley import knn_shapley
 from databright.valuation._knn_truncated import knn_shapley_truncated
 from databright.valuation._neighbours import Neighbours, Rows, merge, nearest
@@ -158,10 +159,10 @@ def _replace(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _as_blocks(x: NDArray[np.floating] | Rows) -> list[NDArray[np.float32]]:
-    # np.asarray keeps a memory map mapped: nothing is read until a tile is.
+def _as_blocks(x: NDArray[np.floating] | Rows) -> list[RowBlock]:
+    # Rows on disk stay there: nothing is read until a tile is.
     blocks = [x] if isinstance(x, np.ndarray) else list(x)
-    return [np.asarray(b).reshape(len(b), -1) for b in blocks]
+    return [b if isinstance(b, DiskRows) else np.asarray(b).reshape(len(b), -1) for b in blocks]
 
 
 def _typical_distance(blocks: Rows, n: int) -> float:
@@ -206,7 +207,7 @@ def quality_signals(
     train_y = np.concatenate([np.asarray(accepted_y), np.asarray(batch_y)])
     bound = 0.0
     if (n + len(bx)) * bx.shape[1] <= EXACT_KNN_ELEMENTS:
-        ax = np.concatenate([np.asarray(b, dtype=np.float64) for b in blocks])
+        ax = np.concatenate([np.asarray(b, dtype=np.float64).reshape(len(b), -1) for b in blocks])
         values = knn_shapley(np.concatenate([ax, bx.astype(np.float64)]), train_y, vx.astype(np.float64),
                              validation_y, k=k)[n:]
     else:
