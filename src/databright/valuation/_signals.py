@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ from numpy.typing import NDArray
 
 from databright.ml import DiskRows, RowBlock
 from databright.valuation._knn_shapley import knn_shapley
+from databright.valuation._index import APPROXIMATE_ABOVE, NeighbourIndex, replace_file
 from databright.valuation._knn_truncated import knn_shapley_truncated
 from databright.valuation._neighbours import Neighbours, Rows, merge, nearest
 
@@ -86,11 +86,13 @@ class SignalCache:
 
     With a ``directory`` the cache is also kept on disk (NumPy ``.npz`` and JSON
     files named by a digest of their key), so one-shot ``evaluate`` commands and
-    a restarted service find it too.
+    a restarted service find it too. A large dataset's neighbour index
+    (:class:`NeighbourIndex`) lives here as well, under ``index/``.
     """
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
+        self.index = NeighbourIndex(directory / "index" if directory is not None else None)
         self._validation: dict[tuple[str, ...], Neighbours] = {}
         self._threshold: dict[tuple[str, ...], float] = {}
 
@@ -123,7 +125,7 @@ class SignalCache:
             else:
                 value = compute()
                 if path is not None:
-                    _replace(path, json.dumps({"key": list(key), "threshold": value}).encode())
+                    replace_file(path, json.dumps({"key": list(key), "threshold": value}).encode())
             self._threshold = {key: value}
         return self._threshold[key]
 
@@ -149,14 +151,7 @@ class SignalCache:
         if path is not None:
             buffer = io.BytesIO()
             np.savez(buffer, key=np.array(json.dumps(list(key))), indices=found.indices, distances=found.distances)
-            _replace(path, buffer.getvalue())
-
-
-def _replace(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+            replace_file(path, buffer.getvalue())
 
 
 def _as_blocks(x: NDArray[np.floating] | Rows) -> list[RowBlock]:
@@ -231,7 +226,12 @@ def quality_signals(
         else:
             typical = _typical_distance(blocks, n)
         threshold = float(near_factor * typical)
-        found = nearest(bx, blocks, min(k, n))
+        if n > APPROXIMATE_ABOVE:  # through the index: approximate, see _index
+            index = cache.index if cache is not None and cache_key is not None else NeighbourIndex()
+            names = cache_key if cache_key is not None else ("", *(str(i) for i in range(len(blocks))))
+            found = index.nearest(names, blocks, bx, min(k, n))
+        else:
+            found = nearest(bx, blocks, min(k, n))
         neighbours, dist = found.indices, found.distances
         for i in range(len(bx)):
             if i not in exact and dist[i, 0] <= threshold:
