@@ -40,7 +40,7 @@ from databright.web._state import WebState
 from databright.web._wallet import prepare
 from databright.web.deps import Forbidden
 
-__all__ = ["MAX_TRY_ITEMS", "TryItems", "pay_local", "pay_wallet", "quote", "read_rows", "spec_of"]
+__all__ = ["MAX_TRY_ITEMS", "TryItems", "pay_local", "pay_wallet", "quote", "read_rows", "signed", "spec_of"]
 
 MAX_TRY_ITEMS = 16
 _SPECS: dict[str, ModelSpec] = {}
@@ -108,6 +108,11 @@ def _record(state: WebState) -> SignedRecord:
     return SignedRecord(signed_record_path(state.ws.home.root, state.chain_id))
 
 
+def signed(state: WebState, channel: Channel) -> int:
+    """What the channel's vouchers have signed away so far, as far as this home knows: spent money."""
+    return max(channel.redeemed, _record(state).get(state.ws.model_market.address, channel.channel_id))
+
+
 def _client(state: WebState, model_id: int, account: LocalAccount | None, http: httpx.Client) -> PredictionClient:
     # A wallet session has no key here: its client only reads (info) and sends signed vouchers.
     return PredictionClient(_server(state, model_id), state.ws.model_market, account, _record(state), http=http)
@@ -157,13 +162,12 @@ def _usable(state: WebState, user: str, model: ModelEntry, cost: int) -> tuple[C
     """The user's open channel to the model with the most left after ``cost``, and its next voucher's base."""
     book = state.model_book()
     assert book is not None
-    record = _record(state)
     best: tuple[Channel, int] | None = None
     for entry in book.channels_of(user, model.model_id):
         if entry.state != "open":
             continue
         channel = state.ws.model_market.channel(entry.channel_id)  # the chain's word, not the book's
-        base = max(channel.redeemed, record.get(state.ws.model_market.address, channel.channel_id))
+        base = signed(state, channel)
         if channel.state == "open" and channel.deposit - base >= cost and (
                 best is None or channel.deposit - base > best[0].deposit - best[1]):
             best = (channel, base)

@@ -202,3 +202,41 @@ def test_no_prediction_server_is_a_clear_error(ws: Workspace, model_home: tuple[
         reply = http.post("/api/v1/models/1/try/quote", json={"items": 1}, headers=headers)
         assert reply.status_code == 402 and "databright model serve 1" in reply.json()["error"]
         assert csrf(http)
+
+
+def _advance(ws: Workspace, seconds: int) -> None:
+    provider = ws.ledger.w3.provider
+    provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def test_the_account_page_shows_my_channels_and_settles_them(client: TestClient, ws: Workspace) -> None:
+    headers = sign_in(client, "dev3")
+    dev3 = ws.signer("dev3").address
+    channel = next(c for c in ws.model_market.channels_of(dev3) if c.model_id == 1 and c.state == "open")
+    page = client.get("/account").text
+    row = re.search(rf'<tr data-testid="channel-{channel.channel_id}">.*?</tr>', page, re.S)
+    assert row is not None and "open" in row.group(0) and f'data-testid="close-{channel.channel_id}"' in row.group(0)
+    # Spent is what dev3 signed (5 predictions), even before the owner redeems it.
+    assert "0.000005 ETH" in row.group(0) and re.search(r'data-testid="refundable-\d+">0.000995 ETH<', row.group(0))
+    token = headers["X-CSRF-Token"]
+    early = client.post(f"/account/channels/{channel.channel_id}/settle", data={"csrf_token": token}).text
+    assert "close channel" in early
+    closing = client.post(f"/account/channels/{channel.channel_id}/close", data={"csrf_token": token}).text
+    assert "is closing" in closing and ws.model_market.channel(channel.channel_id).state == "closing"
+    assert "can be settled in" in client.post(f"/account/channels/{channel.channel_id}/settle",
+                                               data={"csrf_token": token}).text
+    _advance(ws, 86_401)
+    balance = ws.ledger.balance(dev3)
+    settled = client.post(f"/account/channels/{channel.channel_id}/settle", data={"csrf_token": token}).text
+    assert "settled: 0.001 ETH refunded" in settled, re.findall(r'role="status">([^<]*)', settled)
+    assert ws.model_market.channel(channel.channel_id).settled and ws.ledger.balance(dev3) > balance
+    other = sign_in(client, "dev4")
+    reply = client.post(f"/api/v1/channels/{channel.channel_id}/close/tx", headers=other)
+    assert reply.status_code == 403 and "not yours" in reply.json()["error"]
+
+
+def test_the_account_page_shows_my_models(client: TestClient) -> None:
+    sign_in(client, "dev1")
+    page = client.get("/account").text
+    assert 'data-testid="my-models"' in page and 'href="/models/1"' in page
