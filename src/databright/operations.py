@@ -19,6 +19,7 @@ from databright.chain import DatasetParams
 from databright.errors import InputError
 from databright.storage import (
     Manifest,
+    TEXT_FORMATS,
     Progress,
     canonical_json,
     digest_of_cid,
@@ -27,6 +28,7 @@ from databright.storage import (
     manifest_from_table,
     row_location,
     table_columns,
+    text_source,
 )
 from databright.workspace import Workspace
 
@@ -56,7 +58,7 @@ class DatasetMetadata:
 
     name: str
     description: str = ""
-    kind: str = "files"  # "files" (one file per item) or "table" (one row per item)
+    kind: str = "files"  # "files" (one file per item), "table" (one row per item) or "text"
     labels: tuple[str, ...] = ()
     license: str = ""
     extra: tuple[tuple[str, Any], ...] = ()
@@ -87,6 +89,8 @@ class Batch:
     manifest_cid: str
     source: Path | None = None
     columns: tuple[str, ...] = ()
+    #: For text: "single" (one string per item) or "pair" (source/target), else None.
+    text: str | None = None
 
     @property
     def size(self) -> int:
@@ -94,12 +98,21 @@ class Batch:
 
     @property
     def kind(self) -> str:
-        """'table' when the items are rows of a table, 'files' when they are files."""
+        """'text' for text items, 'table' when the items are rows of a table, 'files' when they are files."""
+        if self.text is not None:
+            return "text"
         return "table" if all("row" in item.metadata for item in self.manifest) else "files"
+
+    @property
+    def paired(self) -> bool:
+        """Whether the items are source/target pairs (parallel text)."""
+        return self.text == "pair"
 
     def locate(self, position: int) -> str:
         """Where the item at ``position`` was listed: 'batch.csv line 8', 'labels.csv line 3 (a.png)'."""
         metadata = self.manifest[position].metadata
+        if "line" in metadata and self.source is not None:
+            return f"{self.source.name} line {metadata['line']}"
         if "row" in metadata:
             return row_location(self.source, int(metadata["row"]))
         where = row_location(self.source, position) if self.source is not None else f"item {position + 1}"
@@ -126,8 +139,15 @@ def load_batch(
     """Upload a folder of files (with a labels CSV), a CSV/Parquet table, or a
     dataset in one of ``storage.FORMATS`` (``source_format``), in one durable batch."""
     source = Path(source)
+    if source_format in TEXT_FORMATS:
+        manifest, cid = manifest_from_source(ws.store, source, source_format, split=split, progress=progress,
+                                             labels=labels_csv)
+        # The importers refuse a source that mixes single texts and pairs; the first item says which.
+        layout = "pair" if b"\0" in ws.store.get(manifest[0].cid) else "single"
+        return Batch(manifest, str(cid), text_source(source, source_format, split), text=layout)
     if source_format is not None:
-        manifest, cid = manifest_from_source(ws.store, source, source_format, split=split, progress=progress)
+        manifest, cid = manifest_from_source(ws.store, source, source_format, split=split, progress=progress,
+                                             labels=labels_csv)
         return Batch(manifest, str(cid))
     if source.is_dir():
         csv_path = labels_csv or source / "labels.csv"
@@ -161,6 +181,7 @@ def _check_labels(batch: Batch, allowed: list[str]) -> None:
 _KINDS = {
     "files": "files (a folder of files with a labels CSV)",
     "table": "table rows (a CSV or Parquet table)",
+    "text": "text (--from text, opennmt, jsonl or text-csv)",
 }
 
 
@@ -168,6 +189,12 @@ def _check_kind(batch: Batch, kind: str, what: str) -> None:
     if batch.kind != kind:
         given = batch.source.name if batch.kind == "table" and batch.source is not None else "this batch"
         raise InputError(f"{what} holds {_KINDS.get(kind, kind)}, but {given} is {_KINDS[batch.kind]}")
+
+
+def _check_paired(batch: Batch, paired: bool, what: str) -> None:
+    if batch.paired != paired:
+        holds, given = ("source/target pairs", "single texts") if paired else ("single texts", "source/target pairs")
+        raise InputError(f"{what} holds {holds}, but this batch holds {given}")
 
 
 def _columns_of(ws: Workspace, cid: str) -> list[str]:
@@ -234,6 +261,8 @@ def check_batch(ws: Workspace, dataset_id: int, batch: Batch, *, allow_duplicate
         _check_kind(batch, dataset.kind, f"dataset {dataset_id}")
     if dataset.kind == "table":
         _check_columns(ws, dataset_id, batch)
+    if dataset.kind == "text":
+        _check_paired(batch, bool(read_metadata(ws, dataset_id).get("paired")), f"dataset {dataset_id}")
     _check_labels(batch, [str(x) for x in read_metadata(ws, dataset_id).get("labels", [])])
     cids = [str(c) for c in batch.manifest.item_cids]
     repeats = _check_repeats(batch, ws.index.accepted_cids(dataset_id, cids), f"dataset {dataset_id}", allow_duplicates)
@@ -257,16 +286,28 @@ def propose_batch(
 
 
 def evaluation_metadata(
-    ws: Workspace, metadata: DatasetMetadata, validation: Batch, sample: Batch | None, policy: dict[str, Any]
+    ws: Workspace, metadata: DatasetMetadata, validation: Batch | None, sample: Batch | None, policy: dict[str, Any]
 ) -> DatasetMetadata:
     """Add what an evaluator needs: the validation split, a default model spec, the reward policy.
 
-    The model spec is chosen from the data (an MLP for tables and small images,
-    a small CNN for larger images) with the seed and validation items as sample.
+    The model spec is chosen from the data (an MLP for tables, small images and
+    text, a small CNN for larger images) with the seed and validation items as
+    sample. Parallel text has no model spec yet: its proposals are valued by
+    their duplicate signals alone, and it needs no validation split.
     """
     from databright.ml import default_spec  # torch: imported only when a model is involved
     from databright.valuation import RewardPolicy
 
+    if metadata.kind == "text" and dict(metadata.extra).get("paired"):
+        if validation is not None:
+            raise InputError("parallel text is valued by duplicate signals, not on a validation split; "
+                             "drop --validation")
+        extra = dict(metadata.extra) | {"valuation": "signals",
+                                        "reward_policy": RewardPolicy.model_validate(policy).model_dump(mode="json")}
+        return DatasetMetadata(metadata.name, metadata.description, metadata.kind, metadata.labels,
+                               metadata.license, tuple(sorted(extra.items())))
+    if validation is None:
+        raise InputError("an evaluator needs a validation split: pass --validation")
     batches = [b for b in (sample, validation) if b is not None]
     items = [item for b in batches for item in b.manifest]
     labels = list(metadata.labels) or sorted({item.label for item in items})
@@ -299,14 +340,16 @@ def create_dataset(
     report saying so — and then hands the role to the dataset's evaluator.
     Returns (dataset id, seed proposal id).
     """
-    if metadata.kind not in {"files", "table"}:
-        raise InputError(f"unknown dataset kind {metadata.kind!r}: use files or table")
+    if metadata.kind not in _KINDS:
+        raise InputError(f"unknown dataset kind {metadata.kind!r}: use files, table or text")
     if not metadata.name.strip():
         raise InputError("a dataset needs a name")
     if params.evaluation_required and int(params.evaluator, 16) == 0:
         raise InputError("a dataset that requires evaluations needs an evaluator")
     if seed is not None:
         _check_kind(seed, metadata.kind, f"a {metadata.kind} dataset")
+        if metadata.kind == "text":
+            _check_paired(seed, bool(dict(metadata.extra).get("paired")), "a text dataset")
         _check_labels(seed, list(metadata.labels))
         _check_repeats(seed, set(), "the seed", allow_duplicates=False)
         needed = params.proposal_bond

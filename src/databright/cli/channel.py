@@ -20,9 +20,9 @@ app = typer.Typer(help="Open, fund and close payment channels that pay for predi
 
 def signed_record(ws: Workspace) -> Any:
     """The record of what this home's accounts have signed, per chain."""
-    from databright.models import SignedRecord
+    from databright.models import SignedRecord, signed_record_path
 
-    return SignedRecord(ws.home.root / "models" / f"signed-{ws.ledger.chain_id}.json")
+    return SignedRecord(signed_record_path(ws.home.root, ws.ledger.chain_id))
 
 
 def _positive(amount: str) -> int:

@@ -32,7 +32,10 @@ app = typer.Typer(help="Create, browse and export datasets.", no_args_is_help=Tr
 def create(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     description: Annotated[str, typer.Option(help="What the data is and what it is for.")] = "",
-    kind: Annotated[str, typer.Option(help="files (one file per item) or table (one row per item).")] = "files",
+    kind: Annotated[
+        str, typer.Option(help="files (one file per item), table (one row per item) or text; default: the seed's.")
+    ] = "",
+    paired: Annotated[bool, typer.Option(help="A text dataset of source/target pairs (default: as the seed).")] = False,
     classes: Annotated[str, typer.Option(help="Comma-separated label set; empty allows any label.")] = "",
     license_: Annotated[str, typer.Option("--license", help="Licence of the data.")] = "CC-BY-4.0",
     initial_shares: Annotated[int, typer.Option(help="Shares minted to you, the initiator.")] = 1000,
@@ -95,17 +98,21 @@ def create(
         )
         if params.min_accept_delay > params.voting_period:
             raise InputError("--accept-delay must not be longer than --voting-period")
-        if evaluator and validation is None:
-            raise InputError("an evaluator needs a validation split: pass --validation")
         batch = None
         if seed is not None:
             with item_progress(f"uploading {seed}") as progress:
                 batch = load_batch(ws, seed, labels_csv=labels, file_column=file_column, label_column=label_column,
                                    progress=progress, source_format=source_format, split=seed_split)
-        metadata = DatasetMetadata(name, description, kind, label_set, license_)
-        if validation is not None:
-            held_out = load_batch(ws, validation, file_column=file_column, label_column=label_column,
-                                  source_format=source_format, split=validation_split)
+        kind = kind or (batch.kind if batch is not None else "files")
+        if paired and kind != "text":
+            raise InputError(f"--paired is for text datasets, not {kind}")
+        paired = paired or (batch is not None and batch.paired)
+        extra = (("paired", paired),) if kind == "text" else ()
+        metadata = DatasetMetadata(name, description, kind, label_set, license_, extra)
+        if validation is not None or evaluator:
+            held_out = None if validation is None else load_batch(
+                ws, validation, file_column=file_column, label_column=label_column, source_format=source_format,
+                split=validation_split)
             policy = {"half_life_items": half_life}
             metadata = evaluation_metadata(ws, metadata, held_out, batch, policy)
         dataset_id, seed_proposal = create_dataset(ws, signer, metadata, params, seed=batch)

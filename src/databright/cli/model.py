@@ -32,8 +32,10 @@ def parse_royalty(text: str) -> int:
 
 
 def announce_file(home: Home, chain_id: int, model_id: int) -> Path:
-    """Where a running ``model serve`` writes its URL, for ``predict`` to find."""
-    return home.root / "models" / f"serve-{chain_id}-{model_id}.json"
+    """Where a running ``model serve`` writes its URL, for ``predict`` and the dashboard to find."""
+    from databright.models import announce_path
+
+    return announce_path(home.root, chain_id, model_id)
 
 
 def _ppm(score: int) -> str:

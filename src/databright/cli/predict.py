@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,15 +19,12 @@ __all__ = ["register"]
 
 
 def _server_url(ws: Workspace, model_id: int) -> str:
-    from databright.cli.model import announce_file
+    from databright.models import announced_url
 
-    path = announce_file(ws.home, ws.ledger.chain_id, model_id)
-    try:
-        info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-        return str(info["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"no prediction server for model {model_id} runs for this home; pass --url") from None
+    url = announced_url(ws.home.root, ws.ledger.chain_id, model_id)
+    if url is None:
+        raise InputError(f"no prediction server for model {model_id} runs for this home; pass --url")
+    return url
 
 
 def _rows(files: list[Path]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from databright.errors import ConfigError, DataBrightError
 if TYPE_CHECKING:
     from databright.config import Home
 
-__all__ = ["register"]
+__all__ = ["parse_model_servers", "register"]
 
 
 def _start_node(home: Home, web_port: int | None = None, *, dev: bool = False) -> tuple[Any, Any, str]:
@@ -43,6 +43,20 @@ def _indexer(web_state: Any, stop: threading.Event, interval: float) -> None:
             print(f"indexer: {exc}", file=sys.stderr, flush=True)
 
 
+def parse_model_servers(values: list[str]) -> dict[int, str]:
+    """``['1=http://127.0.0.1:8100']`` -> ``{1: 'http://127.0.0.1:8100'}``; a malformed one is a usage error."""
+    from urllib.parse import urlsplit
+
+    servers: dict[int, str] = {}
+    for value in values:
+        model, _, url = value.partition("=")
+        parts = urlsplit(url.strip())
+        if not model.strip().isdigit() or int(model) < 1 or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise typer.BadParameter(f"{value!r} is not MODEL=http(s)://HOST[:PORT]", param_hint="--model-server")
+        servers[int(model)] = url.strip().rstrip("/")
+    return servers
+
+
 def serve(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")] = 8000,
     interval: Annotated[float, typer.Option(help="Seconds between index syncs.")] = 1.0,
@@ -51,6 +65,9 @@ def serve(
              "[::1]; repeatable. Other Host headers get 400, which stops DNS rebinding.")] = None,
     dev: Annotated[bool, typer.Option("--dev", help="Let the node this command starts answer development methods "
                                                     "(evm_mine, evm_increaseTime): for tests and demos only.")] = False,
+    model_server: Annotated[list[str] | None, typer.Option(
+        help="MODEL=URL: the prediction server a model page's 'try it' forwards to (repeatable); a model without "
+             "one uses the server a 'databright model serve' of this home announces.")] = None,
 ) -> None:
     """Run the web dashboard and REST API (and the embedded node if none runs) until interrupted."""
     import uvicorn
@@ -58,6 +75,7 @@ def serve(
     from databright.config import Home
     from databright.web import DEFAULT_HOSTS, create_app
 
+    servers = parse_model_servers(model_server or [])
     home = Home(state.home_dir)
     home.read_config()
     chain = server = None
@@ -77,7 +95,8 @@ def serve(
     stop = threading.Event()
     try:
         with workspace() as ws:
-            app = create_app(ws, allowed_hosts=[*DEFAULT_HOSTS, *(allowed_host or [])])
+            app = create_app(ws, allowed_hosts=[*DEFAULT_HOSTS, *(allowed_host or [])],
+                             model_servers=servers)
             config = uvicorn.Config(app, log_level="warning", access_log=False)
             web = uvicorn.Server(config)
             indexer = threading.Thread(target=_indexer, args=(app.state.web, stop, interval), daemon=True)

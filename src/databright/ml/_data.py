@@ -32,6 +32,7 @@ from PIL import Image, ImageOps
 
 from databright.errors import InputError
 from databright.ml._spec import ModelSpec, Normalization
+from databright.ml._text import encode_texts
 
 __all__ = ["default_spec", "encode_items", "encode_labels"]
 
@@ -41,12 +42,17 @@ MAX_IMAGE_PIXELS = 1 << 24
 MAX_DEFAULT_SIDE = 64
 #: Images up to this many pixels (per channel) get an MLP, larger ones a CNN.
 MLP_MAX_PIXELS = 16 * 16
+#: Hashed n-gram features of the default text spec: few enough for exact KNN-Shapley
+#: up to 8,192 items, enough that a sentence's n-grams rarely collide.
+TEXT_DIM = 2048
 
 _HIGH_DEPTH_GREY = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 
 
 def encode_items(spec: ModelSpec, blobs: Sequence[bytes]) -> NDArray[np.float32]:
     """Encode items as a float32 array of shape ``(len(blobs), *spec.input_shape)``."""
+    if spec.input == "text":
+        return encode_texts(blobs, spec.text_dim)
     if spec.input == "table":
         raw = _table_matrix([_parse_row(blob, i) for i, blob in enumerate(blobs)], spec.features)
         out = raw
@@ -82,7 +88,7 @@ def encode_labels(spec: ModelSpec, labels: Sequence[str]) -> NDArray[np.int64]:
 
 
 def default_spec(kind: str, sample_items: Sequence[bytes], labels: Sequence[str]) -> ModelSpec:
-    """Choose a model for a dataset of ``kind`` ("table" or "files") from a sample.
+    """Choose a model for a dataset of ``kind`` ("table", "files" or "text") from a sample.
 
     Tables get an MLP over the columns whose values in the sample are all
     numbers (or null), in sorted column order. Images get an MLP when they are
@@ -90,7 +96,9 @@ def default_spec(kind: str, sample_items: Sequence[bytes], labels: Sequence[str]
     otherwise; the shape is the sample's most common one (scaled down to at most
     64 pixels a side), grey unless some sample image has colour. Classes are the
     sample's labels, sorted; normalisation is the sample's per-feature (or
-    per-channel) mean and standard deviation.
+    per-channel) mean and standard deviation. Text gets an MLP over
+    :data:`TEXT_DIM` hashed n-gram features (``ml._text``), unnormalised: they
+    are unit vectors already.
     """
     if len(sample_items) != len(labels):
         raise InputError(f"{len(sample_items)} sample items but {len(labels)} labels")
@@ -99,6 +107,9 @@ def default_spec(kind: str, sample_items: Sequence[bytes], labels: Sequence[str]
     if any(not isinstance(label, str) for label in labels):
         raise InputError("labels must be strings")
     classes = tuple(sorted(set(labels)))
+    if kind == "text":
+        encode_texts(sample_items, 16)  # refuses what is not text, naming the item
+        return ModelSpec(kind="mlp", input="text", text_dim=TEXT_DIM, classes=classes, **_MLP_RECIPE)
     if kind == "table":
         rows = [_parse_row(blob, i) for i, blob in enumerate(sample_items)]
         features = _numeric_columns(rows)
@@ -121,7 +132,7 @@ def default_spec(kind: str, sample_items: Sequence[bytes], labels: Sequence[str]
         mean = encoded.mean(axis=(0, 2, 3), dtype=np.float64)
         std = encoded.std(axis=(0, 2, 3), dtype=np.float64)
     else:
-        raise InputError(f"unknown dataset kind {kind!r} (expected 'table' or 'files')")
+        raise InputError(f"unknown dataset kind {kind!r} (expected 'table', 'files' or 'text')")
     # A constant column carries no information; dividing by 1 keeps it finite.
     std = np.where(std > 1e-8, std, 1.0)
     normalize = Normalization(mean=tuple(map(float, mean)), std=tuple(map(float, std)))

@@ -3,7 +3,7 @@
 A :class:`ModelSpec` travels between the evaluator, coordinators and workers (and
 is stored as a blob whose CID a model registration names), so it is plain JSON:
 no code, no pickles. It fixes the architecture (``kind``, ``hidden``), how items
-become tensors (``input``, ``features`` or ``image_shape``, ``normalize``), the
+become tensors (``input``, ``features``, ``image_shape`` or ``text_dim``, ``normalize``), the
 label order (``classes``) and every training hyperparameter, so that two parties
 holding the same spec, data and seed train bit-identical models.
 """
@@ -49,16 +49,18 @@ class ModelSpec(BaseModel):
     ``pretrain_steps`` is used when training from scratch, ``finetune_steps``
     when training from a checkpoint; ``seeds`` is how many seeds an evaluation
     averages over. Without ``normalize``, table values are used as they are and
-    pixels are scaled to [0, 1].
+    pixels are scaled to [0, 1]. Text is hashed into ``text_dim`` features
+    (``ml._text``), already scaled to unit length, so it takes no ``normalize``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: Literal[1] = 1
     kind: Literal["mlp", "cnn"]
-    input: Literal["table", "image"]
+    input: Literal["table", "image", "text"]
     features: tuple[str, ...] = ()
     image_shape: tuple[int, int, int] | None = None
+    text_dim: int = 0
     classes: tuple[str, ...]
     hidden: tuple[int, ...] = (64,)
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -76,7 +78,15 @@ class ModelSpec(BaseModel):
             raise ValueError("a spec needs at least one class")
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("classes must be unique")
-        if self.input == "table":
+        if self.input != "text" and self.text_dim:
+            raise ValueError("only a text spec has text_dim")
+        if self.input == "text":
+            if self.text_dim < 16 or self.text_dim > 1 << 20 or self.text_dim & (self.text_dim - 1):
+                raise ValueError("text_dim must be a power of two from 16 to 1048576")
+            if self.features or self.image_shape is not None or self.kind != "mlp" or self.normalize is not None:
+                raise ValueError("a text spec is an mlp with text_dim only (no features, image_shape, normalize)")
+            width = self.text_dim
+        elif self.input == "table":
             if not self.features:
                 raise ValueError("a table spec needs at least one feature")
             if len(set(self.features)) != len(self.features):
@@ -118,14 +128,19 @@ class ModelSpec(BaseModel):
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one encoded item: ``(features,)`` or ``(channels, height, width)``."""
+        """Shape of one encoded item: ``(features,)``, ``(channels, height, width)`` or ``(text_dim,)``."""
         if self.image_shape is not None:
             return self.image_shape
+        if self.input == "text":
+            return (self.text_dim,)
         return (len(self.features),)
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, compact), so equal specs give equal bytes."""
-        return canonical_json(self.model_dump(mode="json")).decode("utf-8")
+        data = self.model_dump(mode="json")
+        if self.input != "text":
+            del data["text_dim"]  # specs from before text existed keep their bytes, so their digests
+        return canonical_json(data).decode("utf-8")
 
     @classmethod
     def from_json(cls, data: str | bytes) -> ModelSpec:

@@ -13,6 +13,7 @@ client is :class:`databright.chain.ModelMarket`; docs/models.md has the rules.
 from __future__ import annotations
 
 from databright.models._client import PredictionClient, PredictionResult, SignedRecord
+from databright.models._paths import announce_path, announced_url, signed_record_path
 from databright.models._payments import PaymentGate, Redeemer
 from databright.models._server import create_app
 from databright.models._served import Prediction, ServedModel
@@ -36,8 +37,11 @@ __all__ = [
     "Voucher",
     "VoucherDomain",
     "VoucherStore",
+    "announce_path",
+    "announced_url",
     "create_app",
     "score_checkpoint",
+    "signed_record_path",
     "train_model",
     "verify_training",
 ]

@@ -25,7 +25,7 @@ import httpx
 from eth_account.signers.local import LocalAccount
 
 from databright.chain.modelmarket import Channel, ModelMarket
-from databright.errors import InputError, PaymentError
+from databright.errors import AccountError, InputError, PaymentError
 from databright.models._voucher import VoucherDomain
 from databright.models._voucher_store import PaymentRequired
 
@@ -81,7 +81,7 @@ class PredictionResult:
 
 
 class PredictionClient:
-    def __init__(self, url: str, market: ModelMarket, account: LocalAccount, record: SignedRecord, *,
+    def __init__(self, url: str, market: ModelMarket, account: LocalAccount | None, record: SignedRecord, *,
                  http: httpx.Client | None = None, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
         self.market = market
@@ -92,6 +92,12 @@ class PredictionClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def _own(self) -> LocalAccount:
+        """The key that signs; a client made without one (``account=None``) only reads and sends."""
+        if self.account is None:
+            raise AccountError("this prediction client holds no key: it can only send vouchers signed elsewhere")
+        return self.account
 
     def info(self, model_id: int) -> dict[str, Any]:
         response = self._request("GET", f"/v1/models/{model_id}")
@@ -105,7 +111,7 @@ class PredictionClient:
 
     def channels(self, model_id: int) -> list[Channel]:
         """The user's open channels to ``model_id``."""
-        return [c for c in self.market.channels_of(self.account.address)
+        return [c for c in self.market.channels_of(self._own().address)
                 if c.model_id == model_id and c.state == "open"]
 
     def spendable(self, channel: Channel) -> int:
@@ -121,11 +127,13 @@ class PredictionClient:
                 f"no open channel to model {model_id} can pay {cost} wei; open one (pass a deposit)", owed=cost)
         if deposit < cost:
             raise InputError(f"a deposit of {deposit} wei cannot pay this request's {cost} wei")
-        return self.market.channel(self.market.open_channel(self.account, model_id, deposit))
+        return self.market.channel(self.market.open_channel(self._own(), model_id, deposit))
 
-    def predict(self, model_id: int, *, files: Sequence[Path] = (), rows: Sequence[dict[str, Any]] = (),
-                channel: int | None = None, deposit: int | None = None) -> PredictionResult:
-        """Predict ``files`` (images) or ``rows`` (table rows), paying through a channel."""
+    def predict(self, model_id: int, *, files: Sequence[Path | tuple[str, bytes]] = (),
+                rows: Sequence[dict[str, Any]] = (), channel: int | None = None,
+                deposit: int | None = None) -> PredictionResult:
+        """Predict ``files`` (image paths, or names with their bytes) or ``rows`` (table rows),
+        paying through a channel."""
         if bool(files) == bool(rows):
             raise InputError("give image files or table rows to predict, not both or neither")
         count = len(files) or len(rows)
@@ -139,8 +147,8 @@ class PredictionClient:
                 chosen = self.market.channel(channel)
                 if chosen.model_id != model_id or chosen.state != "open":
                     raise InputError(f"channel {channel} is not an open channel to model {model_id}")
-                if chosen.user != self.account.address:
-                    raise InputError(f"channel {channel} belongs to {chosen.user}, not {self.account.address}")
+                if chosen.user != self._own().address:
+                    raise InputError(f"channel {channel} belongs to {chosen.user}, not {self._own().address}")
                 if self.spendable(chosen) < cost:
                     raise PaymentRequired(
                         f"channel {channel} has {self.spendable(chosen)} wei left, this request costs {cost}; "
@@ -150,19 +158,30 @@ class PredictionClient:
             signed = max(chosen.redeemed, self.record.get(self.domain.contract, chosen.channel_id))
             total = signed + cost
             self.record.raise_to(self.domain.contract, chosen.channel_id, total)
-            header[VOUCHER_HEADER] = self.domain.sign(self.account, chosen.channel_id, total).to_header()
+            header[VOUCHER_HEADER] = self.domain.sign(self._own(), chosen.channel_id, total).to_header()
+        body = self.send(model_id, files=files, rows=rows, voucher=header.get(VOUCHER_HEADER))
+        return PredictionResult(model_id, int(body["version"]), list(body["predictions"]),
+                                chosen.channel_id if chosen else None, cost if chosen else 0, total)
+
+    def send(self, model_id: int, *, files: Sequence[Path | tuple[str, bytes]] = (),
+             rows: Sequence[dict[str, Any]] = (), voucher: str | None = None) -> dict[str, Any]:
+        """Post one prediction request with a voucher already signed; the server's answer."""
+        header = {VOUCHER_HEADER: voucher} if voucher else {}
         if files:
             try:
-                parts = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in files]
+                parts = [("files", (p.name, p.read_bytes(), "application/octet-stream") if isinstance(p, Path)
+                          else (p[0], p[1], "application/octet-stream")) for p in files]
             except OSError as exc:
                 raise InputError(f"cannot read {exc.filename}: {exc.strerror}") from exc
             response = self._request("POST", f"/v1/models/{model_id}/predict", files=parts, headers=header)
         else:
             response = self._request("POST", f"/v1/models/{model_id}/predict", json={"rows": list(rows)},
                                      headers=header)
-        body = response.json()
-        return PredictionResult(model_id, int(body["version"]), list(body["predictions"]),
-                                chosen.channel_id if chosen else None, cost if chosen else 0, total)
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise PaymentError(f"the prediction server at {self.url} answered something other than JSON") from exc
+        return body
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -21,6 +21,8 @@ from ._manifest import (
     row_location,
     table_columns,
 )
+from ._text import MAX_TEXT_BYTES, TextItem, decode_text, encode_pair, encode_text
+from ._text_import import TEXT_FORMATS, text_source
 from ._merkle import MerkleRoot, MerkleTree, item_leaf, label_hash, merkle_root, verify_proof
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "InvalidCID",
     "LocalBlobStore",
     "MANIFEST_VERSION",
+    "MAX_TEXT_BYTES",
     "Manifest",
     "ManifestError",
     "ManifestItem",
@@ -42,10 +45,15 @@ __all__ = [
     "MerkleTree",
     "Progress",
     "StorageError",
+    "TEXT_FORMATS",
+    "TextItem",
     "canonical_json",
     "cid_from_digest",
     "cid_of",
+    "decode_text",
     "digest_of_cid",
+    "encode_pair",
+    "encode_text",
     "import_items",
     "is_cid",
     "item_leaf",
@@ -57,5 +65,6 @@ __all__ = [
     "open_store",
     "row_location",
     "table_columns",
+    "text_source",
     "verify_proof",
 ]

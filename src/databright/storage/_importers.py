@@ -19,6 +19,9 @@ stores them in one durable batch and builds the manifest. Formats:
   stream files plus ``dataset_info.json``), read one record batch at a time.
 - ``webdataset`` — tar shards whose members share a key per sample
   (``000123.png`` + ``000123.cls``), read member by member.
+
+Text formats (``text``, ``opennmt``, ``jsonl``, ``text-csv``) are read by
+:mod:`._text_import`.
 """
 
 from __future__ import annotations
@@ -320,23 +323,33 @@ FORMATS = {
 }
 
 
-def import_items(source: str | Path, fmt: str, *, split: str | None = None) -> Iterator[ImportedItem]:
-    """The items of ``source`` in format ``fmt`` (one of :data:`FORMATS`), streamed."""
+def import_items(
+    source: str | Path, fmt: str, *, split: str | None = None, labels: Path | None = None
+) -> Iterator[ImportedItem]:
+    """The items of ``source`` in format ``fmt`` (one of :data:`FORMATS` or the text
+    formats), streamed. ``labels`` is a line-aligned labels file (text formats)."""
+    from ._text_import import TEXT_FORMATS, import_text  # it builds on ImportedItem
+
     source = Path(source)
-    if fmt not in FORMATS:
-        raise ManifestError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if fmt not in FORMATS and fmt not in TEXT_FORMATS:
+        raise ManifestError(f"unknown format {fmt!r}; formats: {', '.join([*FORMATS, *TEXT_FORMATS])}")
     if not source.exists():
         raise ManifestError(f"no such file or folder: {source}")
+    if fmt in TEXT_FORMATS:
+        return import_text(source, fmt, split, labels)
+    if labels is not None:
+        raise ManifestError(f"--labels is for text formats; {fmt} carries its own labels")
     return FORMATS[fmt](source, split)
 
 
 def manifest_from_source(
-    store: BlobStore, source: str | Path, fmt: str, *, split: str | None = None, progress: Progress | None = None
+    store: BlobStore, source: str | Path, fmt: str, *, split: str | None = None, progress: Progress | None = None,
+    labels: Path | None = None,
 ) -> tuple[Manifest, CID]:
     """Import ``source`` into ``store`` (one durable batch) and store its manifest."""
 
     def rows() -> Iterator[ManifestItem]:
-        for item in import_items(source, fmt, split=split):
+        for item in import_items(source, fmt, split=split, labels=labels):
             cid = store.put_file(item.data) if isinstance(item.data, Path) else store.put(item.data)
             yield ManifestItem._built(cid, item.label, item.metadata)
 

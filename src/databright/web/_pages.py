@@ -47,7 +47,9 @@ def plural(count: int, noun: str) -> str:
 
 
 templates.env.filters.update(eth=eth, short=_short, duration=_duration, plural=plural,
-                             pct=lambda v: f"{v * 100:.1f}%", num=lambda v: f"{v:,}")
+                             pct=lambda v: f"{v * 100:.1f}%", num=lambda v: f"{v:,}",
+                             ppm=lambda v: "—" if v is None else f"{v / 10_000:.2f}%",
+                             bps=lambda v: f"{v / 100:g}%")
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

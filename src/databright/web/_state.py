@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
+from databright.errors import ConfigError
 from databright.web._limits import Limits, RateLimited, TokenBuckets
+from databright.web._model_book import ModelBook
 from databright.web._sessions import SessionStore
 from databright.workspace import Workspace
 
@@ -25,8 +27,13 @@ T = TypeVar("T")
 
 
 class WebState:
-    def __init__(self, ws: Workspace, limits: Limits | None = None) -> None:
+    def __init__(self, ws: Workspace, limits: Limits | None = None,
+                 model_servers: Mapping[int, str] | None = None) -> None:
         self.ws = ws
+        # Prediction servers the operator named (``serve --model-server``); others are found
+        # by the URL a ``model serve`` of this home announces. Never a URL a visitor gives.
+        self.model_servers = dict(model_servers or {})
+        self._book: ModelBook | None = None
         self.lock = threading.RLock()
         # Keys unlocked by local sign-in live here only, keyed by session id; a session's end forgets its key.
         self._signers: dict[str, LocalAccount] = {}
@@ -46,11 +53,28 @@ class WebState:
     def refresh(self) -> int:
         """Sync the index with the chain and note the head's timestamp."""
         with self.lock:
-            applied = self.ws.sync()
+            applied = self._sync()
             ledger = self.ws.ledger
             block = ledger.call_rpc(lambda: ledger.w3.eth.get_block("latest"))
             self._head = (float(block["timestamp"]), time.time())
         return applied
+
+    def _sync(self) -> int:
+        applied = self.ws.sync()
+        book = self.model_book()
+        if book is not None:
+            book.refresh()
+        return applied
+
+    def model_book(self) -> ModelBook | None:
+        """The model market's book, or None while ModelMarket is not deployed on this chain."""
+        if self._book is None:
+            try:
+                market = self.ws.model_market
+            except ConfigError:
+                return None
+            self._book = ModelBook(market)
+        return self._book
 
     def now(self) -> float:
         stamp, seen = self._head
@@ -68,7 +92,7 @@ class WebState:
         """Run a transaction, then bring the index up to date, under the write lock."""
         with self.lock:
             result = action()
-            self.ws.sync()
+            self._sync()
             return result
 
     # -- rate limits -----------------------------------------------------------------

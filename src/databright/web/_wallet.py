@@ -60,6 +60,12 @@ def _describe(name: str, args: dict[str, Any]) -> str | None:
         return f"Proposal {args['proposal_id']} submitted: {plural(int(args['item_count']), 'item')}."
     if name == "RevenueWithdrawn":
         return f"Withdrew {eth(int(args['amount']))} from dataset {args['dataset_id']}."
+    if name == "ChannelOpened":
+        return f"Channel {args['channel_id']} opened with {eth(int(args['deposit']))}."
+    if name == "ChannelClosing":
+        return f"Channel {args['channel_id']} is closing; settle it after its challenge period."
+    if name == "ChannelSettled":
+        return f"Channel {args['channel_id']} settled: {eth(int(args['refund']))} refunded."
     return None
 
 
@@ -76,7 +82,13 @@ def confirm(state: WebState, sender: str, tx_hash: str, timeout: float = RECEIPT
         raise ChainError(f"node error: {revert_reason(exc)}") from exc
     if str(tx["from"]).lower() != sender.lower():
         raise Forbidden("this transaction was not sent by the signed-in account")
-    if str(tx.get("to") or "").lower() != market.address.lower():
+    to = str(tx.get("to") or "").lower()
+    book = state.model_book()
+    if to == market.address.lower():
+        decoder = market.decode_receipt
+    elif book is not None and to == book.market.address.lower():
+        decoder = book.market.decode_receipt
+    else:
         raise Forbidden("this transaction is not a call to the DataBright market")
     try:
         receipt = w3.eth.wait_for_transaction_receipt(
@@ -88,7 +100,7 @@ def confirm(state: WebState, sender: str, tx_hash: str, timeout: float = RECEIPT
     if receipt["status"] != 1:
         raise TransactionError(f"the transaction reverted: {_replay_reason(state, tx, int(receipt['blockNumber']))}")
     state.refresh()
-    events = market.decode_receipt(receipt)
+    events = decoder(receipt)
     messages = [m for m in (_describe(e.name, e.args) for e in events) if m]
     created = [int(e.args["proposal_id"]) for e in events if e.name == "ProposalCreated"]
     datasets = [int(e.args["dataset_id"]) for e in events if e.name == "DatasetCreated"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -25,6 +25,7 @@ from databright.errors import (
     DataBrightError,
     InputError,
     NotFound,
+    PaymentError,
     StorageError,
     TransactionError,
 )
@@ -36,7 +37,7 @@ from databright.web._sessions import ServerSessionMiddleware
 from databright.web._state import WebState
 from databright.web.deps import Forbidden, SignInRequired, UploadTooLarge
 from databright.web.routers import (
-    accounts, auth, blobs, comments, dataset_new, datasets, models, proposals, transactions,
+    accounts, auth, blobs, channels, comments, dataset_new, datasets, model_pages, models, proposals, transactions,
 )
 from databright.workspace import Workspace
 
@@ -46,7 +47,7 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _STATUS: list[tuple[type[DataBrightError], int]] = [
     (BlobNotFound, 404), (UploadTooLarge, 413), (RateLimited, 429),
     (NotFound, 404), (SignInRequired, 401), (Forbidden, 403), (AccountError, 403),
-    (TransactionError, 409), (ChainError, 503), (InputError, 400), (StorageError, 400),
+    (TransactionError, 409), (ChainError, 503), (InputError, 400), (StorageError, 400), (PaymentError, 402),
 ]
 
 
@@ -96,8 +97,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               allowed_hosts: Iterable[str] = DEFAULT_HOSTS, limits: Limits | None = None) -> FastAPI:
-    """The app for ``ws``: answers only for ``allowed_hosts`` (any port unless one is given, ``host:port``)."""
+               allowed_hosts: Iterable[str] = DEFAULT_HOSTS, limits: Limits | None = None,
+               model_servers: Mapping[int, str] | None = None) -> FastAPI:
+    """The app for ``ws``: answers only for ``allowed_hosts`` (any port unless one is given, ``host:port``);
+    ``model_servers`` names the prediction servers of models (others are found by their announcement)."""
     app = FastAPI(
         title="DataBright",
         version=__version__,
@@ -106,7 +109,7 @@ def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: in
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    state = WebState(ws, limits)
+    state = WebState(ws, limits, model_servers)
     state.refresh()
     app.state.web = state
     app.state.max_upload_bytes = max_upload_bytes
@@ -116,7 +119,8 @@ def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: in
     app.add_middleware(SecurityMiddleware, allowed_hosts=list(allowed_hosts), max_body_bytes=max_upload_bytes)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     # dataset_new first: its /datasets/new must win over /datasets/{dataset_id}.
-    for module in (dataset_new, datasets, proposals, comments, models, accounts, auth, blobs, transactions):
+    for module in (dataset_new, datasets, proposals, comments, models, model_pages, accounts, channels, auth,
+                   blobs, transactions):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app

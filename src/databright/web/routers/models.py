@@ -1,15 +1,13 @@
-"""The model registry: per dataset, the evaluator's reference model (until models are sold)."""
+"""Per dataset, the evaluator's reference model: the best checkpoint it keeps to value new data."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter
 
 from databright.storage import digest_of_cid
-from databright.web._pages import render
 from databright.web._state import WebState
 from databright.web._views import metadata
 from databright.web.deps import StateDep
@@ -66,8 +64,3 @@ def registry(state: WebState) -> list[ModelPublic]:
 @router.get("/api/v1/models", response_model=list[ModelPublic])
 def list_models(state: StateDep) -> list[ModelPublic]:
     return registry(state)
-
-
-@router.get("/models", response_class=HTMLResponse, include_in_schema=False)
-def models_page(request: Request, state: StateDep) -> HTMLResponse:
-    return render(request, "models.html", models=registry(state))
