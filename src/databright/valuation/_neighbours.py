@@ -22,7 +22,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from databright.ml import RowBlock
+from databright.ml import DiskRows, RowBlock
 
 __all__ = ["Neighbours", "Rows", "merge", "nearest"]
 
@@ -65,17 +65,21 @@ def _tiles(rows: Rows) -> Iterator[tuple[int, NDArray[np.float32]]]:
 def _gather(rows: Rows, indices: NDArray[np.int64]) -> NDArray[np.float32]:
     """The rows at global ``indices`` (1-D), flattened, in that order."""
     width = int(np.prod(rows[0].shape[1:]))
-    out = np.zeros((len(indices), width), dtype=np.float32)
-    offset = 0
-    for block in rows:
-        inside = (indices >= offset) & (indices < offset + len(block))
-        if inside.any():
-            local = indices[inside] - offset
-            unique = np.unique(local)  # sorted: rows on disk are read forwards
-            picked = np.asarray(block[unique], dtype=np.float32).reshape(len(unique), width)
-            out[inside] = picked[np.searchsorted(unique, local)]
-        offset += len(block)
+    if len(rows) == 1:  # one copy, not three: this is the re-ranking's hot path
+        return _rows_at(rows[0], indices).reshape(len(indices), width)
+    out = np.empty((len(indices), width), dtype=np.float32)
+    starts = np.cumsum([0, *(len(block) for block in rows)])
+    owner = np.searchsorted(starts, indices, side="right") - 1
+    for b in np.unique(owner):
+        mine = owner == b
+        out[mine] = _rows_at(rows[int(b)], indices[mine] - starts[b]).reshape(-1, width)
     return out
+
+
+def _rows_at(block: RowBlock, local: NDArray[np.int64]) -> NDArray[np.float32]:
+    if isinstance(block, DiskRows):
+        return block.take(local)  # reads each row once, forwards
+    return np.asarray(np.take(block, local, axis=0), dtype=np.float32)
 
 
 def _exact(queries: NDArray[np.float32], rows: Rows, candidates: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -96,8 +100,7 @@ def _exact(queries: NDArray[np.float32], rows: Rows, candidates: NDArray[np.int6
         vectors = _gather(rows, np.where(valid, cand, 0).reshape(-1)).reshape(*cand.shape, width)
         for q, query in enumerate(queries[start : start + group].astype(np.float64)):
             for first in range(0, cand.shape[1], piece):
-                diff = vectors[q, first : first + piece].astype(np.float64)
-                diff -= query
+                diff = np.subtract(vectors[q, first : first + piece], query)  # float64: exact widening
                 np.square(diff, out=diff)
                 out[start + q, first : first + piece] = np.sqrt(diff.sum(axis=-1))
         out[start : start + group][~valid] = np.inf
