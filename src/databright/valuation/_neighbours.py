@@ -22,7 +22,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from databright.ml import RowBlock
+from databright.ml import DiskRows, RowBlock
 
 __all__ = ["Neighbours", "Rows", "merge", "nearest"]
 
@@ -31,9 +31,10 @@ MARGIN: Final = 16
 #: Rows of the searched set per tile, and queries per block.
 TILE_ROWS: Final = 8192
 QUERY_BLOCK: Final = 512
-#: Working memory of one step of the exact re-ranking (the gathered rows), and
-#: of one piece of its arithmetic (float64 differences that stay in cache).
-EXACT_BYTES: Final = 32 * 2**20
+#: The exact re-ranking reads a tile whole when at least one row in this many is
+#: a candidate (else row by row), and computes float64 differences in pieces of
+#: this many bytes, which stay in cache.
+SPARSE_TILE: Final = 8
 CACHE_BYTES: Final = 2**18
 
 Rows = Sequence[RowBlock]
@@ -62,45 +63,52 @@ def _tiles(rows: Rows) -> Iterator[tuple[int, NDArray[np.float32]]]:
         offset += len(block)
 
 
-def _gather(rows: Rows, indices: NDArray[np.int64]) -> NDArray[np.float32]:
-    """The rows at global ``indices`` (1-D), flattened, in that order."""
-    width = int(np.prod(rows[0].shape[1:]))
-    out = np.zeros((len(indices), width), dtype=np.float32)
-    offset = 0
-    for block in rows:
-        inside = (indices >= offset) & (indices < offset + len(block))
-        if inside.any():
-            local = indices[inside] - offset
-            unique = np.unique(local)  # sorted: rows on disk are read forwards
-            picked = np.asarray(block[unique], dtype=np.float32).reshape(len(unique), width)
-            out[inside] = picked[np.searchsorted(unique, local)]
-        offset += len(block)
-    return out
+def _rows_at(block: RowBlock, local: NDArray[np.int64]) -> NDArray[np.float32]:
+    if isinstance(block, DiskRows):
+        return block.take(local)  # reads each row once, forwards
+    return np.asarray(np.take(block, local, axis=0), dtype=np.float32)
 
 
 def _exact(queries: NDArray[np.float32], rows: Rows, candidates: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Exact float64 Euclidean distances of each query to its candidate rows.
+    """Exact float64 Euclidean distances of each query to its candidate rows
+    (``-1``: none, distance ``inf``).
 
     Each distance is the sum of squared differences of one pair along a
-    contiguous axis, so its bits depend on that pair alone: the work is cut
-    into pieces small enough to stay in the processor's cache without changing
-    a bit.
+    contiguous axis, so its bits depend on that pair alone. That leaves the
+    order of the work free: the pairs are visited in row order, one tile of
+    rows at a time — a tile holding many candidates is read whole, in one
+    sequential read, a sparse one row by row — and computed in pieces small
+    enough to stay in the processor's cache.
     """
     width = queries.shape[1]
-    group = max(1, EXACT_BYTES // max(1, candidates.shape[1] * width * 4))
     piece = max(1, CACHE_BYTES // max(1, width * 8))
     out = np.full(candidates.shape, np.inf, dtype=np.float64)
-    for start in range(0, len(queries), group):
-        cand = candidates[start : start + group]
-        valid = cand >= 0
-        vectors = _gather(rows, np.where(valid, cand, 0).reshape(-1)).reshape(*cand.shape, width)
-        for q, query in enumerate(queries[start : start + group].astype(np.float64)):
-            for first in range(0, cand.shape[1], piece):
-                diff = vectors[q, first : first + piece].astype(np.float64)
-                diff -= query
+    out_flat, flat = out.reshape(-1), candidates.reshape(-1)
+    pairs = np.flatnonzero(flat >= 0)
+    pairs = pairs[np.argsort(flat[pairs], kind="stable")]
+    wanted = flat[pairs]
+    query_of = pairs // max(1, candidates.shape[1])
+    q64 = queries.astype(np.float64)
+    offset = 0
+    for block in rows:
+        for lo in range(0, len(block), TILE_ROWS):
+            hi = min(lo + TILE_ROWS, len(block))
+            first, last = np.searchsorted(wanted, [offset + lo, offset + hi])
+            if first == last:
+                continue
+            local = wanted[first:last] - offset - lo
+            unique = np.unique(local)
+            if len(unique) * SPARSE_TILE >= hi - lo:
+                picked, where = _flat(block[lo:hi]), local
+            else:
+                picked, where = _rows_at(block, unique + lo).reshape(len(unique), width), np.searchsorted(unique, local)
+            for a in range(first, last, piece):
+                z = min(a + piece, last)
+                # float32 rows widened to float64 as they are subtracted: exact.
+                diff = np.subtract(picked[where[a - first : z - first]], q64[query_of[a:z]])
                 np.square(diff, out=diff)
-                out[start + q, first : first + piece] = np.sqrt(diff.sum(axis=-1))
-        out[start : start + group][~valid] = np.inf
+                out_flat[pairs[a:z]] = np.sqrt(diff.sum(axis=-1))
+        offset += len(block)
     return out
 
 
