@@ -119,3 +119,50 @@ def test_labelled_text_round_trip_with_labels_file(run: Run, text_home: Path, tm
     line = _refused(run, *h, "propose", dataset, wrong, "--from", "text-csv")
     assert line.startswith("error: wrong.csv line 2: label 'meh' is not one of the dataset's labels")
     assert "parquet" in _refused(run, *h, "dataset", "export", dataset, tmp_path / "x", "--format", "csv")
+
+
+def test_evaluator_values_pairs_by_signals_and_labelled_text_by_the_classifier(
+    run: Run, text_home: Path, tmp_path: Path
+) -> None:
+    h = ("--home", text_home)
+    seed = tmp_path / "seed"
+    _lines(seed / "src-train.txt", SRC[:3])
+    _lines(seed / "tgt-train.txt", TGT[:3])
+    line = _refused(run, *h, "dataset", "create", "p", "--seed", seed, "--from", "opennmt", "--evaluator", "dev2",
+                    "--validation", seed, "--evaluation-required")
+    assert "parallel text is valued by duplicate signals" in line
+    dataset = _ok(run, *h, "dataset", "create", "pairs", "--seed", seed, "--from", "opennmt", "--evaluator", "dev2",
+                  "--evaluation-required")["dataset_id"]  # type: ignore[index]
+    batch = tmp_path / "batch"
+    _lines(batch / "src-train.txt", [SRC[0], "hello world !", SRC[4]])
+    _lines(batch / "tgt-train.txt", [TGT[0], TGT[0], TGT[4]])
+    pid = _ok(run, *h, "--account", "dev1", "propose", dataset, batch, "--from", "opennmt",
+              "--allow-duplicates")["proposal_id"]  # type: ignore[index]
+    _ok(run, *h, "--account", "dev2", "evaluate", pid)
+    code, out, err = run("--home", str(text_home), "proposal", "show", str(pid))
+    assert code == 0, err
+    assert "duplicate signals (no translation model spec yet)" in out
+    shown = _ok(run, *h, "proposal", "show", pid)["evaluation"]  # type: ignore[index]
+    assert shown["signals"]["exact_duplicates"] == [0] and [n[0] for n in shown["signals"]["near_duplicates"]] == [1]
+    assert shown["text_signals"]["novel_items"] == 1 and shown["shares"] > 0
+
+    # Labelled text with a validation split gets the default classifier; its evaluation has a gain.
+    texts = ["a lovely film", "great acting and a lovely story", "dull and long", "awful acting , dull story",
+             "lovely , great fun", "long and awful"]
+    labels = ["pos", "pos", "neg", "neg", "pos", "neg"]
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                                  for t, lab in zip(texts[:4], labels[:4], strict=True)))
+    val_jsonl = tmp_path / "val.jsonl"
+    val_jsonl.write_text('{"text": "lovely great film", "label": "pos"}\n{"text": "dull awful story", "label": "neg"}\n')
+    labelled = _ok(run, *h, "dataset", "create", "reviews", "--classes", "pos,neg", "--seed", train_file, "--from",
+                   "jsonl", "--validation", val_jsonl, "--evaluator", "dev2")["dataset_id"]  # type: ignore[index]
+    meta = _ok(run, *h, "dataset", "show", labelled)["metadata"]  # type: ignore[index]
+    assert meta["model_spec"]["input"] == "text" and meta["model_spec"]["text_dim"] == 2048
+    more = tmp_path / "more.jsonl"
+    more.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                            for t, lab in zip(texts[4:], labels[4:], strict=True)))
+    pid = _ok(run, *h, "--account", "dev1", "propose", labelled, more, "--from", "jsonl")["proposal_id"]  # type: ignore[index]
+    _ok(run, *h, "--account", "dev2", "evaluate", pid)
+    shown = _ok(run, *h, "proposal", "show", pid)["evaluation"]  # type: ignore[index]
+    assert len(shown["scores"]) == 5 and len(shown["signals"]["knn_values"]) == 2
