@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.markup import escape
 
-__all__ = ["PREVIEW_ITEMS", "plain", "safe", "text_preview", "text_previews"]
+__all__ = ["PREVIEW_ITEMS", "plain", "safe", "text_previews"]
 
 #: How many items ``dataset show`` and ``proposal show`` preview for a text dataset.
 PREVIEW_ITEMS = 10
@@ -36,23 +36,10 @@ def plain(value: object) -> str:
     return _CONTROL.sub(_visible, str(value))
 
 
-def text_preview(blob: bytes, limit: int = 60) -> str:
-    """A text item (or pair, ``source → target``) on one line of at most ``limit``
-    characters: line breaks and tabs shown as ``\\n`` and ``\\t``, like other controls."""
-    from databright.storage import ManifestError, decode_text
-
-    try:
-        source, target = decode_text(blob)
-    except ManifestError:
-        return "(not a text item)"
-    text = source if target is None else f"{source} → {target}"
-    text = plain(text).replace("\n", "\\n").replace("\t", "\\t")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def text_previews(store: Any, items: Sequence[Any], count: int = PREVIEW_ITEMS) -> list[dict[str, Any]]:
     """The first ``count`` index ``items`` of a text dataset: position, label and a one-line preview."""
     from databright.errors import DataBrightError
+    from databright.storage import text_preview
 
     rows = []
     for item in items[:count]:
