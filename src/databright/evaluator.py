@@ -50,7 +50,16 @@ from databright.ml import (
     train,
 )
 from databright.storage import Manifest, canonical_json, digest_of_cid
-from databright.valuation import RewardPolicy, SignalCache, Signals, loo_gain, quality_signals, value_ppm
+from databright.valuation import (
+    PairSignatures,
+    RewardPolicy,
+    SignalCache,
+    Signals,
+    loo_gain,
+    quality_signals,
+    text_pair_results,
+    value_ppm,
+)
 from databright.workspace import Workspace
 
 __all__ = ["Evaluation", "Evaluator", "Verification", "compute_results", "load_report", "verify_report"]
@@ -94,6 +103,7 @@ class _Items:
         self.store = store
         self.cache_dir = cache_dir
         self._cache: dict[tuple[str, str], tuple[list[str], Arrays]] = {}
+        self.pairs = PairSignatures(store)
 
     def load(self, spec: ModelSpec, manifest_cid: str) -> tuple[list[str], Arrays]:
         key = (spec.to_json(), manifest_cid)
@@ -149,6 +159,8 @@ def compute_results(
 ) -> dict[str, Any]:
     """The results of an evaluation, a pure function of its ``inputs`` (the caches
     only save work: the results are the same bits with or without them)."""
+    if inputs.get("method") == "text-pairs":  # parallel text: no model, valued by its duplicate signals
+        return text_pair_results(store, inputs, items.pairs if items is not None else None)
     items = items or _Items(store)
     spec = ModelSpec.from_json(json.dumps(inputs["spec"]))
     policy = RewardPolicy.model_validate(inputs["policy"])
@@ -262,8 +274,15 @@ class Evaluator:
         self._save_state(data)
         return dict(entry)
 
+    def _signals_only(self, dataset_id: int) -> bool:
+        """Whether the dataset is valued by its signals alone (parallel text: no model spec)."""
+        meta = json.loads(self.ws.index.dataset(dataset_id).metadata_json or "{}")
+        return isinstance(meta, dict) and meta.get("valuation") == "signals"
+
     def fold_accepted(self, dataset_id: int) -> dict[str, Any]:
         """Fine-tune the best checkpoint on newly accepted data; keep it if it scores better."""
+        if self._signals_only(dataset_id):
+            return {}
         entry = self.ensure_checkpoint(dataset_id)
         accepted = self._accepted(dataset_id)
         if accepted == entry.get("folded"):
@@ -287,6 +306,8 @@ class Evaluator:
         proposal = self.ws.index.proposal(proposal_id)
         if not proposal.manifest_available:
             raise InputError(f"the manifest of proposal {proposal_id} is not in this blob store")
+        if self._signals_only(proposal.dataset_id):
+            return self._signal_inputs(proposal)
         spec, validation_cid, policy = self._published(proposal.dataset_id)
         checkpoint = self.ensure_checkpoint(proposal.dataset_id)
         dataset = self.ws.index.dataset(proposal.dataset_id)
@@ -301,6 +322,18 @@ class Evaluator:
             "checkpoint": checkpoint["checkpoint"],
             "seeds": list(range(spec.seeds)),
         }
+
+    def _signal_inputs(self, proposal: ProposalRow) -> dict[str, Any]:
+        dataset = self.ws.index.dataset(proposal.dataset_id)
+        meta = json.loads(dataset.metadata_json or "{}")
+        try:
+            policy = RewardPolicy.model_validate(meta.get("reward_policy", {}))
+        except ValueError as exc:
+            raise InputError(f"dataset {proposal.dataset_id} publishes an invalid reward policy: {exc}") from exc
+        return {"method": "text-pairs", "policy": policy.model_dump(mode="json"),
+                "cap": int(dataset.max_reward_per_proposal), "base_reward": int(dataset.base_reward_per_item),
+                "accepted": self._accepted(proposal.dataset_id, before=proposal.proposal_id),
+                "proposal": proposal.manifest_cid}
 
     def evaluate(self, proposal_id: int, *, post: bool = True) -> Evaluation:
         self.ws.sync()

@@ -60,7 +60,11 @@ def _features(schema: Any, names: list[str], images: bool) -> dict[str, Any]:
     return features
 
 
-def export_dataset(ws: Workspace, dataset_id: int, out: Path) -> dict[str, Any]:
+def export_dataset(ws: Workspace, dataset_id: int, out: Path, fmt: str = "parquet") -> dict[str, Any]:
+    if fmt != "parquet":  # text datasets' own formats: OpenNMT files, JSON Lines
+        from databright.export_text import export_text
+
+        return export_text(ws, dataset_id, out, fmt)
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["FROM_HELP", "item_progress"]
 
 FROM_HELP = ("Read SOURCE as a dataset in this format: imagefolder, cifar, parquet (Hugging Face), "
-             "hf-disk (save_to_disk) or webdataset.")
+             "hf-disk (save_to_disk), webdataset; text: text (one per line), opennmt (src/tgt files), jsonl "
+             "or text-csv.")
 
 
 @contextmanager

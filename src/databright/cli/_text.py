@@ -11,10 +11,15 @@ goes through a rich console.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from rich.markup import escape
 
-__all__ = ["plain", "safe"]
+__all__ = ["PREVIEW_ITEMS", "plain", "safe", "text_previews"]
+
+#: How many items ``dataset show`` and ``proposal show`` preview for a text dataset.
+PREVIEW_ITEMS = 10
 
 # C0 controls except tab and newline, DEL, C1 controls (0x9b is a one-byte CSI),
 # and the bidirectional overrides that can reorder what a line appears to say.
@@ -29,6 +34,21 @@ def _visible(match: re.Match[str]) -> str:
 def plain(value: object) -> str:
     """``value`` as text with every control character shown as an escape."""
     return _CONTROL.sub(_visible, str(value))
+
+
+def text_previews(store: Any, items: Sequence[Any], count: int = PREVIEW_ITEMS) -> list[dict[str, Any]]:
+    """The first ``count`` index ``items`` of a text dataset: position, label and a one-line preview."""
+    from databright.errors import DataBrightError
+    from databright.storage import text_preview
+
+    rows = []
+    for item in items[:count]:
+        try:
+            preview = text_preview(store.get(item.cid))
+        except DataBrightError:  # a blob kept in another store, or failing its digest
+            preview = "(not readable in this blob store)"
+        rows.append({"position": item.position, "cid": item.cid, "label": item.label, "text": preview})
+    return rows
 
 
 def safe(value: object) -> str:

@@ -21,6 +21,7 @@ from databright.cli._common import (
     workspace,
 )
 from databright.cli._progress import FROM_HELP, item_progress
+from databright.cli._text import text_previews
 from databright.errors import InputError
 
 __all__ = ["register"]
@@ -176,6 +177,9 @@ def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None
         holders = ws.index.holders(dataset_id)
         entries = sorted((p for p in proposals if p.status == "accepted"), key=lambda p: p.entry_index or 0)
         withdrawable = {h.holder: ws.market.withdrawable(dataset_id, h.holder) for h in holders}
+        previews = []
+        if row.kind == "text" and entries:  # the first entry's items: one proposal, not the whole dataset
+            previews = text_previews(ws.store, ws.index.items(dataset_id, proposal_id=entries[0].proposal_id))
         data = _dataset_summary(row, sum(p.status == "open" for p in proposals)) | {
             "description": row.description,
             "metadata_cid": row.metadata_cid,
@@ -204,6 +208,7 @@ def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None
                  "withdrawn_wei": h.withdrawn, "withdrawable_wei": withdrawable[h.holder]}
                 for h in holders
             ],
+            **({"text_preview": previews} if previews else {}),
         }
     emit(
         data,
@@ -222,6 +227,8 @@ def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None
             [(s["address"], s["shares"], f"{s['fraction']:.1%}", format_eth(s["withdrawn_wei"]),
               format_eth(s["withdrawable_wei"])) for s in data["shareholders"]],
         ),
+        *([table(f"First {len(previews)} of {row.item_count} items", ["#", "label", "text"],
+                 [(r["position"], r["label"], r["text"]) for r in previews])] if previews else []),
     )
 
 
@@ -256,14 +263,16 @@ def items(
 def export(
     dataset_id: Annotated[int, typer.Argument(help="Dataset id.")],
     out: Annotated[Path, typer.Argument(help="Output folder (created).")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet, or for text datasets opennmt or jsonl.")] = "parquet",
 ) -> None:
-    """Write the accepted items as Parquet for pandas or Hugging Face."""
+    """Write the accepted items as Parquet for pandas or Hugging Face (text: also OpenNMT files or JSONL)."""
     from databright.export import export_dataset
 
     with workspace() as ws:
         ws.sync()
-        result = export_dataset(ws, dataset_id, out)
-    emit(result, f"Exported {result['items']} items to {safe(result['parquet'])}")
+        result = export_dataset(ws, dataset_id, out, fmt)
+    written = result["parquet"] if "parquet" in result else ", ".join(result["files"])
+    emit(result, f"Exported {result['items']} items to {safe(written)}")
     if not result["items"]:
         console.print("the dataset has no accepted items yet")
 

@@ -24,6 +24,15 @@ def signal_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     if "manifest_mismatch" in results:
         return [("manifest", "does NOT match the root / item count committed on-chain: not valued"),
                 ("shares by policy", "0")]
+    if "text_signals" in results:  # parallel text: valued by its duplicates until a translation spec exists
+        t = results["text_signals"]
+        return [("valued by", "duplicate signals (no translation model spec yet)"),
+                ("shares by policy", str(results["shares"])),
+                ("novel pairs", str(t["novel_items"])),
+                ("exact duplicates of accepted", str(len(s["exact_duplicates"]))),
+                ("near duplicates of accepted", f"{len(s['near_duplicates'])} (Jaccard ≥ {t['near_jaccard']})"),
+                ("repeated within the batch", f"{len(t['within_exact_duplicates'])} exact, "
+                                              f"{len(t['within_near_duplicates'])} near")]
     return [
         ("accuracy gain", f"{gain['mean'] * 100:+.2f} points (± {gain['std'] * 100:.2f} over "
                           f"{len(results['scores'])} seeds)"),

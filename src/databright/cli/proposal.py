@@ -10,6 +10,7 @@ import typer
 
 from databright.cli._common import console, emit, format_eth, safe, table, workspace
 from databright.cli._progress import FROM_HELP, item_progress
+from databright.cli._text import text_previews
 from databright.cli.evaluate import signal_rows
 from databright.errors import DataBrightError, InputError
 
@@ -24,7 +25,9 @@ app = typer.Typer(help="Browse proposals.", no_args_is_help=True)
 def propose(
     dataset_id: Annotated[int, typer.Argument(help="Dataset id.")],
     source: Annotated[Path, typer.Argument(help="A folder of files (with a labels CSV) or a CSV/Parquet table.")],
-    labels: Annotated[Path | None, typer.Option(help="Labels CSV (default: SOURCE/labels.csv).")] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels CSV (default: SOURCE/labels.csv); for text, a line-aligned labels file.")
+    ] = None,
     file_column: Annotated[str, typer.Option(help="File name column of the labels CSV.")] = "file",
     label_column: Annotated[str, typer.Option(help="Label column of the CSV or table.")] = "label",
     allow_duplicates: Annotated[bool, typer.Option(help="Propose items already in the dataset (flagged).")] = False,
@@ -127,6 +130,7 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         supply = ws.market.snapshot_supply(proposal_id)
         now = float(chain_time(ws))
         report = _report(ws, p.report_cid)
+        previews = text_previews(ws.store, items) if d.kind == "text" else []
     cast = p.yes_votes + p.no_votes
     data = _proposal_data(p, now) | {
         "root": p.root,
@@ -144,6 +148,7 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         "labels": _label_counts(items),
         "manifest_matches": p.manifest_matches,
         "evaluation": None if report is None else {"report_cid": p.report_cid, **report["results"]},
+        **({"text_preview": previews} if previews else {}),
     }
     emit(
         data,
@@ -157,6 +162,8 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
           if p.manifest_matches is False else []),
         f"manifest {safe(p.manifest_cid)}; labels {safe(json.dumps(data['labels'], ensure_ascii=False))}"
         + (f"; [yellow]{p.duplicate_count} duplicate item(s) of accepted data[/yellow]" if p.duplicate_count else ""),
+        *([table(f"First {len(previews)} of {len(items)} items", ["#", "label", "text"],
+                 [(r["position"], r["label"], r["text"]) for r in previews])] if previews else []),
         table("Votes", ["voter", "vote", "weight"], [(v.voter, "yes" if v.support else "no", v.weight) for v in votes]),
         *(
             [table(f"Evaluation (report {p.report_cid})", ["signal", "value"], signal_rows(report))]

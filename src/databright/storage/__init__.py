@@ -21,7 +21,7 @@ from ._manifest import (
     row_location,
     table_columns,
 )
-from ._text import MAX_TEXT_BYTES, TextItem, decode_text, encode_pair, encode_text
+from ._text import MAX_TEXT_BYTES, TextItem, decode_text, encode_pair, encode_text, text_preview
 from ._text_import import TEXT_FORMATS, text_source
 from ._merkle import MerkleRoot, MerkleTree, item_leaf, label_hash, merkle_root, verify_proof
 
@@ -65,6 +65,7 @@ __all__ = [
     "open_store",
     "row_location",
     "table_columns",
+    "text_preview",
     "text_source",
     "verify_proof",
 ]

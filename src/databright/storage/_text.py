@@ -19,9 +19,11 @@ export refuses such an item rather than misalign its files).
 
 from __future__ import annotations
 
+import re
+
 from ._errors import ManifestError
 
-__all__ = ["MAX_TEXT_BYTES", "TextItem", "decode_text", "encode_pair", "encode_text"]
+__all__ = ["MAX_TEXT_BYTES", "TextItem", "decode_text", "encode_pair", "encode_text", "text_preview"]
 
 #: Largest text (one side of a pair) accepted, in UTF-8 bytes: a long document, not a book.
 MAX_TEXT_BYTES = 1 << 16
@@ -65,3 +67,26 @@ def decode_text(blob: bytes, where: str = "item") -> TextItem:
         if not text.strip() or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
             raise ManifestError(f"{where}: not a text item (empty or over {MAX_TEXT_BYTES} bytes)")
     return (texts[0], texts[1]) if len(texts) == 2 else (texts[0], None)
+
+
+# Every C0 control (line breaks and tabs too), DEL, C1 controls and the bidirectional
+# overrides that could make a preview appear to say something else.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def text_preview(blob: bytes, limit: int = 60) -> str:
+    """A text item (or pair, ``source → target``) as one line of at most ``limit``
+    characters, every control character shown as an escape (``\\n``, ``\\x1b``)."""
+    try:
+        source, target = decode_text(blob)
+    except ManifestError:
+        return "(not a text item)"
+    text = _CONTROL.sub(_visible, source if target is None else f"{source} → {target}")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

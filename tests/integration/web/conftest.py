@@ -31,13 +31,18 @@ def write_batch(folder: Path, labels: list[str], seed: int) -> Path:
     return folder
 
 
+def init_home(home: Path, accounts: int = 4) -> None:
+    """A home with dev accounts and DataMarket deployed, made by the installed command."""
+    for args in (["init", "--accounts", str(accounts)], ["deploy"]):
+        done = subprocess.run([str(BIN), "--home", str(home), *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture(scope="package")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("webapi")
     home = root / "home"
-    for args in (["init", "--accounts", "4"], ["deploy"]):
-        done = subprocess.run([str(BIN), "--home", str(home), *args], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
+    init_home(home)
     ws = Workspace(home)
     try:
         seed = load_batch(ws, write_batch(root / "seed", list("abab"), 1))

@@ -23,6 +23,7 @@ from databright.web._uploads import check_funds, staged_batch
 from databright.web._state import WebState
 from databright.web._views import dataset_public, holders_public, item_public, metadata, proposal_public
 from databright.web._wallet import prepare
+from databright.web._texts import item_texts
 from databright.web.deps import CsrfChecked, CurrentUser, DatasetId, OptionalUser, SignerDep, StateDep
 from databright.chain import Commitment
 from databright.web.schemas import (
@@ -126,7 +127,7 @@ def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep,
         open=[proposal_public(state, p, row) for p in index.proposals(dataset_id=dataset_id, status="open")],
         growth_svg=step_chart(growth, "items after each accepted entry"),
         labels_svg=bar_chart(sorted(labels.items(), key=lambda kv: (len(kv[0]), kv[0])), "items per label"),
-        items=items, page=page, pages=max(1, -(-count // PAGE)),
+        items=items, page=page, pages=max(1, -(-count // PAGE)), texts=item_texts(state.ws.store, items, row.kind),
         pending_wei=row.revenue_total - row.revenue_withdrawn,
     )
 

@@ -17,6 +17,7 @@ from databright.index import ProposalRow
 from databright.web._details import load_details, required_fields
 from databright.web._views import item_public, metadata, page_of, proposal_public
 from databright.web._wallet import prepare
+from databright.web._texts import item_texts
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, ProposalId, SignerDep, StateDep
 from databright.web.schemas import ErrorPublic, ItemPublic, ProposalPublic, VoteCreate, VotePublic, WalletTxPublic
 
@@ -208,6 +209,7 @@ def proposal_page(request: Request, proposal_id: ProposalId, state: StateDep, us
     details = load_details(state.ws.home.root, state.chain_id, p.dataset_id, p.manifest_cid, p.contributor)
     return render(request, "proposal.html", **live, items=items, item_total=p.items, page=page, pages=pages,
                   pager_anchor="#items", evaluation=evaluation, voted=voted, kind=live["d"].kind, details=details,
+                  texts=item_texts(state.ws.store, items, live["d"].kind),
                   asked=required_fields(metadata(live["d"])))
 
 
