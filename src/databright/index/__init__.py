@@ -490,6 +490,18 @@ class Index:
         query = select(ProposalRow).where(ProposalRow.dataset_id == dataset_id, ProposalRow.entry_index.is_not(None))
         return self._page(query, "entries", (ProposalRow.entry_index,), cursor, limit)
 
+    def growth(self, dataset_id: int) -> list[tuple[int, int]]:
+        """(entries, items) after each accepted entry, from (0, 0): one small row per entry, never per item."""
+        query = (select(ProposalRow.item_count).where(ProposalRow.dataset_id == dataset_id,
+                                                      ProposalRow.entry_index.is_not(None))
+                 .order_by(ProposalRow.entry_index))
+        points, total = [(0, 0)], 0
+        with self.session() as session:
+            for k, count in enumerate(session.scalars(query), 1):
+                total += count
+                points.append((k, total))
+        return points
+
     def holders_page(self, dataset_id: int, *, cursor: str | None = None, limit: int = 100) -> Page[HolderRow]:
         """Shareholders, largest first; former holders who withdrew revenue stay listed."""
         query = select(HolderRow).where(HolderRow.dataset_id == dataset_id,
