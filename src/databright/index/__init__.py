@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
+from sqlalchemy import create_engine, delete, event, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from databright.chain import DataMarket, Event, Ledger
-from databright.errors import IndexError_, NotFound
+from databright.errors import IndexError_, InputError, NotFound
 from databright.index._models import (
     Base,
     CommentRow,
@@ -26,20 +26,25 @@ from databright.index._models import (
     DatasetRow,
     HolderRow,
     ItemRow,
+    LabelCountRow,
     ProposalRow,
     RevenueRow,
     VoteRow,
 )
+from databright.index._pages import MAX_LIMIT, CursorError, Page, keyset_page
 from databright.index._sync import ItemRecord, Loaders, apply_events, apply_metadata, attach_manifest
 
 __all__ = [
+    "MAX_LIMIT",
     "CommentRow",
+    "CursorError",
     "DatasetRow",
     "HolderRow",
     "Index",
     "ItemRecord",
     "ItemRow",
     "Loaders",
+    "Page",
     "ProposalRow",
     "RevenueRow",
     "VoteRow",
@@ -113,18 +118,35 @@ class Index:
             self.engine: Engine = create_engine(url, future=True)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
+            grown = self._missing_tables()
             Base.metadata.create_all(self.engine)
-            self._add_missing_columns()
+            grown |= self._add_missing_columns()
+            for table in Base.metadata.sorted_tables:  # create_all leaves existing tables' new indexes out
+                for table_index in table.indexes:
+                    table_index.create(self.engine, checkfirst=True)
+            if grown:
+                self._forget_deployment()
         except SQLAlchemyError as exc:
             raise IndexError_(f"cannot open index {url}: {_one_line(exc)}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def _add_missing_columns(self) -> None:
-        """Give an index file written by an older version the current columns.
+    def _missing_tables(self) -> bool:
+        have = set(inspect(self.engine).get_table_names())
+        return CursorRow.__tablename__ in have and any(t not in have for t in Base.metadata.tables)
+
+    def _forget_deployment(self) -> None:
+        """Make the next ``bind`` rebuild the index: rows written before the schema grew lack its new
+        columns, tables and counters, which only replaying the events fills in."""
+        with self.engine.begin() as conn:
+            conn.execute(update(CursorRow).values(deploy_tx=None))
+
+    def _add_missing_columns(self) -> bool:
+        """Give an index file written by an older version the current columns; True if any was added.
 
         New columns arrive NULL; a NULL deployment in the cursor makes ``bind``
         rebuild the whole index, so no row keeps a wrong default.
         """
+        added = False
         existing = inspect(self.engine)
         for table in Base.metadata.sorted_tables:
             have = {c["name"] for c in existing.get_columns(table.name)}
@@ -132,6 +154,7 @@ class Index:
                 if column.name in have:
                     continue
                 kind = column.type.compile(dialect=self.engine.dialect)
+                added = True
                 try:
                     with self.engine.begin() as conn:
                         conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
@@ -139,6 +162,7 @@ class Index:
                     # Another process may have added it meanwhile.
                     if column.name not in {c["name"] for c in inspect(self.engine).get_columns(table.name)}:
                         raise
+        return added
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -407,6 +431,100 @@ class Index:
         with self.session() as session:
             query = select(RevenueRow).where(RevenueRow.dataset_id == dataset_id).order_by(RevenueRow.id)
             return list(session.scalars(query))
+
+    # -- pages: keyset pagination, each page costs the same however deep (see _pages) --
+
+    def _page(self, query: Any, kind: str, keys: tuple[Any, ...], cursor: str | None, limit: int,
+              descending: bool = False) -> Page[Any]:
+        with self.session() as session:
+            return keyset_page(session, query, kind, keys, cursor, limit, descending=descending)
+
+    def items_page(self, dataset_id: int, *, accepted: bool | None = True, proposal_id: int | None = None,
+                   cursor: str | None = None, limit: int = 100) -> Page[ItemRow]:
+        """Items in (proposal, position) order: a dataset's accepted (or pending) ones, or one proposal's."""
+        if proposal_id is not None:
+            query = select(ItemRow).where(ItemRow.proposal_id == proposal_id)
+            if accepted is not None:
+                query = query.where(ItemRow.accepted.is_(accepted))
+        elif accepted is None:
+            raise InputError("a dataset's items are listed accepted or pending, or per proposal")
+        else:
+            query = select(ItemRow).where(ItemRow.dataset_id == dataset_id, ItemRow.accepted.is_(accepted))
+        return self._page(query, "items", (ItemRow.proposal_id, ItemRow.position), cursor, limit)
+
+    def iter_items(self, dataset_id: int, *, accepted: bool | None = True, proposal_id: int | None = None,
+                   batch: int = MAX_LIMIT) -> Iterator[ItemRow]:
+        """Every item ``items_page`` lists, read page by page: memory stays one page however many there are."""
+        cursor: str | None = None
+        while True:
+            page = self.items_page(dataset_id, accepted=accepted, proposal_id=proposal_id, cursor=cursor,
+                                   limit=batch)
+            yield from page.rows
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def proposals_page(self, dataset_id: int | None = None, status: str | None = None, *,
+                       cursor: str | None = None, limit: int = 100, newest_first: bool = False) -> Page[ProposalRow]:
+        query = select(ProposalRow)
+        if dataset_id is not None:
+            query = query.where(ProposalRow.dataset_id == dataset_id)
+        if status is not None:
+            query = query.where(ProposalRow.status == status)
+        kind = "proposals-newest" if newest_first else "proposals"
+        return self._page(query, kind, (ProposalRow.proposal_id,), cursor, limit, newest_first)
+
+    def proposal_count(self, dataset_id: int | None = None, status: str | None = None) -> int:
+        """How many proposals ``proposals_page`` pages through, from the datasets' counters."""
+        open_, accepted = func.sum(DatasetRow.open_count), func.sum(DatasetRow.entry_count)
+        column = {None: func.sum(DatasetRow.proposal_count), "open": open_, "accepted": accepted,
+                  "rejected": func.sum(DatasetRow.proposal_count) - open_ - accepted}[status]
+        query = select(func.coalesce(column, 0))
+        if dataset_id is not None:
+            query = query.where(DatasetRow.dataset_id == dataset_id)
+        with self.session() as session:
+            return int(session.scalar(query) or 0)
+
+    def entries_page(self, dataset_id: int, *, cursor: str | None = None, limit: int = 100) -> Page[ProposalRow]:
+        """A dataset's registry entries (its accepted proposals) in entry order."""
+        query = select(ProposalRow).where(ProposalRow.dataset_id == dataset_id, ProposalRow.entry_index.is_not(None))
+        return self._page(query, "entries", (ProposalRow.entry_index,), cursor, limit)
+
+    def growth(self, dataset_id: int) -> list[tuple[int, int]]:
+        """(entries, items) after each accepted entry, from (0, 0): one small row per entry, never per item."""
+        query = (select(ProposalRow.item_count).where(ProposalRow.dataset_id == dataset_id,
+                                                      ProposalRow.entry_index.is_not(None))
+                 .order_by(ProposalRow.entry_index))
+        points, total = [(0, 0)], 0
+        with self.session() as session:
+            for k, count in enumerate(session.scalars(query), 1):
+                total += count
+                points.append((k, total))
+        return points
+
+    def holders_page(self, dataset_id: int, *, cursor: str | None = None, limit: int = 100) -> Page[HolderRow]:
+        """Shareholders, largest first; former holders who withdrew revenue stay listed."""
+        query = select(HolderRow).where(HolderRow.dataset_id == dataset_id,
+                                        or_(HolderRow.balance != 0, HolderRow.withdrawn != 0))
+        return self._page(query, "holders", (HolderRow.stake, HolderRow.holder), cursor, limit, descending=True)
+
+    def votes_page(self, proposal_id: int, *, cursor: str | None = None, limit: int = 100) -> Page[VoteRow]:
+        query = select(VoteRow).where(VoteRow.proposal_id == proposal_id)
+        return self._page(query, "votes", (VoteRow.id,), cursor, limit)
+
+    def revenue_page(self, dataset_id: int, *, cursor: str | None = None, limit: int = 100) -> Page[RevenueRow]:
+        query = select(RevenueRow).where(RevenueRow.dataset_id == dataset_id)
+        return self._page(query, "revenue", (RevenueRow.id,), cursor, limit)
+
+    def comments_page(self, proposal_id: int, *, cursor: str | None = None, limit: int = 100) -> Page[CommentRow]:
+        query = select(CommentRow).where(CommentRow.proposal_id == proposal_id)
+        return self._page(query, "comments", (CommentRow.id,), cursor, limit)
+
+    def label_counts(self, dataset_id: int) -> list[tuple[str, int]]:
+        """Accepted items per label, from the counters the indexer keeps."""
+        query = select(LabelCountRow.label, LabelCountRow.count).where(LabelCountRow.dataset_id == dataset_id)
+        with self.session() as session:
+            return [(label, int(count)) for label, count in session.execute(query).tuples()]
 
     # -- discussion threads (off-chain: the index owns them) --------------------
 

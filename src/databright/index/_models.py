@@ -30,6 +30,7 @@ __all__ = [
     "DatasetRow",
     "HolderRow",
     "ItemRow",
+    "LabelCountRow",
     "ProposalRow",
     "RevenueRow",
     "VoteRow",
@@ -54,6 +55,9 @@ class _BigInt(TypeDecorator[int]):
 
 
 Amount = _BigInt()
+
+_STAKE_DIGITS = 78  # 2**256 has 78 decimal digits
+STAKE_ZERO = "0" * _STAKE_DIGITS
 
 
 class Base(DeclarativeBase):
@@ -112,6 +116,10 @@ class DatasetRow(Base):
     entry_count: Mapped[int] = mapped_column(BigInteger, default=0)
     revenue_total: Mapped[int] = mapped_column(Amount, default=0)
     revenue_withdrawn: Mapped[int] = mapped_column(Amount, default=0)
+    # Counters the pages show, kept by the indexer: counting a million rows per view is what they avoid.
+    proposal_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    open_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder_count: Mapped[int] = mapped_column(BigInteger, default=0)
 
     def evaluator_at(self, timestamp: int) -> str:
         """The evaluator in effect at ``timestamp`` (new proposals get it)."""
@@ -122,8 +130,15 @@ class DatasetRow(Base):
 
 class ProposalRow(Base):
     __tablename__ = "proposals"
+    # One per list the pages read, each ending in the list's sort key (keyset pagination).
+    __table_args__ = (
+        Index("ix_proposals_dataset_id_page", "dataset_id", "proposal_id"),
+        Index("ix_proposals_status_page", "status", "proposal_id"),
+        Index("ix_proposals_dataset_status_page", "dataset_id", "status", "proposal_id"),
+        Index("ix_proposals_entries", "dataset_id", "entry_index"),
+    )
     proposal_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.dataset_id"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.dataset_id"))
     contributor: Mapped[str] = mapped_column(String(42), index=True)
     root: Mapped[str] = mapped_column(String(66))
     manifest_cid: Mapped[str] = mapped_column(String(80))
@@ -142,7 +157,7 @@ class ProposalRow(Base):
     yes_votes: Mapped[int] = mapped_column(Amount, default=0)
     no_votes: Mapped[int] = mapped_column(Amount, default=0)
     voter_count: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(10), default="open")
     # Rejected because a required evaluation never came: the bond was refunded
     # (a proposal voted down forfeits it).
     expired: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -158,9 +173,9 @@ class ProposalRow(Base):
 
 class VoteRow(Base):
     __tablename__ = "votes"
-    __table_args__ = (UniqueConstraint("proposal_id", "voter"),)
+    __table_args__ = (UniqueConstraint("proposal_id", "voter"), Index("ix_votes_page", "proposal_id", "id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.proposal_id"), index=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.proposal_id"))
     voter: Mapped[str] = mapped_column(String(42), index=True)
     support: Mapped[bool] = mapped_column(Boolean)
     weight: Mapped[int] = mapped_column(Amount)
@@ -170,10 +185,18 @@ class VoteRow(Base):
 
 class HolderRow(Base):
     __tablename__ = "holders"
+    __table_args__ = (Index("ix_holders_page", "dataset_id", "stake", "holder"),)
     dataset_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     holder: Mapped[str] = mapped_column(String(42), primary_key=True)
     balance: Mapped[int] = mapped_column(Amount, default=0)
     withdrawn: Mapped[int] = mapped_column(Amount, default=0)
+    # The balance as fixed-width digits: amounts are stored as text, and only
+    # zero-padded text sorts as the numbers do (largest holders first).
+    stake: Mapped[str] = mapped_column(String(80), default=STAKE_ZERO)
+
+    def set_balance(self, balance: int) -> None:
+        self.balance = balance
+        self.stake = f"{balance:0{_STAKE_DIGITS}d}"
 
 
 class ItemRow(Base):
@@ -181,12 +204,13 @@ class ItemRow(Base):
 
     __tablename__ = "items"
     __table_args__ = (
-        UniqueConstraint("proposal_id", "position"),
+        UniqueConstraint("proposal_id", "position"),  # also the index of a proposal's item pages
         Index("ix_items_dataset_cid", "dataset_id", "cid"),
+        Index("ix_items_page", "dataset_id", "accepted", "proposal_id", "position"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     dataset_id: Mapped[int] = mapped_column(BigInteger)
-    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.proposal_id"), index=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.proposal_id"))
     position: Mapped[int] = mapped_column(Integer)
     cid: Mapped[str] = mapped_column(String(80))
     label: Mapped[str] = mapped_column(Text)
@@ -195,10 +219,20 @@ class ItemRow(Base):
     duplicate_of: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class LabelCountRow(Base):
+    """How many accepted items of a dataset carry a label (the dataset page's chart)."""
+
+    __tablename__ = "label_counts"
+    dataset_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    label: Mapped[str] = mapped_column(Text, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class RevenueRow(Base):
     __tablename__ = "revenue"
+    __table_args__ = (Index("ix_revenue_page", "dataset_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dataset_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    dataset_id: Mapped[int] = mapped_column(BigInteger)
     account: Mapped[str] = mapped_column(String(42))
     amount: Mapped[int] = mapped_column(Amount)
     kind: Mapped[str] = mapped_column(String(12))
@@ -214,8 +248,9 @@ class CommentRow(Base):
     """
 
     __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_page", "proposal_id", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    proposal_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    proposal_id: Mapped[int] = mapped_column(BigInteger)
     author: Mapped[str] = mapped_column(String(42))
     body: Mapped[str] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)

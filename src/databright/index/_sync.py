@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from databright.chain import Event
 from databright.errors import StorageError
 from databright.index._models import (
+    STAKE_ZERO,
     DatasetRow,
     HolderRow,
     ItemRow,
+    LabelCountRow,
     ProposalRow,
     RevenueRow,
     VoteRow,
@@ -61,9 +63,16 @@ def _dataset(session: Session, dataset_id: int) -> DatasetRow:
 def _holder(session: Session, dataset_id: int, holder: str) -> HolderRow:
     row = session.get(HolderRow, (dataset_id, holder))
     if row is None:
-        row = HolderRow(dataset_id=dataset_id, holder=holder, balance=0, withdrawn=0)
+        row = HolderRow(dataset_id=dataset_id, holder=holder, balance=0, withdrawn=0, stake=STAKE_ZERO)
         session.add(row)
     return row
+
+
+def _move(session: Session, dataset: DatasetRow, holder: str, amount: int) -> None:
+    row = _holder(session, dataset.dataset_id, holder)
+    before = row.balance
+    row.set_balance(before + amount)
+    dataset.holder_count += (row.balance > 0) - (before > 0)
 
 
 def _transfer(session: Session, dataset_id: int, sender: str, receiver: str, amount: int) -> None:
@@ -73,11 +82,11 @@ def _transfer(session: Session, dataset_id: int, sender: str, receiver: str, amo
     if sender == ZERO:
         dataset.total_supply += amount
     else:
-        _holder(session, dataset_id, sender).balance -= amount
+        _move(session, dataset, sender, -amount)
     if receiver == ZERO:
         dataset.total_supply -= amount
     else:
-        _holder(session, dataset_id, receiver).balance += amount
+        _move(session, dataset, receiver, amount)
 
 
 def apply_metadata(dataset: DatasetRow, meta: dict[str, Any] | None) -> None:
@@ -114,6 +123,9 @@ def _on_dataset_created(session: Session, e: Event, loaders: Loaders) -> None:
         entry_count=0,
         revenue_total=0,
         revenue_withdrawn=0,
+        proposal_count=0,
+        open_count=0,
+        holder_count=0,
     )
     apply_metadata(dataset, loaders.metadata(dataset.metadata_cid))
     session.add(dataset)
@@ -192,7 +204,23 @@ def attach_manifest(session: Session, proposal: ProposalRow, items: list[ItemRec
     proposal.duplicate_count = duplicates
     session.flush()
     if accepted:
+        _count_labels(session, proposal)
         _flag_open_duplicates(session, proposal)
+
+
+def _count_labels(session: Session, accepted: ProposalRow) -> None:
+    """Add an accepted proposal's items to the dataset's label counts (none yet if its manifest is missing)."""
+    query = (
+        select(ItemRow.label, func.count())
+        .where(ItemRow.proposal_id == accepted.proposal_id)
+        .group_by(ItemRow.label)
+    )
+    for label, count in session.execute(query).tuples():
+        row = session.get(LabelCountRow, (accepted.dataset_id, label))
+        if row is None:
+            session.add(LabelCountRow(dataset_id=accepted.dataset_id, label=label, count=count))
+        else:
+            row.count += count
 
 
 def _flag_open_duplicates(session: Session, accepted: ProposalRow) -> None:
@@ -256,6 +284,9 @@ def _on_proposal_created(session: Session, e: Event, loaders: Loaders) -> None:
         duplicate_count=0,
     )
     session.add(proposal)
+    dataset = _dataset(session, proposal.dataset_id)
+    dataset.proposal_count += 1
+    dataset.open_count += 1
     session.flush()
     items = loaders.manifest(cid)
     if items is not None:
@@ -303,9 +334,10 @@ def _on_proposal_finalized(session: Session, e: Event, loaders: Loaders) -> None
     proposal.no_votes = a["no_votes"]
     proposal.shares_minted = a["shares_minted"]
     proposal.finalized_block = e.block_number
+    dataset = _dataset(session, a["dataset_id"])
+    dataset.open_count -= 1
     if a["accepted"]:
         proposal.entry_index = a["entry_index"]
-        dataset = _dataset(session, a["dataset_id"])
         dataset.entry_count += 1
         dataset.item_count += proposal.item_count
         session.execute(
@@ -314,6 +346,7 @@ def _on_proposal_finalized(session: Session, e: Event, loaders: Loaders) -> None
             .values(accepted=True)
             .execution_options(synchronize_session=False)
         )
+        _count_labels(session, proposal)
         _flag_open_duplicates(session, proposal)
 
 

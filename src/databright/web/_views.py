@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from collections.abc import Sequence
-from typing import TypeVar
-
-from databright.index import DatasetRow, ItemRow, ProposalRow
+from databright.index import DatasetRow, HolderRow, ItemRow, ProposalRow
 from databright.web._state import WebState
 from databright.web.schemas import DatasetPublic, HolderPublic, ItemPublic, ProposalPublic, TallyPublic
 
-__all__ = ["dataset_public", "holders_public", "item_public", "metadata", "page_of", "proposal_public", "tally"]
-
-T = TypeVar("T")
+__all__ = ["dataset_public", "holders_public", "item_public", "metadata", "proposal_public", "tally"]
 
 _BPS = 10_000
 
@@ -28,26 +24,25 @@ def metadata(row: DatasetRow) -> dict[str, Any]:
 
 
 def dataset_public(state: WebState, row: DatasetRow) -> DatasetPublic:
-    index = state.ws.index
     meta = metadata(row)
     return DatasetPublic(
         dataset_id=row.dataset_id, name=row.name or f"dataset {row.dataset_id}", description=row.description,
         kind=row.kind, labels=[str(x) for x in meta.get("labels", [])], license=str(meta.get("license", "")),
         creator=row.creator, items=row.item_count, entries=row.entry_count,
-        shareholders=sum(1 for h in index.holders(row.dataset_id) if h.balance > 0),
+        shareholders=row.holder_count,
         total_shares=row.total_supply, revenue_total_wei=row.revenue_total,
         revenue_withdrawn_wei=row.revenue_withdrawn,
-        open_proposals=len(index.proposals(dataset_id=row.dataset_id, status="open")),
+        open_proposals=row.open_count,
         quorum_bps=row.quorum_bps, approval_bps=row.approval_bps, voting_period_s=row.voting_period,
         proposal_bond_wei=row.proposal_bond, evaluation_required=row.evaluation_required,
         evaluator=row.evaluator, metadata_cid=row.metadata_cid,
     )
 
 
-def holders_public(state: WebState, dataset_id: int) -> list[HolderPublic]:
-    supply = state.ws.index.dataset(dataset_id).total_supply
+def holders_public(dataset: DatasetRow, rows: Iterable[HolderRow]) -> list[HolderPublic]:
+    supply = dataset.total_supply
     return [HolderPublic(address=h.holder, shares=h.balance, fraction=h.balance / supply if supply else 0.0,
-                         withdrawn_wei=h.withdrawn) for h in state.ws.index.holders(dataset_id)]
+                         withdrawn_wei=h.withdrawn) for h in rows]
 
 
 def tally(state: WebState, p: ProposalRow, d: DatasetRow) -> TallyPublic:
@@ -83,7 +78,8 @@ def proposal_public(state: WebState, p: ProposalRow, d: DatasetRow | None = None
         proposal_id=p.proposal_id, dataset_id=p.dataset_id, contributor=p.contributor, items=p.item_count,
         status=p.status, bond_wei=p.bond, deadline=p.deadline, manifest_cid=p.manifest_cid, root=p.root,
         evaluated=p.evaluated, report_cid=p.report_cid, shares_minted=p.shares_minted,
-        duplicates=p.duplicate_count, manifest_matches=p.manifest_matches, tally=tally(state, p, d),
+        duplicates=p.duplicate_count, manifest_matches=p.manifest_matches, entry_index=p.entry_index,
+        tally=tally(state, p, d),
     )
 
 
@@ -95,10 +91,3 @@ def item_public(row: ItemRow) -> ItemPublic:
     filename = str(meta.get("filename", "")) if isinstance(meta, dict) else ""
     return ItemPublic(cid=row.cid, label=row.label, proposal_id=row.proposal_id, position=row.position,
                       accepted=row.accepted, duplicate_of=row.duplicate_of, filename=filename)
-
-
-def page_of(rows: Sequence[T], page: int, per_page: int) -> tuple[list[T], int, int]:
-    """Rows of page ``page`` (from 1; clamped to the last), that page number, and how many pages there are."""
-    pages = max(1, -(-len(rows) // per_page))
-    page = min(max(page, 1), pages)
-    return list(rows[(page - 1) * per_page: page * per_page]), page, pages

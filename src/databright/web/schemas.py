@@ -133,6 +133,7 @@ class ProposalPublic(BaseModel):
     manifest_matches: bool | None = Field(
         default=None, description="whether the manifest matches the root and item count committed on-chain"
     )
+    entry_index: int | None = Field(default=None, description="its registry entry (from 0), once accepted")
     tally: TallyPublic
 
 

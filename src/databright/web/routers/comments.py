@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from eth_account.messages import encode_defunct
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from databright.errors import DataBrightError, InputError
 from databright.index import CommentRow
 from databright.web._auth import check_signed_now, comment_date, comment_message, recover
 from databright.web._pages import back, render
+from databright.web._paging import PAGE_HEADERS, Cursor, Limit, set_page_headers
 from databright.web._state import WebState
 from databright.web.deps import CsrfChecked, CurrentUser, ProposalId, SessionDep, StateDep, User
 from databright.web.schemas import CommentCreate, CommentPublic
@@ -63,10 +64,14 @@ def add_comment(state: WebState, session: SessionDep, user: User, proposal_id: i
     return _public(state, row)
 
 
-@router.get("/api/v1/proposals/{proposal_id}/comments", response_model=list[CommentPublic])
-def list_comments(proposal_id: ProposalId, state: StateDep) -> list[CommentPublic]:
+@router.get("/api/v1/proposals/{proposal_id}/comments", response_model=list[CommentPublic], responses=PAGE_HEADERS)
+def list_comments(proposal_id: ProposalId, state: StateDep, request: Request, response: Response,
+                  cursor: Cursor = None, limit: Limit = 100) -> list[CommentPublic]:
+    """The thread, oldest first, one page at a time."""
     state.ws.index.proposal(proposal_id)
-    return [_public(state, c) for c in state.ws.index.comments(proposal_id)]
+    page = state.ws.index.comments_page(proposal_id, cursor=cursor, limit=limit)
+    set_page_headers(request, response, page)
+    return [_public(state, c) for c in page.rows]
 
 
 @router.post("/api/v1/proposals/{proposal_id}/comments", response_model=CommentPublic, status_code=201)
@@ -78,7 +83,8 @@ def post_comment(proposal_id: ProposalId, body: CommentCreate, state: StateDep, 
 @router.get("/proposals/{proposal_id}/comments", response_class=HTMLResponse, include_in_schema=False)
 def comments_fragment(request: Request, proposal_id: ProposalId, state: StateDep) -> HTMLResponse:
     """The thread, polled by the proposal page."""
-    return render(request, "_comments.html", comments=list_comments(proposal_id, state))
+    state.ws.index.proposal(proposal_id)
+    return render(request, "_comments.html", comments=[_public(state, c) for c in state.ws.index.comments(proposal_id)])
 
 
 @router.post("/proposals/{proposal_id}/comments", include_in_schema=False)

@@ -21,6 +21,7 @@ from databright.web._pages import back, plural, render
 from databright.web._details import read_fields, required_fields, save_details, sign_details, verify_details
 from databright.web._uploads import check_funds, staged_batch
 from databright.web._state import WebState
+from databright.web._paging import PAGE_HEADERS, Cursor, Limit, pager, set_page_headers
 from databright.web._views import dataset_public, holders_public, item_public, metadata, proposal_public
 from databright.web._wallet import prepare
 from databright.web._texts import item_texts
@@ -39,12 +40,9 @@ from databright.web.schemas import (
 __all__ = ["router"]
 
 router = APIRouter(tags=["datasets"])
-PAGE = 48
-
-
-def _items(state: StateDep, dataset_id: int, offset: int, limit: int) -> tuple[list[ItemPublic], int]:
-    rows = state.ws.index.items(dataset_id, accepted=True)
-    return [item_public(r) for r in rows[offset: offset + limit]], len(rows)
+PAGE = 48  # items on a dataset page
+SIDE_PAGE = 20  # shareholders and entries on a dataset page
+_CHART_LABELS = 100  # bars: ImageNet's thousand classes would be unreadable anyway
 
 
 # -- API ------------------------------------------------------------------------
@@ -60,16 +58,24 @@ def get_dataset(dataset_id: DatasetId, state: StateDep) -> DatasetPublic:
     return dataset_public(state, state.ws.index.dataset(dataset_id))
 
 
-@router.get("/api/v1/datasets/{dataset_id}/shareholders", response_model=list[HolderPublic])
-def get_shareholders(dataset_id: DatasetId, state: StateDep) -> list[HolderPublic]:
-    return holders_public(state, dataset_id)
+@router.get("/api/v1/datasets/{dataset_id}/shareholders", response_model=list[HolderPublic], responses=PAGE_HEADERS)
+def get_shareholders(dataset_id: DatasetId, state: StateDep, request: Request, response: Response,
+                     cursor: Cursor = None, limit: Limit = 100) -> list[HolderPublic]:
+    """Shareholders, largest first, one page at a time."""
+    dataset = state.ws.index.dataset(dataset_id)
+    page = state.ws.index.holders_page(dataset_id, cursor=cursor, limit=limit)
+    set_page_headers(request, response, page)
+    return holders_public(dataset, page.rows)
 
 
-@router.get("/api/v1/datasets/{dataset_id}/items", response_model=list[ItemPublic])
-def get_items(dataset_id: DatasetId, state: StateDep, offset: Annotated[int, Query(ge=0)] = 0,
-              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ItemPublic]:
+@router.get("/api/v1/datasets/{dataset_id}/items", response_model=list[ItemPublic], responses=PAGE_HEADERS)
+def get_items(dataset_id: DatasetId, state: StateDep, request: Request, response: Response,
+              cursor: Cursor = None, limit: Limit = 100) -> list[ItemPublic]:
+    """Accepted items in entry order, one page at a time."""
     state.ws.index.dataset(dataset_id)
-    return _items(state, dataset_id, offset, limit)[0]
+    page = state.ws.index.items_page(dataset_id, cursor=cursor, limit=limit)
+    set_page_headers(request, response, page)
+    return [item_public(r) for r in page.rows]
 
 
 @router.get("/api/v1/datasets/{dataset_id}/parquet", response_class=Response,
@@ -105,29 +111,28 @@ def datasets_page(request: Request, state: StateDep) -> HTMLResponse:
 
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse, include_in_schema=False)
-def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep,
-                 page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> HTMLResponse:
+def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep, cursor: Cursor = None,
+                 holders: Cursor = None, entries: Cursor = None) -> HTMLResponse:
+    """What it costs does not depend on the dataset's size: pages of each list, counters for the totals."""
     index = state.ws.index
     row = index.dataset(dataset_id)
     d = dataset_public(state, row)
-    accepted = sorted(index.proposals(dataset_id=dataset_id, status="accepted"), key=lambda p: p.entry_index or 0)
-    growth, total = [(0, 0)], 0
-    for k, p in enumerate(accepted, 1):
-        total += p.item_count
-        growth.append((k, total))
-    items, count = _items(state, dataset_id, (page - 1) * PAGE, PAGE)
-    labels: dict[str, int] = {}
-    for item in index.items(dataset_id, accepted=True):
-        labels[item.label] = labels.get(item.label, 0) + 1
+    items = index.items_page(dataset_id, cursor=cursor, limit=PAGE)
+    holder_page = index.holders_page(dataset_id, cursor=holders, limit=SIDE_PAGE)
+    entry_page = index.entries_page(dataset_id, cursor=entries, limit=SIDE_PAGE)
     meta = metadata(row)
     schema = {k: v for k, v in meta.items() if k in ("kind", "labels", "license", "features")}
+    labels = sorted(index.label_counts(dataset_id), key=lambda kv: (len(kv[0]), kv[0]))
     return render(
-        request, "dataset.html", d=d, meta=meta, schema=schema, holders=holders_public(state, dataset_id),
-        entries=[proposal_public(state, p, row) for p in accepted],
-        open=[proposal_public(state, p, row) for p in index.proposals(dataset_id=dataset_id, status="open")],
-        growth_svg=step_chart(growth, "items after each accepted entry"),
-        labels_svg=bar_chart(sorted(labels.items(), key=lambda kv: (len(kv[0]), kv[0])), "items per label"),
-        items=items, page=page, pages=max(1, -(-count // PAGE)), texts=item_texts(state.ws.store, items, row.kind),
+        request, "dataset.html", d=d, meta=meta, schema=schema, holders=holders_public(row, holder_page.rows),
+        holders_pager=pager(request, holder_page, "holders", "#holders"),
+        entries=[proposal_public(state, p, row) for p in entry_page.rows],
+        entries_pager=pager(request, entry_page, "entries", "#entries"),
+        open=[proposal_public(state, p, row) for p in index.proposals_page(dataset_id, "open", limit=SIDE_PAGE).rows],
+        growth_svg=step_chart(index.growth(dataset_id), "items after each accepted entry"),
+        labels_svg=bar_chart(labels[:_CHART_LABELS], "items per label"),
+        items=[item_public(r) for r in items.rows], pager=pager(request, items, "cursor", "#items"),
+        texts=item_texts(state.ws.store, items.rows, row.kind),
         pending_wei=row.revenue_total - row.revenue_withdrawn,
     )
 

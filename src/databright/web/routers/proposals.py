@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 from eth_account.signers.local import LocalAccount
 from fastapi import APIRouter, Form, Query, Request
@@ -15,7 +14,8 @@ from databright.web._pages import back, render
 from databright.web._state import WebState
 from databright.index import ProposalRow
 from databright.web._details import load_details, required_fields
-from databright.web._views import item_public, metadata, page_of, proposal_public
+from databright.web._paging import PAGE_HEADERS, Cursor, Limit, pager, set_page_headers
+from databright.web._views import item_public, metadata, proposal_public
 from databright.web._wallet import prepare
 from databright.web._texts import item_texts
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, ProposalId, SignerDep, StateDep
@@ -80,23 +80,16 @@ def _votes(state: WebState, proposal_id: int) -> list[VotePublic]:
 # -- API ------------------------------------------------------------------------
 
 
-@router.get("/api/v1/proposals", response_model=list[ProposalPublic])
+@router.get("/api/v1/proposals", response_model=list[ProposalPublic], responses=PAGE_HEADERS)
 def list_proposals(request: Request, response: Response, state: StateDep,
                    dataset_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-                   status: Status | None = None,
-                   cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
-                       "return proposals with ids above this one (the last id of the previous page)"))] = None,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ProposalPublic]:
-    """Proposals by id, one page at a time; a ``Link: <…>; rel="next"`` header points to the next page."""
+                   status: Status | None = None, cursor: Cursor = None, limit: Limit = 100) -> list[ProposalPublic]:
+    """Proposals by id, one page at a time (the next page's cursor in ``X-Next-Cursor`` and ``Link``)."""
     if dataset_id is not None:
         state.ws.index.dataset(dataset_id)
-    rows = [p for p in state.ws.index.proposals(dataset_id=dataset_id, status=status)
-            if cursor is None or p.proposal_id > cursor]
-    page = rows[:limit]
-    if len(rows) > limit:
-        query = urlencode({**dict(request.query_params), "cursor": page[-1].proposal_id, "limit": limit})
-        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
-    return [proposal_public(state, p) for p in page]
+    page = state.ws.index.proposals_page(dataset_id, status, cursor=cursor, limit=limit)
+    set_page_headers(request, response, page)
+    return [proposal_public(state, p) for p in page.rows]
 
 
 @router.get("/api/v1/proposals/{proposal_id}", response_model=ProposalPublic)
@@ -104,18 +97,24 @@ def get_proposal(proposal_id: ProposalId, state: StateDep) -> ProposalPublic:
     return proposal_public(state, state.ws.index.proposal(proposal_id))
 
 
-@router.get("/api/v1/proposals/{proposal_id}/items", response_model=list[ItemPublic])
-def get_proposal_items(proposal_id: ProposalId, state: StateDep, offset: Annotated[int, Query(ge=0)] = 0,
-                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[ItemPublic]:
-    """A proposal's items in manifest order, accepted or not: everything its voters approve."""
+@router.get("/api/v1/proposals/{proposal_id}/items", response_model=list[ItemPublic], responses=PAGE_HEADERS)
+def get_proposal_items(proposal_id: ProposalId, state: StateDep, request: Request, response: Response,
+                       cursor: Cursor = None, limit: Limit = 100) -> list[ItemPublic]:
+    """A proposal's items in manifest order, accepted or not: everything its voters approve, page by page."""
     p = state.ws.index.proposal(proposal_id)
-    rows = state.ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
-    return [item_public(r) for r in rows[offset: offset + limit]]
+    page = state.ws.index.items_page(p.dataset_id, accepted=None, proposal_id=proposal_id, cursor=cursor,
+                                     limit=limit)
+    set_page_headers(request, response, page)
+    return [item_public(r) for r in page.rows]
 
 
-@router.get("/api/v1/proposals/{proposal_id}/votes", response_model=list[VotePublic])
-def get_votes(proposal_id: ProposalId, state: StateDep) -> list[VotePublic]:
-    return _votes(state, proposal_id)
+@router.get("/api/v1/proposals/{proposal_id}/votes", response_model=list[VotePublic], responses=PAGE_HEADERS)
+def get_votes(proposal_id: ProposalId, state: StateDep, request: Request, response: Response,
+              cursor: Cursor = None, limit: Limit = 100) -> list[VotePublic]:
+    state.ws.index.proposal(proposal_id)
+    page = state.ws.index.votes_page(proposal_id, cursor=cursor, limit=limit)
+    set_page_headers(request, response, page)
+    return [VotePublic(voter=v.voter, support=v.support, weight=v.weight, tx_hash=v.tx_hash) for v in page.rows]
 
 
 @router.post("/api/v1/proposals/{proposal_id}/votes", response_model=ProposalPublic, status_code=201)
@@ -153,23 +152,23 @@ def prepare_finalize(proposal_id: ProposalId, state: StateDep, user: CurrentUser
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
 def dashboard(request: Request, state: StateDep, user: OptionalUser,
-              status: Annotated[Status | Literal[""] | None, Query()] = None,
-              page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> HTMLResponse:
+              status: Annotated[Status | Literal[""] | None, Query()] = None, cursor: Cursor = None) -> HTMLResponse:
     index = state.ws.index
-    proposals = sorted(index.proposals(status=status or None), key=lambda p: -p.proposal_id)
+    page = index.proposals_page(status=status or None, cursor=cursor, limit=ROWS_PER_PAGE, newest_first=True)
     names = {d.dataset_id: d.name for d in index.datasets()}
     held = {h.dataset_id for h in index.holdings(user.address) if h.balance > 0} if user else set()
 
     def awaits(p: ProposalRow) -> bool:
-        return user is not None and p.status == "open" and p.dataset_id in held and not any(
+        return user is not None and p.dataset_id in held and not any(
             v.voter.lower() == user.address.lower() for v in index.votes(p.proposal_id))
 
-    awaiting = [p for p in proposals if awaits(p)]
+    # Open proposals only, newest first: what a voter can still act on, not the whole history.
+    awaiting = [] if status not in (None, "", "open") or cursor else [
+        p for p in index.proposals_page(status="open", limit=ROWS_PER_PAGE, newest_first=True).rows if awaits(p)]
     chosen = {p.proposal_id for p in awaiting}
-    others, page, pages = page_of([p for p in proposals if p.proposal_id not in chosen], page, ROWS_PER_PAGE)
     return render(request, "dashboard.html", awaiting=[proposal_public(state, p) for p in awaiting],
-                  others=[proposal_public(state, p) for p in others], names=names, status=status or "",
-                  page=page, pages=pages, pager_query=urlencode({"status": status}) + "&" if status else "")
+                  others=[proposal_public(state, p) for p in page.rows if p.proposal_id not in chosen], names=names,
+                  status=status or "", pager=pager(request, page), total=index.proposal_count(status=status or None))
 
 
 def _evaluation(state: WebState, report_cid: str | None) -> dict[str, Any] | None:
@@ -199,17 +198,17 @@ def _live(state: WebState, proposal_id: int) -> dict[str, Any]:
 
 @router.get("/proposals/{proposal_id}", response_class=HTMLResponse, include_in_schema=False)
 def proposal_page(request: Request, proposal_id: ProposalId, state: StateDep, user: OptionalUser,
-                  page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> HTMLResponse:
+                  cursor: Cursor = None) -> HTMLResponse:
     live = _live(state, proposal_id)
     p = live["p"]
-    items, page, pages = page_of(state.ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id),
-                                 page, ITEMS_PER_PAGE)
+    items = state.ws.index.items_page(p.dataset_id, accepted=None, proposal_id=proposal_id, cursor=cursor,
+                                      limit=ITEMS_PER_PAGE)
     evaluation = _evaluation(state, p.report_cid)
     voted = user is not None and any(v.voter.lower() == user.address.lower() for v in live["votes"])
     details = load_details(state.ws.home.root, state.chain_id, p.dataset_id, p.manifest_cid, p.contributor)
-    return render(request, "proposal.html", **live, items=items, item_total=p.items, page=page, pages=pages,
-                  pager_anchor="#items", evaluation=evaluation, voted=voted, kind=live["d"].kind, details=details,
-                  texts=item_texts(state.ws.store, items, live["d"].kind),
+    return render(request, "proposal.html", **live, items=[item_public(r) for r in items.rows], item_total=p.items,
+                  pager=pager(request, items, "cursor", "#items"), evaluation=evaluation, voted=voted,
+                  kind=live["d"].kind, details=details, texts=item_texts(state.ws.store, items.rows, live["d"].kind),
                   asked=required_fields(metadata(live["d"])))
 
 
