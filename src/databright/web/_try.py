@@ -183,7 +183,7 @@ def quote(state: WebState, user: str, model: ModelEntry, count: int, deposit: in
     cost = int(info["price"]) * count
     out: dict[str, Any] = {"model_id": model.model_id, "price_wei": int(info["price"]), "items": count,
                            "cost_wei": cost, "payments": bool(info["payments"]), "channel": None,
-                           "amount_wei": None, "typed_data": None, "open_tx": None}
+                           "amount_wei": None, "typed_data": None, "voucher_prefix": None, "open_tx": None}
     if not info["payments"] or cost == 0:
         return out
     usable = _usable(state, user, model, cost)
@@ -198,9 +198,12 @@ def quote(state: WebState, user: str, model: ModelEntry, count: int, deposit: in
             by_alias=True)
         return out
     channel, base = usable
-    domain = VoucherDomain(state.chain_id, state.ws.model_market.address)
-    out.update(channel=channel.channel_id, amount_wei=base + cost,
-               typed_data=domain.typed_data(channel.channel_id, base + cost))
+    typed = VoucherDomain(state.chain_id, state.ws.model_market.address).typed_data(channel.channel_id, base + cost)
+    # Wei amounts pass 2**53: as decimal strings (which eth_signTypedData_v4 takes for uint256),
+    # a page's JavaScript never rounds them.
+    typed["message"] = {key: str(value) for key, value in typed["message"].items()}
+    out.update(channel=channel.channel_id, amount_wei=base + cost, typed_data=typed,
+               voucher_prefix=f"{channel.channel_id}:{base + cost}")
     return out
 
 

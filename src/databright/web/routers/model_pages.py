@@ -16,7 +16,7 @@ from databright.errors import DataBrightError, InputError, NotFound
 from databright.web._model_book import ModelBook, ModelEntry
 from databright.web._pages import back, render
 from databright.web._state import WebState
-from databright.web._try import MAX_TRY_ITEMS, TryItems, pay_local, pay_wallet, quote, read_rows, spec_of
+from databright.web._try import MAX_TRY_ITEMS, TryItems, pay_local, pay_wallet, quote, read_rows, signed, spec_of
 from databright.web._views import page_of
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, SessionDep, SignerDep, StateDep, WebSession
 from databright.web.routers.models import registry
@@ -115,6 +115,7 @@ def model_page(request: Request, model_id: ModelId, state: StateDep, user: Optio
         spec = None  # the spec's blob is not in this home's store: the page still shows the registry
     return render(request, "model.html", m=model, dataset=_names(state).get(model.dataset_id, ""), spec=spec,
                   tried=tried if tried and tried.get("model_id") == model_id else None, channels=mine,
+                  spent={c.channel_id: signed(state, c) for c in mine},
                   max_items=MAX_TRY_ITEMS, header=",".join(spec.features) if spec and spec.input == "table" else "")
 
 
