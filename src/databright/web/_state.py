@@ -73,7 +73,7 @@ class WebState:
                 market = self.ws.model_market
             except ConfigError:
                 return None
-            self._book = ModelBook(market)
+            self._book = ModelBook(market, self.ws.market)
         return self._book
 
     def now(self) -> float:

@@ -71,7 +71,7 @@ def test_the_registry_lists_registered_models(client: TestClient) -> None:
 def test_the_registry_ranks_by_verified_score(ws: Workspace) -> None:
     from databright.web._model_book import ModelBook
 
-    book = ModelBook(ws.model_market)
+    book = ModelBook(ws.model_market, ws.market)
     book.refresh()
     ranked = book.ranked()
     scores = [(m.verified_score is None, -(m.verified_score or 0)) for m in ranked]
@@ -240,3 +240,21 @@ def test_the_account_page_shows_my_models(client: TestClient) -> None:
     sign_in(client, "dev1")
     page = client.get("/account").text
     assert 'data-testid="my-models"' in page and 'href="/models/1"' in page
+
+
+def test_redeemed_payments_show_as_revenue_by_source(client: TestClient, ws: Workspace) -> None:
+    mm, user, owner = ws.model_market, ws.signer("dev4"), ws.signer("dev1")
+    channel = mm.open_channel(user, 1, 100 * PRICE)
+    voucher = VoucherDomain(ws.ledger.chain_id, mm.address).sign(user, channel, 10 * PRICE)
+    before = client.get("/models/1").text
+    predictions = int(re.search(r'data-testid="predictions">([\d,]+)<', before).group(1).replace(",", ""))  # type: ignore[union-attr]
+    mm.redeem(owner, channel, voucher.amount, voucher.signature)
+    client.app.state.web.refresh()  # type: ignore[attr-defined]
+    page = client.get("/datasets/1").text
+    assert re.search(r'data-testid="revenue-training">0.1 ETH<', page)
+    assert re.search(r'data-testid="revenue-royalties">0.000001 ETH<', page)  # 10% of 10 predictions
+    assert 'data-testid="impact-1"><span class="muted">first' in page
+    model = client.get("/models/1").text
+    assert re.search(rf'data-testid="predictions">{predictions + 10}<', model)
+    assert re.search(r'data-testid="royalties">0.000001 ETH<', model)
+    assert re.search(r'data-testid="royalties-1">0.000001 ETH<', client.get("/models").text)

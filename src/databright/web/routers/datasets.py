@@ -127,7 +127,7 @@ def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep,
         growth_svg=step_chart(growth, "items after each accepted entry"),
         labels_svg=bar_chart(sorted(labels.items(), key=lambda kv: (len(kv[0]), kv[0])), "items per label"),
         items=items, page=page, pages=max(1, -(-count // PAGE)),
-        pending_wei=row.revenue_total - row.revenue_withdrawn,
+        pending_wei=row.revenue_total - row.revenue_withdrawn, book=state.model_book(),
     )
 
 
