@@ -68,14 +68,12 @@ def test_the_registry_lists_registered_models(client: TestClient) -> None:
     assert 'data-testid="model-1"' not in client.get("/models?dataset=9").text
 
 
-def test_the_registry_ranks_by_verified_score(ws: Workspace) -> None:
-    from databright.web._model_book import ModelBook
-
-    book = ModelBook(ws.model_market, ws.market)
-    book.refresh()
-    ranked = book.ranked()
-    scores = [(m.verified_score is None, -(m.verified_score or 0)) for m in ranked]
-    assert scores == sorted(scores) and ranked[0].verified_score is not None
+def test_the_registry_ranks_by_verified_score(client: TestClient) -> None:
+    page = client.get("/models").text
+    order = re.findall(r'<tr data-testid="model-(\d+)">', page)
+    assert order == ["1", "2"]
+    unverified = re.search(r'<tr data-testid="model-2">.*?</tr>', page, re.S)
+    assert unverified is not None and "not yet" in unverified.group(0) and "20%" in unverified.group(0)
 
 
 def test_a_model_page_shows_its_versions_and_scores(client: TestClient, ws: Workspace) -> None:
@@ -251,9 +249,9 @@ def test_redeemed_payments_show_as_revenue_by_source(client: TestClient, ws: Wor
     mm.redeem(owner, channel, voucher.amount, voucher.signature)
     client.app.state.web.refresh()  # type: ignore[attr-defined]
     page = client.get("/datasets/1").text
-    assert re.search(r'data-testid="revenue-training">0.1 ETH<', page)
+    assert re.search(r'data-testid="revenue-training">0.2 ETH<', page)  # two models registered
     assert re.search(r'data-testid="revenue-royalties">0.000001 ETH<', page)  # 10% of 10 predictions
-    assert 'data-testid="impact-1"><span class="muted">first' in page
+    assert 'data-testid="impact-1"><span class="muted">—' in page
     model = client.get("/models/1").text
     assert re.search(rf'data-testid="predictions">{predictions + 10}<', model)
     assert re.search(r'data-testid="royalties">0.000001 ETH<', model)

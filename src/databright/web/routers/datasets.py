@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from databright.errors import DataBrightError, InputError
 from databright import operations
 from databright.operations import Batch, propose_batch
+from databright.index import dataset_impact, revenue_by_source
 from databright.storage import digest_of_cid
 from databright.web._charts import bar_chart, step_chart
 from databright.web._pages import back, plural, render
@@ -127,7 +128,8 @@ def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep,
         growth_svg=step_chart(growth, "items after each accepted entry"),
         labels_svg=bar_chart(sorted(labels.items(), key=lambda kv: (len(kv[0]), kv[0])), "items per label"),
         items=items, page=page, pages=max(1, -(-count // PAGE)),
-        pending_wei=row.revenue_total - row.revenue_withdrawn, book=state.model_book(),
+        pending_wei=row.revenue_total - row.revenue_withdrawn, sources=revenue_by_source(index, dataset_id),
+        trained=dataset_impact(index, dataset_id),
     )
 
 
