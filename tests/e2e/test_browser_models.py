@@ -5,7 +5,7 @@ through a payment channel from the model page's "try it" form.
 The wallet user's provider is injected as in test_browser_wallet.py and also answers
 ``eth_signTypedData_v4``: it signs the voucher the page asks for, and the test checks it
 signed exactly the EIP-712 ``Voucher`` the contract verifies. Screenshots at laptop and
-phone width go to test-artifacts/screenshots (models, model, account).
+phone width go to test-artifacts/screenshots (models, model, account, compute).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from web3 import Web3
 from tests._servers import free_port, stop
 from tests.e2e.test_browser import ARGS, BIN, CHROMIUM, LAPTOP, PHONE, playwright_api, shoot, sign_in
 from tests.e2e.test_browser_wallet import TestWallet, api, wallet_page
+from tests.integration.web.compute_home import run_job
 from tests.integration.web.models_home import PRICE, build_home, query_rows
 
 pytestmark = [pytest.mark.slow,
@@ -60,7 +61,14 @@ def _rows_text(paths: dict[str, Path], count: int) -> str:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict[str, Path]]]:
+    from databright.workspace import Workspace
+
     home, paths = build_home(tmp_path_factory.mktemp("browser-models"))
+    ws = Workspace(home)
+    try:
+        run_job(ws)  # a compute job for the compute page's screenshots
+    finally:
+        ws.close()
     announce = home / "models" / "serve-31415-1.json"
     # The model's server starts the node; the dashboard finds both through the home.
     model = subprocess.Popen([str(BIN), "--home", str(home), "--account", "dev1", "model", "serve", "1", "--port", "0"],
@@ -112,10 +120,13 @@ def test_a_local_user_buys_predictions_from_the_model_page(served: tuple[str, Pa
             expect(page.get_by_test_id("channels")).to_contain_text("0.000997 ETH")
             page.goto(f"{base}/models")
             shoot(page, "models-laptop")
+            page.goto(f"{base}/compute")
+            expect(page.get_by_test_id("jobs")).to_contain_text("completed")
+            shoot(page, "compute-laptop")
             phone = browser.new_context(viewport=PHONE).new_page()
             sign_in(phone, base, "dev3")
             for name, path in (("models-phone", "/models"), ("model-phone", "/models/1"),
-                               ("account-models-phone", "/account")):
+                               ("account-models-phone", "/account"), ("compute-phone", "/compute")):
                 phone.goto(base + path)
                 shoot(phone, name)
             # A hostile page cannot make the signed-in user pay: its cross-site post carries neither the
