@@ -256,3 +256,23 @@ def test_redeemed_payments_show_as_revenue_by_source(client: TestClient, ws: Wor
     assert re.search(rf'data-testid="predictions">{predictions + 10}<', model)
     assert re.search(r'data-testid="royalties">0.000001 ETH<', model)
     assert re.search(r'data-testid="royalties-1">0.000001 ETH<', client.get("/models").text)
+
+
+def test_the_registry_is_paged(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from databright.web.routers import model_pages
+
+    monkeypatch.setattr(model_pages, "PER_PAGE", 1)
+    first, second = client.get("/models").text, client.get("/models?page=2").text
+    assert re.findall(r'<tr data-testid="model-(\d+)">', first) == ["1"] and 'href="?page=2"' in first
+    assert re.findall(r'<tr data-testid="model-(\d+)">', second) == ["2"] and "page 2 of 2" in second
+    assert client.get("/models?page=0").status_code == 422
+
+
+def test_a_wallet_session_cannot_use_the_server_signed_form(client: TestClient, ws: Workspace,
+                                                            model_home: tuple[Path, dict[str, Path]]) -> None:
+    wallet = Account.create()
+    headers = siwe(client, wallet)
+    reply = client.post("/models/1/try", data={"csrf_token": headers["X-CSRF-Token"], "deposit_eth": "0.001",
+                                               "rows": _rows_text(model_home[1], 1)})
+    assert reply.status_code == 403 and "holds no key" in reply.text
+    assert not list(ws.model_market.channels_of(wallet.address))
