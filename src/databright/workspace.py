@@ -194,6 +194,7 @@ class Workspace:
             int(contract["block"]),
             deploy_tx=str(contract.get("tx", "")),
             ledger=self.ledger,
+            model_market=self.deployment.contracts.get("ModelMarket", {}).get("address"),
         )
         return index
 
@@ -218,7 +219,8 @@ class Workspace:
 
     def sync(self) -> int:
         """Bring the index up to the chain head; returns the events applied."""
-        return self.index.sync(self.market, self.loaders())
+        deployed = "ModelMarket" in self.deployment.contracts
+        return self.index.sync(self.market, self.loaders(), models=self.model_market if deployed else None)
 
     def close(self) -> None:
         if "index" in self.__dict__:

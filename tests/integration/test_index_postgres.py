@@ -10,6 +10,7 @@ import pytest
 from databright.chain import DatasetParams
 from databright.index import Index, Loaders
 from databright.storage import LocalBlobStore, Manifest, ManifestItem, cid_from_digest, digest_of_cid
+from tests._model_history import deploy_model_market, model_history, model_snapshot
 from tests._servers import Postgres
 from tests.integration.conftest import Backend
 
@@ -39,6 +40,13 @@ def _history(b: Backend, store: LocalBlobStore) -> None:
     m.withdraw(b.accounts[0], dataset_id)
 
 
+def _loaders(store: LocalBlobStore) -> Loaders:
+    def manifest(cid: str) -> list[tuple[str, str, dict[str, object]]] | None:
+        return [(i.cid, i.label, dict(i.metadata)) for i in Manifest.from_bytes(store.get(cid))]
+
+    return Loaders(cid_from_digest, manifest, lambda cid: None)
+
+
 def _snapshot(index: Index) -> dict[str, object]:
     return {
         "datasets": [(d.dataset_id, d.total_supply, d.item_count, d.revenue_total, d.revenue_withdrawn)
@@ -54,11 +62,7 @@ def _snapshot(index: Index) -> dict[str, object]:
 def test_postgres_index_matches_sqlite(backend: Backend, postgres: Postgres, tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path / "blobs")
     _history(backend, store)
-
-    def manifest(cid: str) -> list[tuple[str, str, dict[str, object]]] | None:
-        return [(i.cid, i.label, dict(i.metadata)) for i in Manifest.from_bytes(store.get(cid))]
-
-    loaders = Loaders(cid_from_digest, manifest, lambda cid: None)
+    loaders = _loaders(store)
     snapshots = []
     for url in (f"sqlite:///{tmp_path / 'index.sqlite'}", postgres.url):
         index = Index(url)
@@ -70,3 +74,22 @@ def test_postgres_index_matches_sqlite(backend: Backend, postgres: Postgres, tmp
         index.close()
     assert snapshots[0] == snapshots[1]
     assert snapshots[0]["datasets"][0][1] == 2**70 + 80  # type: ignore[index]
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_postgres_mirrors_the_model_market_as_sqlite_does(backend: Backend, postgres: Postgres, tmp_path: Path,
+                                                          contract_cache: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    models = deploy_model_market(backend.ledger, backend.accounts[0], backend.market.address, contract_cache)
+    history = model_history(backend.market, models, backend.accounts, store, backend.advance)
+    loaders = _loaders(store)
+    snapshots = []
+    for url in (f"sqlite:///{tmp_path / 'index.sqlite'}", postgres.url):
+        index = Index(url)
+        index.bind(backend.ledger.chain_id, backend.market.address, 0, model_market=models.address)
+        index.sync(backend.market, loaders, to_block=8, models=models)
+        index.sync(backend.market, loaders, models=models)
+        snapshots.append(model_snapshot(index, history))
+        index.close()
+    assert snapshots[0] == snapshots[1]
+    assert snapshots[0]["revenue"]["royalty"] == 20 * 10**12  # type: ignore[index]

@@ -1,4 +1,4 @@
-"""The off-chain index: a SQL mirror of DataMarket events.
+"""The off-chain index: a SQL mirror of DataMarket and ModelMarket events.
 
 SQLite under the home directory by default; any SQLAlchemy URL (PostgreSQL in
 production) through ``DATABRIGHT_INDEX_URL``. The chain stays the source of
@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from databright.chain import DataMarket, Event, Ledger
+from databright.chain import DataMarket, Ledger
+from databright.chain.modelmarket import ModelMarket
 from databright.errors import IndexError_, InputError, NotFound
 from databright.index._models import (
     Base,
@@ -32,11 +33,32 @@ from databright.index._models import (
     VoteRow,
 )
 from databright.index._pages import MAX_LIMIT, CursorError, Page, keyset_page
-from databright.index._sync import ItemRecord, Loaders, apply_events, apply_metadata, attach_manifest
+from databright.index._model_queries import (
+    REVENUE_SOURCES,
+    ContributorImpact,
+    ModelImpact,
+    best_verified,
+    channels_of,
+    contributor_impact,
+    dataset_impact,
+    get_model,
+    list_models,
+    model_prices,
+    model_versions,
+    redemptions,
+    revenue_by_source,
+)
+from databright.index._model_rows import ChannelRow, ModelIncomeRow, ModelRow, ModelVersionRow, PriceRow, RedemptionRow
+from databright.index._model_sync import PAYMENT_SOURCES, PaymentSource, TaggedEvent, apply_all
+from databright.index._sync import ItemRecord, Loaders, apply_metadata, attach_manifest
 
 __all__ = [
     "MAX_LIMIT",
+    "PAYMENT_SOURCES",
+    "REVENUE_SOURCES",
+    "ChannelRow",
     "CommentRow",
+    "ContributorImpact",
     "CursorError",
     "DatasetRow",
     "HolderRow",
@@ -44,10 +66,27 @@ __all__ = [
     "ItemRecord",
     "ItemRow",
     "Loaders",
+    "ModelImpact",
+    "ModelIncomeRow",
+    "ModelRow",
+    "ModelVersionRow",
     "Page",
+    "PaymentSource",
+    "PriceRow",
     "ProposalRow",
+    "RedemptionRow",
     "RevenueRow",
     "VoteRow",
+    "best_verified",
+    "channels_of",
+    "contributor_impact",
+    "dataset_impact",
+    "get_model",
+    "list_models",
+    "model_prices",
+    "model_versions",
+    "redemptions",
+    "revenue_by_source",
 ]
 
 _T = TypeVar("_T")
@@ -173,17 +212,18 @@ class Index:
         self.engine.dispose()
 
     def bind(self, chain_id: int, contract: str, start_block: int, *, deploy_tx: str = "",
-             ledger: Ledger | None = None) -> None:
+             ledger: Ledger | None = None, model_market: str | None = None) -> None:
         """Tie this index to a deployment; refuse to mix two deployments.
 
         Chain id and address survive a chain reset and a deterministic redeploy,
         so the index also records the deployment transaction, the genesis block
         and the hash of the last block it applied. When one differs from the
         chain (``ledger``), the index is a stale cache: every table is cleared
-        and the next sync rebuilds it.
+        and the next sync rebuilds it. So it is when the ModelMarket mirrored
+        with it (``model_market``) changes.
         """
         genesis = "" if ledger is None else _block_hash(ledger, 0) or ""
-        deployment = (chain_id, contract, start_block, deploy_tx, genesis)
+        deployment = (chain_id, contract, start_block, deploy_tx, genesis, model_market)
         for attempt in range(2):
             try:
                 self._write("bind", lambda s: self._bind(s, deployment, ledger))
@@ -194,8 +234,9 @@ class Index:
                     raise
 
     @staticmethod
-    def _bind(session: Session, deployment: tuple[int, str, int, str, str], ledger: Ledger | None) -> None:
-        chain_id, contract, start_block, deploy_tx, genesis = deployment
+    def _bind(session: Session, deployment: tuple[int, str, int, str, str, str | None],
+              ledger: Ledger | None) -> None:
+        chain_id, contract, start_block, deploy_tx, genesis, model_market = deployment
         cursor = session.get(CursorRow, 1, with_for_update=True)
         if cursor is not None:
             if (cursor.chain_id, cursor.contract.lower()) != (chain_id, contract.lower()):
@@ -203,14 +244,15 @@ class Index:
                     f"the index mirrors {cursor.contract} on chain {cursor.chain_id}, "
                     f"not {contract} on chain {chain_id}; use another index URL"
                 )
-            same = (cursor.deploy_tx, cursor.genesis_hash, cursor.start_block) == (deploy_tx, genesis, start_block)
+            same = (cursor.deploy_tx, cursor.genesis_hash, cursor.start_block, (cursor.model_market or "").lower()) == (
+                deploy_tx, genesis, start_block, (model_market or "").lower())
             if same and (ledger is None or _on_chain(cursor, ledger)):
                 return
         _clear(session)
         session.add(
             CursorRow(
                 id=1, chain_id=chain_id, contract=contract, start_block=start_block, last_block=start_block - 1,
-                last_hash="", deploy_tx=deploy_tx, genesis_hash=genesis,
+                last_hash="", deploy_tx=deploy_tx, genesis_hash=genesis, model_market=model_market,
             )
         )
 
@@ -219,8 +261,12 @@ class Index:
             cursor = session.get(CursorRow, 1)
             return -1 if cursor is None else cursor.last_block
 
-    def sync(self, market: DataMarket, loaders: Loaders, to_block: int | None = None) -> int:
+    def sync(self, market: DataMarket, loaders: Loaders, to_block: int | None = None, *,
+             models: ModelMarket | None = None) -> int:
         """Apply every event up to ``to_block`` (default: latest); returns the count.
+
+        ``models`` is the ModelMarket bound with the index (``bind``'s
+        ``model_market``): its events are merged with DataMarket's in chain order.
 
         Also retries the manifests and dataset metadata that were unreachable
         when their events were applied.
@@ -242,10 +288,13 @@ class Index:
             if start > head:
                 break
             end = min(head, start + _BLOCK_RANGE - 1)
-            events = list(market.events(start, end))
+            events: list[TaggedEvent] = [(market.address, e) for e in market.events(start, end)]
+            if models is not None:
+                events += [(models.address, e) for e in models.events(start, end)]
+                events.sort(key=lambda tagged: (tagged[1].block_number, tagged[1].log_index))
             claim = (start - 1, cursor.last_hash, end, _block_hash(market.ledger, end) or "")
             try:
-                applied += self._write("sync", lambda s: self._apply_range(s, claim, events, loaders))
+                applied += self._write("sync", lambda s: self._apply_range(s, claim, events, loaders, market.address))
             except _Claimed:
                 continue
         self._retry_blobs(loaders)
@@ -288,7 +337,8 @@ class Index:
 
     @staticmethod
     def _apply_range(
-        session: Session, claim: tuple[int, str | None, int, str], events: list[Event], loaders: Loaders
+        session: Session, claim: tuple[int, str | None, int, str], events: list[TaggedEvent], loaders: Loaders,
+        data_market: str,
     ) -> int:
         last, last_hash, end, end_hash = claim
         # The claim is the transaction's first write: it takes the cursor's row
@@ -302,7 +352,7 @@ class Index:
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise _Claimed
-        return apply_events(session, events, loaders)
+        return apply_all(session, events, loaders, data_market)
 
     def _retry_blobs(self, loaders: Loaders) -> None:
         """Load the manifests and metadata that were missing at sync time."""

@@ -81,6 +81,9 @@ class CursorRow(Base):
     last_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     deploy_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
     genesis_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    # The ModelMarket mirrored with it: its payments decide the source of a
+    # dataset's revenue, so another (or a first) one means a rebuild.
+    model_market: Mapped[str | None] = mapped_column(String(42), nullable=True)
 
 
 class DatasetRow(Base):
@@ -238,6 +241,10 @@ class RevenueRow(Base):
     kind: Mapped[str] = mapped_column(String(12))
     block: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66))
+    # Where a deposit came from: training_fee, royalty, forfeited_bond or
+    # payment (anyone's direct deposit); source_id is the paying model.
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    source_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class CommentRow(Base):

@@ -29,7 +29,7 @@ from databright.index._models import (
 )
 from databright.storage import MerkleTree, digest_of_cid, item_leaf
 
-__all__ = ["ItemRecord", "Loaders", "apply_events", "apply_metadata", "attach_manifest"]
+__all__ = ["ItemRecord", "Loaders", "apply_events", "apply_metadata", "attach_manifest", "record_deposit"]
 
 ZERO = "0x" + "00" * 20
 
@@ -350,20 +350,27 @@ def _on_proposal_finalized(session: Session, e: Event, loaders: Loaders) -> None
         _flag_open_duplicates(session, proposal)
 
 
-def _on_revenue_deposited(session: Session, e: Event, loaders: Loaders) -> None:
+def record_deposit(session: Session, e: Event, source: str | None = None, source_id: int | None = None) -> RevenueRow:
+    """Apply a RevenueDeposited event; ``source`` when the paying contract's own event said why it paid."""
     a = e.args
     _dataset(session, a["dataset_id"]).revenue_total += a["amount"]
     kind = "bond" if a["kind"] == 1 else "payment"
-    session.add(
-        RevenueRow(
-            dataset_id=a["dataset_id"],
-            account=a["payer"],
-            amount=a["amount"],
-            kind=kind,
-            block=e.block_number,
-            tx_hash="0x" + e.tx_hash,
-        )
+    row = RevenueRow(
+        dataset_id=a["dataset_id"],
+        account=a["payer"],
+        amount=a["amount"],
+        kind=kind,
+        block=e.block_number,
+        tx_hash="0x" + e.tx_hash,
+        source=source or ("forfeited_bond" if kind == "bond" else "payment"),
+        source_id=source_id,
     )
+    session.add(row)
+    return row
+
+
+def _on_revenue_deposited(session: Session, e: Event, loaders: Loaders) -> None:
+    record_deposit(session, e)
 
 
 def _on_revenue_withdrawn(session: Session, e: Event, loaders: Loaders) -> None:

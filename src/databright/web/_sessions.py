@@ -117,12 +117,15 @@ class ServerSessionMiddleware:
         data = self.store.get(old) if old else None
         scope["session"] = data if data is not None else {}
         secure = scope.get("scheme") == "https"
+        # A cross-site request never carries the SameSite cookie on a POST: a session cookie
+        # set in its answer would replace the visitor's own and sign them out. It gets none.
+        cross_site = dict(scope.get("headers") or []).get(b"sec-fetch-site") == b"cross-site"
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 session: dict[str, Any] = scope["session"]
                 sid = session.get("sid")
-                if sid and (sid != old or data is None):
+                if sid and (sid != old or data is None) and not cross_site:
                     if old and old != sid:
                         self.store.drop(old)
                     self.store.put(str(sid), session)

@@ -15,9 +15,7 @@ from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
-from databright.errors import ConfigError
 from databright.web._limits import Limits, RateLimited, TokenBuckets
-from databright.web._model_book import ModelBook
 from databright.web._sessions import SessionStore
 from databright.workspace import Workspace
 
@@ -33,7 +31,6 @@ class WebState:
         # Prediction servers the operator named (``serve --model-server``); others are found
         # by the URL a ``model serve`` of this home announces. Never a URL a visitor gives.
         self.model_servers = dict(model_servers or {})
-        self._book: ModelBook | None = None
         self.lock = threading.RLock()
         # Keys unlocked by local sign-in live here only, keyed by session id; a session's end forgets its key.
         self._signers: dict[str, LocalAccount] = {}
@@ -53,28 +50,11 @@ class WebState:
     def refresh(self) -> int:
         """Sync the index with the chain and note the head's timestamp."""
         with self.lock:
-            applied = self._sync()
+            applied = self.ws.sync()
             ledger = self.ws.ledger
             block = ledger.call_rpc(lambda: ledger.w3.eth.get_block("latest"))
             self._head = (float(block["timestamp"]), time.time())
         return applied
-
-    def _sync(self) -> int:
-        applied = self.ws.sync()
-        book = self.model_book()
-        if book is not None:
-            book.refresh()
-        return applied
-
-    def model_book(self) -> ModelBook | None:
-        """The model market's book, or None while ModelMarket is not deployed on this chain."""
-        if self._book is None:
-            try:
-                market = self.ws.model_market
-            except ConfigError:
-                return None
-            self._book = ModelBook(market)
-        return self._book
 
     def now(self) -> float:
         stamp, seen = self._head
@@ -92,7 +72,7 @@ class WebState:
         """Run a transaction, then bring the index up to date, under the write lock."""
         with self.lock:
             result = action()
-            self._sync()
+            self.ws.sync()
             return result
 
     # -- rate limits -----------------------------------------------------------------

@@ -32,10 +32,11 @@ from eth_account.signers.local import LocalAccount
 
 from databright.chain.modelmarket import Channel
 from databright.errors import InputError, NotFound, PaymentError
+from databright.index import ChannelRow
 from databright.ml import ModelSpec
 from databright.models import PredictionClient, PredictionResult, SignedRecord, Voucher, VoucherDomain
 from databright.models import announced_url, signed_record_path
-from databright.web._model_book import ModelEntry
+from databright.web._model_views import ModelView, channels
 from databright.web._state import WebState
 from databright.web._wallet import prepare
 from databright.web.deps import Forbidden
@@ -64,7 +65,7 @@ class TryItems:
             raise InputError(f"at most {MAX_TRY_ITEMS} items at a time here, got {self.count}")
 
 
-def spec_of(state: WebState, model: ModelEntry) -> ModelSpec:
+def spec_of(state: WebState, model: ModelView) -> ModelSpec:
     """The latest version's spec, from the blob store (specs never change, so cached by CID)."""
     cid = model.latest.spec_cid
     if cid not in _SPECS:
@@ -108,7 +109,7 @@ def _record(state: WebState) -> SignedRecord:
     return SignedRecord(signed_record_path(state.ws.home.root, state.chain_id))
 
 
-def signed(state: WebState, channel: Channel) -> int:
+def signed(state: WebState, channel: Channel | ChannelRow) -> int:
     """What the channel's vouchers have signed away so far, as far as this home knows: spent money."""
     return max(channel.redeemed, _record(state).get(state.ws.model_market.address, channel.channel_id))
 
@@ -145,7 +146,7 @@ def _remaining(state: WebState, channel: int | None, signed: int) -> int | None:
     return None if channel is None else state.ws.model_market.channel(channel).deposit - signed
 
 
-def pay_local(state: WebState, signer: LocalAccount, model: ModelEntry, items: TryItems, deposit: int | None,
+def pay_local(state: WebState, signer: LocalAccount, model: ModelView, items: TryItems, deposit: int | None,
               http: httpx.Client) -> Paid:
     """Predict ``items`` paying with a local session's key; opens a channel with ``deposit`` if none can pay."""
     items.check()
@@ -158,12 +159,10 @@ def pay_local(state: WebState, signer: LocalAccount, model: ModelEntry, items: T
                 result.total, _remaining(state, result.channel, result.total))
 
 
-def _usable(state: WebState, user: str, model: ModelEntry, cost: int) -> tuple[Channel, int] | None:
+def _usable(state: WebState, user: str, model: ModelView, cost: int) -> tuple[Channel, int] | None:
     """The user's open channel to the model with the most left after ``cost``, and its next voucher's base."""
-    book = state.model_book()
-    assert book is not None
     best: tuple[Channel, int] | None = None
-    for entry in book.channels_of(user, model.model_id):
+    for entry in channels(state, user, model.model_id):
         if entry.state != "open":
             continue
         channel = state.ws.model_market.channel(entry.channel_id)  # the chain's word, not the book's
@@ -174,7 +173,7 @@ def _usable(state: WebState, user: str, model: ModelEntry, cost: int) -> tuple[C
     return best
 
 
-def quote(state: WebState, user: str, model: ModelEntry, count: int, deposit: int | None,
+def quote(state: WebState, user: str, model: ModelView, count: int, deposit: int | None,
           http: httpx.Client) -> dict[str, Any]:
     """What a wallet signs (or sends first) to pay for ``count`` items."""
     if not 1 <= count <= MAX_TRY_ITEMS:
@@ -183,7 +182,7 @@ def quote(state: WebState, user: str, model: ModelEntry, count: int, deposit: in
     cost = int(info["price"]) * count
     out: dict[str, Any] = {"model_id": model.model_id, "price_wei": int(info["price"]), "items": count,
                            "cost_wei": cost, "payments": bool(info["payments"]), "channel": None,
-                           "amount_wei": None, "typed_data": None, "open_tx": None}
+                           "amount_wei": None, "typed_data": None, "voucher_prefix": None, "open_tx": None}
     if not info["payments"] or cost == 0:
         return out
     usable = _usable(state, user, model, cost)
@@ -198,13 +197,16 @@ def quote(state: WebState, user: str, model: ModelEntry, count: int, deposit: in
             by_alias=True)
         return out
     channel, base = usable
-    domain = VoucherDomain(state.chain_id, state.ws.model_market.address)
-    out.update(channel=channel.channel_id, amount_wei=base + cost,
-               typed_data=domain.typed_data(channel.channel_id, base + cost))
+    typed = VoucherDomain(state.chain_id, state.ws.model_market.address).typed_data(channel.channel_id, base + cost)
+    # Wei amounts pass 2**53: as decimal strings (which eth_signTypedData_v4 takes for uint256),
+    # a page's JavaScript never rounds them.
+    typed["message"] = {key: str(value) for key, value in typed["message"].items()}
+    out.update(channel=channel.channel_id, amount_wei=base + cost, typed_data=typed,
+               voucher_prefix=f"{channel.channel_id}:{base + cost}")
     return out
 
 
-def pay_wallet(state: WebState, user: str, model: ModelEntry, items: TryItems, voucher_text: str,
+def pay_wallet(state: WebState, user: str, model: ModelView, items: TryItems, voucher_text: str,
                http: httpx.Client) -> Paid:
     """Forward ``items`` with a voucher the user's wallet signed, after checking it is theirs and pays the quote."""
     items.check()
@@ -239,7 +241,7 @@ def pay_wallet(state: WebState, user: str, model: ModelEntry, items: TryItems, v
     return _forward(state, client, model, items, voucher, cost, voucher.amount)
 
 
-def _forward(state: WebState, client: PredictionClient, model: ModelEntry, items: TryItems,
+def _forward(state: WebState, client: PredictionClient, model: ModelView, items: TryItems,
              voucher: Voucher | None, cost: int, signed: int) -> Paid:
     body = client.send(model.model_id, files=items.files, rows=items.rows,
                        voucher=voucher.to_header() if voucher else None)

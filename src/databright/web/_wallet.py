@@ -83,11 +83,11 @@ def confirm(state: WebState, sender: str, tx_hash: str, timeout: float = RECEIPT
     if str(tx["from"]).lower() != sender.lower():
         raise Forbidden("this transaction was not sent by the signed-in account")
     to = str(tx.get("to") or "").lower()
-    book = state.model_book()
+    models = state.ws.deployment.contracts.get("ModelMarket", {}).get("address")
     if to == market.address.lower():
         decoder = market.decode_receipt
-    elif book is not None and to == book.market.address.lower():
-        decoder = book.market.decode_receipt
+    elif models and to == str(models).lower():
+        decoder = state.ws.model_market.decode_receipt
     else:
         raise Forbidden("this transaction is not a call to the DataBright market")
     try:

@@ -37,7 +37,8 @@ from databright.web._sessions import ServerSessionMiddleware
 from databright.web._state import WebState
 from databright.web.deps import Forbidden, SignInRequired, UploadTooLarge
 from databright.web.routers import (
-    accounts, auth, blobs, channels, comments, dataset_new, datasets, model_pages, models, proposals, transactions,
+    accounts, auth, blobs, channels, comments, compute, dataset_new, datasets, model_pages, models, proposals,
+    transactions,
 )
 from databright.workspace import Workspace
 
@@ -119,8 +120,8 @@ def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: in
     app.add_middleware(SecurityMiddleware, allowed_hosts=list(allowed_hosts), max_body_bytes=max_upload_bytes)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     # dataset_new first: its /datasets/new must win over /datasets/{dataset_id}.
-    for module in (dataset_new, datasets, proposals, comments, models, model_pages, accounts, channels, auth,
-                   blobs, transactions):
+    for module in (dataset_new, datasets, proposals, comments, models, model_pages, accounts, channels, compute,
+                   auth, blobs, transactions):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app

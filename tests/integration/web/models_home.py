@@ -1,5 +1,6 @@
-"""A home with a digits table model for the model pages: dev1 trains and registers it, dev2 (the
-dataset's evaluator) verifies its score, and its prediction server runs in this process."""
+"""A home with digits table models for the model pages: dev1 trains and registers model 1, dev2 (the
+dataset's evaluator) verifies its score; dev3 registers model 2, unverified. Model 1's prediction
+server runs in this process."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def build_home(root: Path) -> tuple[Path, dict[str, Path]]:
     cli(home, "--account", "dev1", "train", "1", "--steps", STEPS, "--register", "--price", f"{PRICE}wei",
         "--royalty", "10%")
     cli(home, "--account", "dev2", "model", "verify", "1")
+    # A second model, never verified: it ranks below the verified one whatever it claims.
+    cli(home, "--account", "dev3", "train", "1", "--steps", "60", "--seed", "1", "--register", "--price",
+        f"{2 * PRICE}wei", "--royalty", "20%")
     return home, paths
 
 

@@ -68,14 +68,12 @@ def test_the_registry_lists_registered_models(client: TestClient) -> None:
     assert 'data-testid="model-1"' not in client.get("/models?dataset=9").text
 
 
-def test_the_registry_ranks_by_verified_score(ws: Workspace) -> None:
-    from databright.web._model_book import ModelBook
-
-    book = ModelBook(ws.model_market)
-    book.refresh()
-    ranked = book.ranked()
-    scores = [(m.verified_score is None, -(m.verified_score or 0)) for m in ranked]
-    assert scores == sorted(scores) and ranked[0].verified_score is not None
+def test_the_registry_ranks_by_verified_score(client: TestClient) -> None:
+    page = client.get("/models").text
+    order = re.findall(r'<tr data-testid="model-(\d+)">', page)
+    assert order == ["1", "2"]
+    unverified = re.search(r'<tr data-testid="model-2">.*?</tr>', page, re.S)
+    assert unverified is not None and "not yet" in unverified.group(0) and "20%" in unverified.group(0)
 
 
 def test_a_model_page_shows_its_versions_and_scores(client: TestClient, ws: Workspace) -> None:
@@ -240,3 +238,41 @@ def test_the_account_page_shows_my_models(client: TestClient) -> None:
     sign_in(client, "dev1")
     page = client.get("/account").text
     assert 'data-testid="my-models"' in page and 'href="/models/1"' in page
+
+
+def test_redeemed_payments_show_as_revenue_by_source(client: TestClient, ws: Workspace) -> None:
+    mm, user, owner = ws.model_market, ws.signer("dev4"), ws.signer("dev1")
+    channel = mm.open_channel(user, 1, 100 * PRICE)
+    voucher = VoucherDomain(ws.ledger.chain_id, mm.address).sign(user, channel, 10 * PRICE)
+    before = client.get("/models/1").text
+    predictions = int(re.search(r'data-testid="predictions">([\d,]+)<', before).group(1).replace(",", ""))  # type: ignore[union-attr]
+    mm.redeem(owner, channel, voucher.amount, voucher.signature)
+    client.app.state.web.refresh()  # type: ignore[attr-defined]
+    page = client.get("/datasets/1").text
+    assert re.search(r'data-testid="revenue-training">0.2 ETH<', page)  # two models registered
+    assert re.search(r'data-testid="revenue-royalties">0.000001 ETH<', page)  # 10% of 10 predictions
+    assert 'data-testid="impact-1"><span class="muted">—' in page
+    model = client.get("/models/1").text
+    assert re.search(rf'data-testid="predictions">{predictions + 10}<', model)
+    assert re.search(r'data-testid="royalties">0.000001 ETH<', model)
+    assert re.search(r'data-testid="royalties-1">0.000001 ETH<', client.get("/models").text)
+
+
+def test_the_registry_is_paged(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from databright.web.routers import model_pages
+
+    monkeypatch.setattr(model_pages, "PER_PAGE", 1)
+    first, second = client.get("/models").text, client.get("/models?page=2").text
+    assert re.findall(r'<tr data-testid="model-(\d+)">', first) == ["1"] and 'href="?page=2"' in first
+    assert re.findall(r'<tr data-testid="model-(\d+)">', second) == ["2"] and "page 2 of 2" in second
+    assert client.get("/models?page=0").status_code == 422
+
+
+def test_a_wallet_session_cannot_use_the_server_signed_form(client: TestClient, ws: Workspace,
+                                                            model_home: tuple[Path, dict[str, Path]]) -> None:
+    wallet = Account.create()
+    headers = siwe(client, wallet)
+    reply = client.post("/models/1/try", data={"csrf_token": headers["X-CSRF-Token"], "deposit_eth": "0.001",
+                                               "rows": _rows_text(model_home[1], 1)})
+    assert reply.status_code == 403 and "holds no key" in reply.text
+    assert not list(ws.model_market.channels_of(wallet.address))

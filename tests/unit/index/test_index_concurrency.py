@@ -22,6 +22,7 @@ class Recorded:
     def __init__(self, market: DataMarket, pause: threading.Event | None = None,
                  paused: threading.Event | None = None) -> None:
         self.ledger = market.ledger
+        self.address = market.address
         self.head = market.ledger.block_number()
         self._events = list(market.events(0, self.head))
         self._pause, self._paused = pause, paused

@@ -13,6 +13,7 @@ from databright.errors import DataBrightError, InputError
 from databright.web._pages import back, eth, render
 from databright.web._state import WebState
 from databright.web._views import proposal_public
+from databright.web._model_views import channels, ranked
 from databright.web._try import signed
 from databright.web._wallet import prepare
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, SignerDep, StateDep
@@ -121,11 +122,10 @@ def account_page(request: Request, state: StateDep, user: OptionalUser) -> Respo
     if user is None:
         return back(request, "/signin?next=/account", "Sign in to see your account.", "info")
     names = {d.dataset_id: d.name for d in state.ws.index.datasets()}
-    book = state.model_book()
-    channels = book.channels_of(user.address) if book else []
+    mine = channels(state, user.address)
     return render(request, "account.html", account=account(state, user.address), names=names, now=state.now(),
-                  channels=channels, spent={c.channel_id: signed(state, c) for c in channels},
-                  my_models=book.models_of(user.address) if book else [])
+                  channels=mine, spent={c.channel_id: signed(state, c) for c in mine},
+                  my_models=ranked(state, owner=user.address))
 
 
 @router.post("/account/withdraw", include_in_schema=False)

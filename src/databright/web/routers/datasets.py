@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from databright.errors import DataBrightError, InputError
 from databright import operations
 from databright.operations import Batch, propose_batch
+from databright.index import dataset_impact, revenue_by_source
 from databright.storage import digest_of_cid
 from databright.web._charts import bar_chart, step_chart
 from databright.web._pages import back, plural, render
@@ -133,7 +134,8 @@ def dataset_page(request: Request, dataset_id: DatasetId, state: StateDep, curso
         labels_svg=bar_chart(labels[:_CHART_LABELS], "items per label"),
         items=[item_public(r) for r in items.rows], pager=pager(request, items, "cursor", "#items"),
         texts=item_texts(state.ws.store, items.rows, row.kind),
-        pending_wei=row.revenue_total - row.revenue_withdrawn,
+        pending_wei=row.revenue_total - row.revenue_withdrawn, sources=revenue_by_source(index, dataset_id),
+        trained=dataset_impact(index, dataset_id),
     )
 
 

@@ -13,10 +13,10 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from databright.errors import DataBrightError, InputError, NotFound
-from databright.web._model_book import ModelBook, ModelEntry
+from databright.web._model_views import ModelView, channels, model_view, models_deployed, ranked
 from databright.web._pages import back, render
 from databright.web._state import WebState
-from databright.web._try import MAX_TRY_ITEMS, TryItems, pay_local, pay_wallet, quote, read_rows, spec_of
+from databright.web._try import MAX_TRY_ITEMS, TryItems, pay_local, pay_wallet, quote, read_rows, signed, spec_of
 from databright.web._views import page_of
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, SessionDep, SignerDep, StateDep, WebSession
 from databright.web.routers.models import registry
@@ -40,18 +40,10 @@ def _http(state: WebState) -> httpx.Client:
     return _HTTP.setdefault(id(state), httpx.Client(timeout=60.0))
 
 
-def _book(state: WebState) -> ModelBook:
-    book = state.model_book()
-    if book is None:
-        raise NotFound("model", 0)
-    return book
-
-
-def _model(state: WebState, model_id: int) -> ModelEntry:
-    book = _book(state)
-    model = book.model(model_id)
-    if model is None or not model.versions:
-        raise NotFound("model", model_id, sorted(book.models))
+def _model(state: WebState, model_id: int) -> ModelView:
+    model = model_view(state, model_id)
+    if not model.versions:
+        raise NotFound("model", model_id)
     return model
 
 
@@ -72,7 +64,7 @@ def _deposit(text: str) -> int | None:
     return int(value * 10**18)
 
 
-async def _items(request: Request, state: WebState, model: ModelEntry) -> TryItems:
+async def _items(request: Request, state: WebState, model: ModelView) -> TryItems:
     form = await request.form(max_files=MAX_TRY_ITEMS + 1)
     spec = spec_of(state, model)
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
@@ -93,12 +85,11 @@ def _keep(session: WebSession, model_id: int, result: dict[str, Any]) -> None:
 def models_page(request: Request, state: StateDep,
                 dataset: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
                 page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> HTMLResponse:
-    book = state.model_book()
-    ranked = book.ranked(dataset) if book else []
-    rows, page, pages = page_of(ranked, page, PER_PAGE)
+    deployed = models_deployed(state)
+    rows, page, pages = page_of(ranked(state, dataset_id=dataset) if deployed else [], page, PER_PAGE)
     start = (page - 1) * PER_PAGE
     return render(request, "models.html", models=rows, start=start, names=_names(state), page=page, pages=pages,
-                  deployed=book is not None, dataset=dataset, references=registry(state),
+                  deployed=deployed, dataset=dataset, references=registry(state),
                   pager_query=f"dataset={dataset}&" if dataset else "")
 
 
@@ -107,14 +98,14 @@ def model_page(request: Request, model_id: ModelId, state: StateDep, user: Optio
                session: SessionDep) -> HTMLResponse:
     model = _model(state, model_id)
     tried = session.data.pop("tried", None)
-    book = _book(state)
-    mine = book.channels_of(user.address, model_id) if user else []
+    mine = channels(state, user.address, model_id) if user else []
     try:
         spec: Any = spec_of(state, model)
     except DataBrightError:
         spec = None  # the spec's blob is not in this home's store: the page still shows the registry
     return render(request, "model.html", m=model, dataset=_names(state).get(model.dataset_id, ""), spec=spec,
                   tried=tried if tried and tried.get("model_id") == model_id else None, channels=mine,
+                  spent={c.channel_id: signed(state, c) for c in mine},
                   max_items=MAX_TRY_ITEMS, header=",".join(spec.features) if spec and spec.input == "table" else "")
 
 

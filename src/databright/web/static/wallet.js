@@ -1,6 +1,7 @@
 // Browser wallets (EIP-1193): Sign-In with Ethereum, signed comments, and the transactions a
 // wallet session sends itself (votes, finalizations, withdrawals, proposals from uploaded files):
-// the server prepares each one, the wallet sends it, the server confirms it by hash.
+// the server prepares each one, the wallet sends it, the server confirms it by hash. A model's
+// "try it" pays with a voucher the wallet signs (eth_signTypedData_v4) for the server's quote.
 (function () {
   const FLASH = "databright-flash";
   const csrf = () => document.body.dataset.csrf;
@@ -127,10 +128,59 @@
     }
   }
 
+  // "0.01" ETH as a decimal string of wei, exactly (wei amounts pass Number's 2**53).
+  function weiOf(text) {
+    const value = text.trim();
+    if (!value) return null;
+    if (!/^\d*(\.\d{0,18})?$/.test(value) || value === ".") throw new Error(`The deposit ${value} is not an amount of ETH.`);
+    const [whole, fraction = ""] = value.split(".");
+    return (BigInt(whole || "0") * 10n ** 18n + BigInt(fraction.padEnd(18, "0"))).toString();
+  }
+
+  async function tryModel(form) {
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      const [session, chain] = await Promise.all([get("/api/v1/session"), get("/api/v1/chain")]);
+      await ready(session.address, chain);
+      const items = form.dataset.input === "image" ? form.files.files.length
+        : form.rows.value.split("\n").filter((line) => line.trim()).length - 1;
+      const url = `/api/v1/models/${form.dataset.model}/try`;
+      show("Asking for a quote…", "info");
+      let quote = await post(`${url}/quote`, { items, deposit_wei: weiOf(form.deposit_eth.value) });
+      if (quote.open_tx) {
+        await sendAndConfirm(quote.open_tx, "the channel's deposit");
+        quote = await post(`${url}/quote`, { items });
+      }
+      const data = new FormData(form);
+      data.delete("csrf_token");
+      data.delete("deposit_eth");
+      if (quote.typed_data) {
+        show("Sign the payment voucher in your wallet…", "info");
+        const signature = await wallet().request({
+          method: "eth_signTypedData_v4", params: [session.address, JSON.stringify(quote.typed_data)],
+        });
+        data.set("voucher", `${quote.voucher_prefix}:${signature}`);
+      }
+      show("Predicting…", "info");
+      await fetch(url, { method: "POST", headers: { "X-CSRF-Token": csrf() }, body: data, credentials: "same-origin" })
+        .then(parse);
+      window.location.hash = "try";
+      window.location.reload();
+    } catch (e) {
+      show(reason(e), "error");
+      button.disabled = false;
+    }
+  }
+
   document.addEventListener("click", (e) => { if (e.target.id === "siwe") siwe(e.target); });
   document.addEventListener("submit", (e) => {
     const form = e.target;
     if (form.classList.contains("comment-form")) signComment(form, e);
+    else if (form.classList.contains("try-form") && form.dataset.wallet === "yes") {
+      e.preventDefault();
+      tryModel(form);
+    }
     else if (form.dataset.wallet === "yes" && e.submitter && e.submitter.dataset.tx) {
       e.preventDefault();
       sendTransaction(form, e.submitter);

@@ -1,0 +1,217 @@
+"""Feeding the index from ModelMarket events, and naming where a dataset's money comes from.
+
+``apply_all`` applies one block range of DataMarket and ModelMarket events
+merged in chain order. A deposit into a dataset (DataMarket's
+``RevenueDeposited``) names only its payer; when the payer is a contract whose
+own event in the same transaction announced that payment (ModelMarket's
+``ModelRegistered`` with its training fee, ``VoucherRedeemed`` with its
+royalty), the deposit is attributed to that event's source. A contract that
+pays datasets later (the compute market's training fees) adds its event to
+``PAYMENT_SOURCES``. Unannounced deposits stay ``payment``, and a rejected
+proposal's bond is ``forfeited_bond``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from databright.chain import Event
+from databright.index._model_rows import (
+    ChannelRow,
+    ModelIncomeRow,
+    ModelRow,
+    ModelVersionRow,
+    PriceRow,
+    RedemptionRow,
+)
+from databright.index._models import HolderRow
+from databright.index._sync import Loaders, apply_events, record_deposit
+
+__all__ = ["PAYMENT_SOURCES", "PaymentSource", "TaggedEvent", "apply_all"]
+
+# An event with the address of the contract that emitted it.
+TaggedEvent = tuple[str, Event]
+
+
+@dataclass(frozen=True)
+class PaymentSource:
+    """An event by which a contract announces the deposit it makes into a dataset in the same transaction."""
+
+    source: str  # what the dataset's revenue table calls it
+    amount: str  # the event argument holding the amount deposited
+    ref: str  # the event argument naming what paid (a model id)
+    by_model: bool  # whether ``ref`` is a ModelMarket model (its holders' income is credited per model)
+
+
+PAYMENT_SOURCES: dict[str, PaymentSource] = {
+    "ModelRegistered": PaymentSource("training_fee", "training_fee", "model_id", by_model=True),
+    "VoucherRedeemed": PaymentSource("royalty", "royalty", "model_id", by_model=True),
+}
+
+
+@dataclass(frozen=True)
+class _Announced:
+    payer: str
+    source: PaymentSource
+    amount: int
+    ref: int
+
+
+def _model(session: Session, model_id: int) -> ModelRow:
+    row = session.get(ModelRow, model_id)
+    assert row is not None, f"event for unindexed model {model_id}"
+    return row
+
+
+def _channel(session: Session, channel_id: int) -> ChannelRow:
+    row = session.get(ChannelRow, channel_id)
+    assert row is not None, f"event for unindexed channel {channel_id}"
+    return row
+
+
+def _on_registered(session: Session, e: Event, loaders: Loaders) -> None:
+    a = e.args
+    session.add(ModelRow(
+        model_id=a["model_id"], dataset_id=a["dataset_id"], owner=a["owner"], price=a["price"],
+        royalty_bps=a["royalty_bps"], training_fee=a["training_fee"], registered_block=e.block_number,
+        tx_hash="0x" + e.tx_hash, version_count=0, predictions=0, revenue=0, royalties=0,
+    ))
+    session.add(PriceRow(model_id=a["model_id"], price=a["price"], block=e.block_number, tx_hash="0x" + e.tx_hash))
+    session.flush()
+
+
+def _on_version(session: Session, e: Event, loaders: Loaders) -> None:
+    a = e.args
+    _model(session, a["model_id"]).version_count = a["version"]
+    session.add(ModelVersionRow(
+        model_id=a["model_id"], version=a["version"], spec_cid=loaders.cid_of_digest(a["spec_digest"]),
+        checkpoint_cid=loaders.cid_of_digest(a["checkpoint_digest"]),
+        report_cid=loaders.cid_of_digest(a["report_digest"]), claimed_score=a["claimed_score"],
+        block=e.block_number, tx_hash="0x" + e.tx_hash,
+    ))
+
+
+def _on_price(session: Session, e: Event, loaders: Loaders) -> None:
+    a = e.args
+    _model(session, a["model_id"]).price = a["price"]
+    session.add(PriceRow(model_id=a["model_id"], price=a["price"], block=e.block_number, tx_hash="0x" + e.tx_hash))
+
+
+def _on_verified(session: Session, e: Event, loaders: Loaders) -> None:
+    a = e.args
+    row = session.get(ModelVersionRow, (a["model_id"], a["version"]))
+    assert row is not None, f"score for unindexed version {a['model_id']}/{a['version']}"
+    row.verified_score = a["score"]
+    row.verification_cid = loaders.cid_of_digest(a["report_digest"])
+    row.verifier = a["evaluator"]
+    row.verified_block = e.block_number
+
+
+def _on_opened(session: Session, e: Event, loaders: Loaders) -> None:
+    a = e.args
+    session.add(ChannelRow(channel_id=a["channel_id"], model_id=a["model_id"], user=a["user"], deposit=a["deposit"],
+                           redeemed=0, state="open", closes_at=0, refund=0, opened_block=e.block_number))
+
+
+def _on_topped_up(session: Session, e: Event, loaders: Loaders) -> None:
+    _channel(session, e.args["channel_id"]).deposit = e.args["deposit"]
+
+
+def _on_redeemed(session: Session, e: Event, loaders: Loaders) -> None:
+    a = e.args
+    channel = _channel(session, a["channel_id"])
+    channel.redeemed = a["amount"]
+    model = _model(session, a["model_id"])
+    # Vouchers are priced off-chain; the price in effect now is the best the
+    # chain tells of the price they were signed at (it differs only for
+    # vouchers signed before a price change and redeemed after it).
+    predictions = a["paid"] // model.price if model.price else 0
+    model.predictions += predictions
+    model.revenue += a["paid"]
+    model.royalties += a["royalty"]
+    session.add(RedemptionRow(
+        channel_id=a["channel_id"], model_id=a["model_id"], dataset_id=model.dataset_id, amount=a["amount"],
+        paid=a["paid"], royalty=a["royalty"], price=model.price, predictions=predictions, block=e.block_number,
+        tx_hash="0x" + e.tx_hash,
+    ))
+
+
+def _on_closing(session: Session, e: Event, loaders: Loaders) -> None:
+    channel = _channel(session, e.args["channel_id"])
+    channel.state, channel.closes_at = "closing", e.args["closes_at"]
+
+
+def _on_settled(session: Session, e: Event, loaders: Loaders) -> None:
+    channel = _channel(session, e.args["channel_id"])
+    channel.state, channel.refund = "settled", e.args["refund"]
+
+
+_HANDLERS: dict[str, Callable[[Session, Event, Loaders], None]] = {
+    "ModelRegistered": _on_registered,
+    "VersionPublished": _on_version,
+    "PriceChanged": _on_price,
+    "ScoreVerified": _on_verified,
+    "ChannelOpened": _on_opened,
+    "ChannelToppedUp": _on_topped_up,
+    "VoucherRedeemed": _on_redeemed,
+    "ChannelClosing": _on_closing,
+    "ChannelSettled": _on_settled,
+}
+
+
+def _credit_holders(session: Session, dataset_id: int, model_id: int, amount: int, source: str) -> None:
+    """Credit each holder of the dataset with their pro rata part of a model's payment.
+
+    ``amount × balance // supply``: the contract's revenue-per-share carries
+    the remainders forward, so a holder's credit here may be below what the
+    contract pays them by less than one wei per payment.
+    """
+    holders = list(session.scalars(select(HolderRow).where(HolderRow.dataset_id == dataset_id,
+                                                           HolderRow.balance > 0)))
+    supply = sum(h.balance for h in holders)
+    if not supply:
+        return
+    for h in holders:
+        row = session.get(ModelIncomeRow, (dataset_id, h.holder, model_id))
+        if row is None:
+            row = ModelIncomeRow(dataset_id=dataset_id, holder=h.holder, model_id=model_id, training_fee=0,
+                                 royalties=0)
+            session.add(row)
+        part = amount * h.balance // supply
+        if source == "training_fee":
+            row.training_fee += part
+        else:
+            row.royalties += part
+
+
+def apply_all(session: Session, events: Sequence[TaggedEvent], loaders: Loaders, data_market: str) -> int:
+    """Apply DataMarket and ModelMarket events in chain order; returns how many were handled."""
+    announced: dict[str, _Announced] = {}  # per transaction: the last payment a contract announced
+    count = 0
+    for address, e in events:
+        if address.lower() != data_market.lower():
+            handler = _HANDLERS.get(e.name)
+            if handler is None:
+                continue
+            handler(session, e, loaders)
+            source = PAYMENT_SOURCES.get(e.name)
+            if source is not None:
+                announced[e.tx_hash] = _Announced(address.lower(), source, int(e.args[source.amount]),
+                                                  int(e.args[source.ref]))
+            count += 1
+            continue
+        note = announced.get(e.tx_hash) if e.name == "RevenueDeposited" else None
+        if note is not None and (note.payer, note.amount) == (e.args["payer"].lower(), e.args["amount"]):
+            del announced[e.tx_hash]
+            session.flush()  # the holders' balances as of this deposit
+            record_deposit(session, e, note.source.source, note.ref)
+            if note.source.by_model:
+                _credit_holders(session, e.args["dataset_id"], note.ref, note.amount, note.source.source)
+            count += 1
+            continue
+        count += apply_events(session, [e], loaders)
+    return count
