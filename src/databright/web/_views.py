@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 from databright.index import DatasetRow, HolderRow, ItemRow, ProposalRow
 from databright.web._state import WebState
 from databright.web.schemas import DatasetPublic, HolderPublic, ItemPublic, ProposalPublic, TallyPublic
 
-__all__ = ["dataset_public", "holders_public", "item_public", "metadata", "proposal_public", "tally"]
+__all__ = ["dataset_public", "holders_public", "item_public", "metadata", "page_of", "proposal_public", "tally"]
+
+T = TypeVar("T")
 
 _BPS = 10_000
 
@@ -91,3 +93,11 @@ def item_public(row: ItemRow) -> ItemPublic:
     filename = str(meta.get("filename", "")) if isinstance(meta, dict) else ""
     return ItemPublic(cid=row.cid, label=row.label, proposal_id=row.proposal_id, position=row.position,
                       accepted=row.accepted, duplicate_of=row.duplicate_of, filename=filename)
+
+
+def page_of(rows: Sequence[T], page: int, per_page: int) -> tuple[list[T], int, int]:
+    """Rows of page ``page`` (from 1; clamped to the last) of a short list held in memory, that page
+    number, and how many pages there are. Lists that grow with a dataset page in SQL instead."""
+    pages = max(1, -(-len(rows) // per_page))
+    page = min(max(page, 1), pages)
+    return list(rows[(page - 1) * per_page: page * per_page]), page, pages
