@@ -13,8 +13,8 @@ the same rows of an in-memory array hold, so training reads the same bits.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +56,6 @@ class DiskRows:
         self._row_bytes = 4 * int(np.prod(self.shape[1:], dtype=np.int64))
         if os.path.getsize(self.path) < self._offset + self._row_bytes * self.shape[0]:
             raise InputError(f"{self.path.name}: encodings file is truncated")
-        self._fd = os.open(self.path, os.O_RDONLY)
-        self._lock = threading.Lock()  # without pread the seek and read must not interleave
-
-    def __del__(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            os.close(fd)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -71,16 +64,25 @@ class DiskRows:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def _read_into(self, out: NDArray[np.float32], first: int) -> None:
+    @contextmanager
+    def _opened(self) -> Iterator[int]:
+        # Opened per read, not held: an evaluator keeps one per accepted
+        # proposal, and thousands of them must not use up the descriptors.
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _read_into(self, fd: int, out: NDArray[np.float32], first: int) -> None:
         view = out.reshape(-1).view(np.uint8).data
         position = self._offset + first * self._row_bytes
         while len(view):
             if hasattr(os, "preadv"):
-                done = os.preadv(self._fd, [view], position)
-            else:  # pragma: no cover - platforms without preadv
-                with self._lock:
-                    os.lseek(self._fd, position, os.SEEK_SET)
-                    done = os.readv(self._fd, [view])
+                done = os.preadv(fd, [view], position)
+            else:  # pragma: no cover - platforms without preadv (the descriptor is this call's own)
+                os.lseek(fd, position, os.SEEK_SET)
+                done = os.readv(fd, [view])
             if done <= 0:
                 raise InputError(f"{self.path.name}: encodings file ended early")
             view, position = view[done:], position + done
@@ -88,7 +90,8 @@ class DiskRows:
     def _slice(self, start: int, stop: int) -> NDArray[np.float32]:
         out = np.empty((max(0, stop - start), *self.shape[1:]), dtype=np.float32)
         if len(out):
-            self._read_into(out, start)
+            with self._opened() as fd:
+                self._read_into(fd, out, start)
         return out
 
     def take(self, index: NDArray[np.integer]) -> NDArray[np.float32]:
@@ -101,12 +104,15 @@ class DiskRows:
         # Runs of nearby rows are read in one call (the gaps read and dropped).
         gap = max(1, _COALESCE_BYTES // max(1, self._row_bytes))
         breaks = np.flatnonzero(np.diff(unique) > gap) + 1
-        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(unique)], strict=True):
-            first, last = int(unique[lo]), int(unique[hi - 1])
-            if hi - lo == last - first + 1:
-                self._read_into(picked[lo:hi], first)
-            else:
-                picked[lo:hi] = self._slice(first, last + 1)[unique[lo:hi] - first]
+        with self._opened() as fd:
+            for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(unique)], strict=True):
+                first, last = int(unique[lo]), int(unique[hi - 1])
+                if hi - lo == last - first + 1:
+                    self._read_into(fd, picked[lo:hi], first)
+                else:
+                    run = np.empty((last - first + 1, *self.shape[1:]), dtype=np.float32)
+                    self._read_into(fd, run, first)
+                    picked[lo:hi] = run[unique[lo:hi] - first]
         return picked[where.reshape(-1)]
 
     def __getitem__(self, key: Any) -> NDArray[np.float32]:

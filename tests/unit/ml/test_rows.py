@@ -75,3 +75,13 @@ def test_training_from_disk_is_the_same_bits_as_in_memory(tmp_path: Path) -> Non
     assert accuracy(spec, on_disk, validation, y[:400]) == accuracy(spec, in_memory, x[:400], y[:400])
     with pytest.raises(InputError, match="expected"):
         train(spec, None, Stack([x.reshape(900, -1)]), y, steps=1, seed=0)
+
+
+def test_disk_rows_hold_no_descriptor_between_reads(tmp_path: Path) -> None:
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    before = len(list(Path("/proc/self/fd").iterdir())) if Path("/proc/self/fd").is_dir() else None
+    many = [_saved(tmp_path / f"{i}.npy", x) for i in range(50)]  # an evaluator holds one per accepted proposal
+    for rows in many:
+        np.testing.assert_array_equal(rows.take(np.array([9, 1])), x[[9, 1]])
+    if before is not None:
+        assert len(list(Path("/proc/self/fd").iterdir())) <= before + 1
