@@ -166,3 +166,5 @@ def test_evaluator_values_pairs_by_signals_and_labelled_text_by_the_classifier(
     _ok(run, *h, "--account", "dev2", "evaluate", pid)
     shown = _ok(run, *h, "proposal", "show", pid)["evaluation"]  # type: ignore[index]
     assert len(shown["scores"]) == 5 and len(shown["signals"]["knn_values"]) == 2
+    trained = _ok(run, *h, "train", labelled)
+    assert trained["items"] == 4 and 0.0 <= trained["score"] <= 1.0  # type: ignore[index]
