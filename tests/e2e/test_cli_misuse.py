@@ -72,7 +72,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def proposal_count(home: Path) -> int:
-    return len(json.loads(ok(home, "proposal", "list", "--json").stdout))
+    return len(json.loads(ok(home, "proposal", "list", "--json").stdout)["proposals"])
 
 
 def balance(home: Path, account: str) -> int:

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -179,3 +180,25 @@ def parse_percent(text: str) -> int:
     if not 0 < value <= 100:
         raise InputError(f"percentage {text!r} must be above 0 and at most 100")
     return int(value * 100)
+
+
+LIMIT_HELP = "Rows per page (1-1000)."
+CURSOR_HELP = "Start at this page: a next_cursor or prev_cursor the same command printed."
+
+
+@contextmanager
+def cursor_usage() -> Iterator[None]:
+    """A cursor or limit the list cannot use is a usage error (exit 2), like any malformed option."""
+    from databright.index import CursorError
+
+    try:
+        yield
+    except CursorError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--cursor'") from None
+
+
+def check_page_limit(limit: int) -> int:
+    if not 1 <= limit <= 1000:
+        raise typer.BadParameter(f"must be between 1 and 1000, not {limit}", param_hint="'--limit'")
+    return limit
+

@@ -10,7 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from databright.cli._common import (
+    CURSOR_HELP,
+    LIMIT_HELP,
+    check_page_limit,
     console,
+    cursor_usage,
     emit,
     format_eth,
     parse_duration,
@@ -235,27 +239,28 @@ def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None
 @app.command("items")
 def items(
     dataset_id: Annotated[int, typer.Argument(help="Dataset id.")],
-    limit: Annotated[int, typer.Option(help="Rows to print (0 for all).")] = 50,
+    limit: Annotated[int, typer.Option(help=LIMIT_HELP, callback=check_page_limit)] = 50,
+    cursor: Annotated[str | None, typer.Option(help=CURSOR_HELP)] = None,
     pending: Annotated[bool, typer.Option(help="Show items of open proposals instead.")] = False,
 ) -> None:
-    """List a dataset's accepted items (CID, label, proposal)."""
+    """List a dataset's accepted items (CID, label, proposal), a page at a time."""
+    from databright.cli.proposal import _item_data
+
     with workspace() as ws:
         ws.sync()
-        ws.index.dataset(dataset_id)
-        rows = ws.index.items(dataset_id, accepted=not pending)
-    data = [
-        {"cid": r.cid, "label": r.label, "proposal_id": r.proposal_id, "position": r.position,
-         "metadata": json.loads(r.metadata_json), "duplicate_of": r.duplicate_of}
-        for r in rows
-    ]
-    shown = data if limit <= 0 else data[:limit]
+        row = ws.index.dataset(dataset_id)
+        with cursor_usage():
+            page = ws.index.items_page(dataset_id, accepted=not pending, cursor=cursor, limit=limit)
+    data = [_item_data(r) for r in page.rows]
+    total = None if pending else row.item_count
     emit(
-        data,
+        {"items": data, "total": total, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor},
         table(
-            f"Items of dataset {dataset_id} ({len(data)})",
+            f"Items of dataset {dataset_id}" + (f" ({len(data)} of {total})" if total is not None else ""),
             ["cid", "label", "proposal", "duplicate of"],
-            [(d["cid"], d["label"], d["proposal_id"], d["duplicate_of"]) for d in shown],
+            [(d["cid"], d["label"], d["proposal_id"], d["duplicate_of"]) for d in data],
         ),
+        *([f"more: --cursor {page.next_cursor}"] if page.next_cursor else []),
     )
 
 
@@ -265,12 +270,14 @@ def export(
     out: Annotated[Path, typer.Argument(help="Output folder (created).")],
     fmt: Annotated[str, typer.Option("--format", help="parquet, or for text datasets opennmt or jsonl.")] = "parquet",
 ) -> None:
-    """Write the accepted items as Parquet for pandas or Hugging Face (text: also OpenNMT files or JSONL)."""
+    """Write the accepted items as Parquet for pandas or Hugging Face, streamed a row group at a time
+    (text datasets: also OpenNMT files or JSONL)."""
     from databright.export import export_dataset
 
     with workspace() as ws:
         ws.sync()
-        result = export_dataset(ws, dataset_id, out, fmt)
+        with item_progress(f"exporting dataset {dataset_id}") as progress:
+            result = export_dataset(ws, dataset_id, out, fmt, progress=progress)
     written = result["parquet"] if "parquet" in result else ", ".join(result["files"])
     emit(result, f"Exported {result['items']} items to {safe(written)}")
     if not result["items"]:

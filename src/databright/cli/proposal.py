@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from databright.cli._common import console, emit, format_eth, safe, table, workspace
+from databright.cli._common import (
+    CURSOR_HELP,
+    LIMIT_HELP,
+    check_page_limit,
+    console,
+    cursor_usage,
+    emit,
+    format_eth,
+    safe,
+    table,
+    workspace,
+)
 from databright.cli._progress import FROM_HELP, item_progress
 from databright.cli._text import text_previews
 from databright.cli.evaluate import signal_rows
@@ -92,8 +103,10 @@ def _proposal_data(p: ProposalRow, now: float) -> dict[str, Any]:
 def list_(
     dataset: Annotated[int | None, typer.Option(help="Only this dataset.")] = None,
     status: Annotated[str | None, typer.Option(help="open, accepted or rejected.")] = None,
+    limit: Annotated[int, typer.Option(help=LIMIT_HELP, callback=check_page_limit)] = 100,
+    cursor: Annotated[str | None, typer.Option(help=CURSOR_HELP)] = None,
 ) -> None:
-    """List proposals with their tallies and outcomes."""
+    """List proposals with their tallies and outcomes, a page at a time (oldest first)."""
     from databright.operations import chain_time
 
     if status is not None and status not in {"open", "accepted", "rejected"}:
@@ -103,22 +116,35 @@ def list_(
         if dataset is not None:
             ws.index.dataset(dataset)
         now = float(chain_time(ws))
-        rows = [_proposal_data(p, now) for p in ws.index.proposals(dataset_id=dataset, status=status)]
+        with cursor_usage():
+            page = ws.index.proposals_page(dataset, status, cursor=cursor, limit=limit)
+        total = ws.index.proposal_count(dataset, status)
+        rows = [_proposal_data(p, now) for p in page.rows]
     emit(
-        rows,
+        {"proposals": rows, "total": total, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor},
         table(
-            "Proposals",
+            f"Proposals ({len(rows)} of {total})",
             ["id", "dataset", "contributor", "items", "yes", "no", "status", "shares", "dups"],
             [(r["proposal_id"], r["dataset_id"], r["contributor"][:10] + "…", r["items"], r["yes"], r["no"],
               r["status"] + (f" ({r['time_left']})" if r["time_left"] else ""), r["shares_minted"], r["duplicates"])
              for r in rows],
         ),
+        *([f"more: --cursor {page.next_cursor}"] if page.next_cursor else []),
     )
 
 
+def _item_data(i: Any) -> dict[str, Any]:
+    return {"cid": i.cid, "label": i.label, "proposal_id": i.proposal_id, "position": i.position,
+            "metadata": json.loads(i.metadata_json), "duplicate_of": i.duplicate_of}
+
+
 @app.command("show")
-def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> None:
-    """Show a proposal: tally against quorum and approval, votes, items and flags."""
+def show(
+    proposal_id: Annotated[int, typer.Argument(help="Proposal id.")],
+    limit: Annotated[int, typer.Option(help="Items to list " + LIMIT_HELP[4:], callback=check_page_limit)] = 20,
+    cursor: Annotated[str | None, typer.Option(help=CURSOR_HELP)] = None,
+) -> None:
+    """Show a proposal: tally against quorum and approval, votes, flags, and a page of its items."""
     from databright.operations import chain_time
 
     with workspace() as ws:
@@ -126,7 +152,16 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         p = ws.index.proposal(proposal_id)
         d = ws.index.dataset(p.dataset_id)
         votes = ws.index.votes(proposal_id)
-        items = ws.index.items(p.dataset_id, accepted=None, proposal_id=proposal_id)
+        with cursor_usage():
+            page = ws.index.items_page(p.dataset_id, accepted=None, proposal_id=proposal_id, cursor=cursor,
+                                       limit=limit)
+        # Label counts and duplicates over every item, read a page at a time: never the whole manifest.
+        labels: dict[str, int] = {}
+        duplicates = []
+        for i in ws.index.iter_items(p.dataset_id, accepted=None, proposal_id=proposal_id):
+            labels[i.label] = labels.get(i.label, 0) + 1
+            if i.duplicate_of is not None:
+                duplicates.append({"cid": i.cid, "position": i.position, "duplicate_of": i.duplicate_of})
         supply = ws.market.snapshot_supply(proposal_id)
         now = float(chain_time(ws))
         report = _report(ws, p.report_cid)
@@ -143,9 +178,11 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         "report_cid": p.report_cid,
         "eval_shares": p.eval_shares,
         "votes": [{"voter": v.voter, "support": v.support, "weight": v.weight} for v in votes],
-        "duplicate_items": [{"cid": i.cid, "position": i.position, "duplicate_of": i.duplicate_of}
-                            for i in items if i.duplicate_of is not None],
-        "labels": _label_counts(items),
+        "duplicate_items": duplicates,
+        "labels": dict(sorted(labels.items())),
+        "items": [_item_data(i) for i in page.rows],
+        "next_cursor": page.next_cursor,
+        "prev_cursor": page.prev_cursor,
         "manifest_matches": p.manifest_matches,
         "evaluation": None if report is None else {"report_cid": p.report_cid, **report["results"]},
         **({"text_preview": previews} if previews else {}),
@@ -165,6 +202,10 @@ def show(proposal_id: Annotated[int, typer.Argument(help="Proposal id.")]) -> No
         *([table(f"First {len(previews)} of {len(items)} items", ["#", "label", "text"],
                  [(r["position"], r["label"], r["text"]) for r in previews])] if previews else []),
         table("Votes", ["voter", "vote", "weight"], [(v.voter, "yes" if v.support else "no", v.weight) for v in votes]),
+        table(f"Items {page.rows[0].position + 1 if page.rows else 0}-{page.rows[-1].position + 1 if page.rows else 0}"
+              f" of {p.item_count}", ["position", "cid", "label", "duplicate of"],
+              [(i.position, i.cid, i.label, i.duplicate_of) for i in page.rows]),
+        *([f"more items: --cursor {page.next_cursor}"] if page.next_cursor else []),
         *(
             [table(f"Evaluation (report {p.report_cid})", ["signal", "value"], signal_rows(report))]
             if report is not None
@@ -182,13 +223,6 @@ def _report(ws: Any, report_cid: str | None) -> dict[str, Any] | None:
         return load_report(ws.store, report_cid)
     except DataBrightError:
         return None  # a seed's note, or a report kept in another store
-
-
-def _label_counts(items: list[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.label] = counts.get(item.label, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def vote(

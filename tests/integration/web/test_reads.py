@@ -51,8 +51,8 @@ def test_parquet_download(client: TestClient) -> None:
     reply = client.get("/api/v1/datasets/1/parquet")
     assert reply.status_code == 200 and "attachment" in reply.headers["content-disposition"]
     frame = pd.read_parquet(io.BytesIO(reply.content))
-    assert len(frame) == 4 and set(frame["label"]) == {"a", "b"}
-    assert frame["data"].iloc[0].startswith(b"\x89PNG")
+    assert len(frame) == 4 and set(frame["label_name"]) == {"a", "b"} and set(frame["label"]) == {0, 1}
+    assert frame["file"].iloc[0]["bytes"].startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("path", ["/api/v1/datasets/9", "/api/v1/proposals/99", "/api/v1/proposals/99/votes",

@@ -19,7 +19,7 @@ from tests.unit.cli.conftest import Run, as_json, tables
 def _proposal_count(run: Run, home: Path) -> int:
     code, out, _ = run("--home", home, "proposal", "list", "--json")
     assert code == 0
-    return len(as_json(out))  # type: ignore[arg-type]
+    return len(as_json(out)["proposals"])  # type: ignore[index,arg-type]
 
 
 def _error_line(err: str) -> str:

@@ -32,4 +32,4 @@ def test_create_and_propose_from_a_cifar_archive(run: Run, tmp_path: Path) -> No
     assert err.strip().splitlines() == ["error: data_batch_1: not a CIFAR batch this reader accepts "
                                         "(refusing to load os.system from a pickle)"]
     code, out, _ = run("--home", home, "proposal", "list", "--json")
-    assert len(as_json(out)) == 2  # type: ignore[arg-type]
+    assert len(as_json(out)["proposals"]) == 2  # type: ignore[index,arg-type]

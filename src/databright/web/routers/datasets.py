@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, File, Form, Query, Request
 from fastapi import UploadFile as FileUpload
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from databright.errors import DataBrightError, InputError
@@ -79,28 +79,17 @@ def get_items(dataset_id: DatasetId, state: StateDep, request: Request, response
     return [item_public(r) for r in page.rows]
 
 
-@router.get("/api/v1/datasets/{dataset_id}/parquet", response_class=Response,
+@router.get("/api/v1/datasets/{dataset_id}/parquet", response_class=StreamingResponse,
             responses={200: {"content": {"application/vnd.apache.parquet": {}}}})
-def download_parquet(dataset_id: DatasetId, state: StateDep) -> Response:
-    """Every accepted item: CID, label, proposal, contributor, and its bytes or feature columns."""
+def download_parquet(dataset_id: DatasetId, state: StateDep) -> StreamingResponse:
+    """Every accepted item, as ``databright dataset export`` writes ``items.parquet`` (Hugging Face features:
+    ``label`` a ClassLabel, files as Image ``{bytes, path}``), sent a row group at a time."""
+    from databright.export import parquet_chunks
+
     d = state.ws.index.dataset(dataset_id)
-    contributors = {p.proposal_id: p.contributor for p in state.ws.index.proposals(dataset_id=dataset_id)}
-    rows: list[dict[str, Any]] = []
-    for item in state.ws.index.items(dataset_id, accepted=True):
-        row: dict[str, Any] = {"cid": item.cid, "label": item.label, "proposal_id": item.proposal_id,
-                               "contributor": contributors.get(item.proposal_id, "")}
-        data = state.ws.store.get(item.cid)  # digest-verified
-        if d.kind == "table":
-            row.update({k: v for k, v in json.loads(data).items() if k not in row})
-        else:
-            row.update(filename=str(json.loads(item.metadata_json or "{}").get("filename", "")), data=data)
-        rows.append(row)
-    buffer = io.BytesIO()
-    pd.DataFrame(rows, columns=None if rows else ["cid", "label", "proposal_id", "contributor"]).to_parquet(
-        buffer, index=False)
     name = f"{(d.name or 'dataset').replace(' ', '-')}-{dataset_id}.parquet"
-    return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(parquet_chunks(state.ws, dataset_id), media_type="application/vnd.apache.parquet",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 # -- pages ----------------------------------------------------------------------
