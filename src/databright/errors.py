@@ -13,6 +13,7 @@ occur, so callers never need to know which library failed.
     ├── StorageError           blobs, CIDs, manifests (see databright.storage)
     ├── IndexError_            the off-chain index
     ├── PaymentError           a voucher or payment channel that cannot pay
+    ├── AttestationError       a quote or measurement that cannot be produced or trusted
     └── NotFound               an unknown dataset, proposal, account, ...
 """
 
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AccountError",
+    "AttestationError",
     "ChainError",
     "ConfigError",
     "DataBrightError",
@@ -69,6 +71,10 @@ class IndexError_(DataBrightError):
 
 class PaymentError(DataBrightError):
     """A voucher is invalid or a payment channel cannot cover a request."""
+
+
+class AttestationError(DataBrightError):
+    """A quote cannot be produced, or does not satisfy the verifier's policy."""
 
 
 class NotFound(DataBrightError):
