@@ -41,11 +41,13 @@ from databright.storage import canonical_json
 __all__ = ["Fingerprint", "fingerprint", "pinned_environment", "probe"]
 
 #: Start-up variables that decide which kernels run, in the order they are reported.
-ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+ISA_VARIABLES = (
+    "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
+)  # fmt: skip
 
 #: What :func:`pinned_environment` sets (measured on AVX-512 hardware, see docs/reproducibility.md).
 _PINNED = {
-    "ATEN_CPU_CAPABILITY": "default",
+    "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "SSE41",
     "MKL_CBWR": "COMPATIBLE",
     "OMP_NUM_THREADS": str(TRAIN_THREADS),
@@ -81,6 +83,7 @@ class Fingerprint:
     aten_cpu_capability: str
     onednn_max_cpu_isa: str
     mkl_cbwr: str
+    mkl_enable_instructions: str
     cpu_capability: str
     pinned: bool
     cpu_vendor: str
@@ -91,6 +94,9 @@ class Fingerprint:
         fields = asdict(self)
         for informative in ("pinned", "cpu_vendor", "cpu_model", "cpu_flags"):
             del fields[informative]
+        if self.mkl_cbwr == "COMPATIBLE":
+            # MKL then runs its CPU-independent code path whatever instructions it may use.
+            del fields["mkl_enable_instructions"]
         return fields
 
     @property
@@ -130,6 +136,8 @@ def fingerprint() -> Fingerprint:
         aten_cpu_capability=settings["ATEN_CPU_CAPABILITY"],
         onednn_max_cpu_isa=settings["ONEDNN_MAX_CPU_ISA"],
         mkl_cbwr=settings["MKL_CBWR"],
+        # Irrelevant under MKL_CBWR=COMPATIBLE, but it changes results without it.
+        mkl_enable_instructions=settings["MKL_ENABLE_INSTRUCTIONS"],
         cpu_capability=str(torch.backends.cpu.get_cpu_capability()),
         pinned=all(os.environ.get(k) == v for k, v in _PINNED.items()),
         cpu_vendor=vendor,
