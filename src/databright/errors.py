@@ -13,6 +13,8 @@ occur, so callers never need to know which library failed.
     ├── StorageError           blobs, CIDs, manifests (see databright.storage)
     ├── IndexError_            the off-chain index
     ├── PaymentError           a voucher or payment channel that cannot pay
+    ├── ComputeError           the compute market's coordinator and workers
+    │   └── RequestError       a worker request that is unsigned, replayed or expired
     └── NotFound               an unknown dataset, proposal, account, ...
 """
 
@@ -24,12 +26,14 @@ from collections.abc import Iterable
 __all__ = [
     "AccountError",
     "ChainError",
+    "ComputeError",
     "ConfigError",
     "DataBrightError",
     "IndexError_",
     "InputError",
     "NotFound",
     "PaymentError",
+    "RequestError",
     "StorageError",
     "TransactionError",
 ]
@@ -69,6 +73,14 @@ class IndexError_(DataBrightError):
 
 class PaymentError(DataBrightError):
     """A voucher is invalid or a payment channel cannot cover a request."""
+
+
+class ComputeError(DataBrightError):
+    """A compute job, task, lease or worker cannot be used as asked."""
+
+
+class RequestError(ComputeError):
+    """A worker request is unsigned, badly signed, replayed, expired or not allowed."""
 
 
 class NotFound(DataBrightError):
