@@ -13,6 +13,9 @@ occur, so callers never need to know which library failed.
     ├── StorageError           blobs, CIDs, manifests (see databright.storage)
     ├── IndexError_            the off-chain index
     ├── PaymentError           a voucher or payment channel that cannot pay
+    ├── ComputeError           the compute market's coordinator and workers
+    │   ├── AttestationError   a quote or measurement that cannot be produced or trusted
+    │   └── RequestError       a worker request that is unsigned, replayed or expired
     └── NotFound               an unknown dataset, proposal, account, ...
 """
 
@@ -23,13 +26,16 @@ from collections.abc import Iterable
 
 __all__ = [
     "AccountError",
+    "AttestationError",
     "ChainError",
+    "ComputeError",
     "ConfigError",
     "DataBrightError",
     "IndexError_",
     "InputError",
     "NotFound",
     "PaymentError",
+    "RequestError",
     "StorageError",
     "TransactionError",
 ]
@@ -69,6 +75,18 @@ class IndexError_(DataBrightError):
 
 class PaymentError(DataBrightError):
     """A voucher is invalid or a payment channel cannot cover a request."""
+
+
+class ComputeError(DataBrightError):
+    """A compute job, task, lease or worker cannot be used as asked."""
+
+
+class AttestationError(ComputeError):
+    """A quote cannot be produced, or does not satisfy the verifier's policy."""
+
+
+class RequestError(ComputeError):
+    """A worker request is unsigned, badly signed, replayed, expired or not allowed."""
 
 
 class NotFound(DataBrightError):

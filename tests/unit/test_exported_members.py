@@ -8,6 +8,7 @@ import pytest
 
 PARTS = [
     "databright.chain",
+    "databright.compute",
     "databright.cli",
     "databright.errors",
     "databright.index",

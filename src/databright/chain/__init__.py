@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from databright.chain._eip712 import domain_separator, recover_signer, typed_digest
 from databright.chain._compile import CompiledContract, compile_contract, source_hashes
 from databright.chain._ledger import Ledger, revert_reason
 from databright.chain.accounts import Keystore, StoredAccount
@@ -49,7 +50,10 @@ __all__ = [
     "add_model_market",
     "compile_contract",
     "deploy",
+    "domain_separator",
     "load_deployment",
+    "recover_signer",
     "revert_reason",
     "source_hashes",
+    "typed_digest",
 ]

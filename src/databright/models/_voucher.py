@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from coincurve import PublicKey
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
 
+from databright.chain import domain_separator, recover_signer, typed_digest
 from databright.errors import PaymentError
 
 __all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "Voucher", "VoucherDomain"]
@@ -31,10 +31,7 @@ __all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "Voucher", "VoucherDomain"]
 DOMAIN_NAME = "DataBright ModelMarket"
 DOMAIN_VERSION = "1"
 VOUCHER_TYPES = {"Voucher": [{"name": "channel", "type": "uint256"}, {"name": "amount", "type": "uint256"}]}
-_DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _VOUCHER_TYPEHASH = keccak(b"Voucher(uint256 channel,uint256 amount)")
-# secp256k1 group order / 2: higher s values are the malleable twin (EIP-2).
-_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 _UINT256 = 2**256
 
 
@@ -78,13 +75,7 @@ class VoucherDomain:
     def __post_init__(self) -> None:
         contract = to_checksum_address(self.contract)
         object.__setattr__(self, "contract", contract)
-        separator = keccak(
-            _DOMAIN_TYPEHASH
-            + keccak(DOMAIN_NAME.encode())
-            + keccak(DOMAIN_VERSION.encode())
-            + self.chain_id.to_bytes(32, "big")
-            + bytes.fromhex(contract[2:]).rjust(32, b"\0")
-        )
+        separator = domain_separator(DOMAIN_NAME, DOMAIN_VERSION, self.chain_id, contract)
         object.__setattr__(self, "_separator", separator)
 
     def typed_data(self, channel: int, amount: int) -> dict[str, Any]:
@@ -116,20 +107,13 @@ class VoucherDomain:
     def digest(self, channel: int, amount: int) -> bytes:
         """The 32 bytes that are signed (what ModelMarket.voucher_digest returns)."""
         struct = keccak(_VOUCHER_TYPEHASH + channel.to_bytes(32, "big") + amount.to_bytes(32, "big"))
-        return keccak(b"\x19\x01" + self._separator + struct)
+        return typed_digest(self._separator, struct)
 
     def signer(self, voucher: Voucher) -> str:
         """The checksummed address that signed ``voucher``; raises PaymentError if none."""
-        sig = voucher.signature
-        if len(sig) != 65:
+        if len(voucher.signature) != 65:
             raise PaymentError("a voucher signature has 65 bytes")
-        v = sig[64]
-        if v not in (27, 28) or int.from_bytes(sig[32:64], "big") > _HALF_N:
+        signer = recover_signer(self.digest(voucher.channel, voucher.amount), voucher.signature)
+        if signer is None:
             raise PaymentError("invalid voucher signature")
-        try:
-            public = PublicKey.from_signature_and_message(
-                sig[:64] + bytes([v - 27]), self.digest(voucher.channel, voucher.amount), hasher=None
-            )
-        except ValueError as exc:
-            raise PaymentError("invalid voucher signature") from exc
-        return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+        return signer
