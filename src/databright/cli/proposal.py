@@ -165,7 +165,7 @@ def show(
         supply = ws.market.snapshot_supply(proposal_id)
         now = float(chain_time(ws))
         report = _report(ws, p.report_cid)
-        previews = text_previews(ws.store, items) if d.kind == "text" else []
+        previews = text_previews(ws.store, page.rows) if d.kind == "text" else []
     cast = p.yes_votes + p.no_votes
     data = _proposal_data(p, now) | {
         "root": p.root,
@@ -199,7 +199,7 @@ def show(
           if p.manifest_matches is False else []),
         f"manifest {safe(p.manifest_cid)}; labels {safe(json.dumps(data['labels'], ensure_ascii=False))}"
         + (f"; [yellow]{p.duplicate_count} duplicate item(s) of accepted data[/yellow]" if p.duplicate_count else ""),
-        *([table(f"First {len(previews)} of {len(items)} items", ["#", "label", "text"],
+        *([table(f"Texts of {len(previews)} of {p.item_count} items", ["#", "label", "text"],
                  [(r["position"], r["label"], r["text"]) for r in previews])] if previews else []),
         table("Votes", ["voter", "vote", "weight"], [(v.voter, "yes" if v.support else "no", v.weight) for v in votes]),
         table(f"Items {page.rows[0].position + 1 if page.rows else 0}-{page.rows[-1].position + 1 if page.rows else 0}"
