@@ -105,9 +105,10 @@ def test_tampering_is_detected(n: int, data: st.DataObject) -> None:
 
 def test_hundred_thousand_leaves_is_fast() -> None:
     leaves = [keccak(i.to_bytes(32, "big")) for i in range(100_000)]
-    start = time.perf_counter()
+    # CPU time, not wall time: the bound is about the algorithm, not how busy the machine is.
+    start = time.process_time()
     tree = MerkleTree(leaves)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 3.0, f"building 100k leaves took {elapsed:.2f}s"
+    elapsed = time.process_time() - start
+    assert elapsed < 3.0, f"building 100k leaves took {elapsed:.2f}s of CPU"
     assert verify_proof(tree.root, leaves[54_321], tree.proof(54_321))
     assert len(tree.proof(0)) == 17
