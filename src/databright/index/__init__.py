@@ -51,8 +51,6 @@ from databright.index._model_sync import PAYMENT_SOURCES, PaymentSource, TaggedE
 from databright.index._sync import ItemRecord, Loaders, apply_metadata, attach_manifest
 
 __all__ = [
-    "PAYMENT_SOURCES",
-    "REVENUE_SOURCES",
     "ChannelRow",
     "CommentRow",
     "ContributorImpact",
@@ -66,9 +64,11 @@ __all__ = [
     "ModelIncomeRow",
     "ModelRow",
     "ModelVersionRow",
+    "PAYMENT_SOURCES",
     "PaymentSource",
     "PriceRow",
     "ProposalRow",
+    "REVENUE_SOURCES",
     "RedemptionRow",
     "RevenueRow",
     "VoteRow",

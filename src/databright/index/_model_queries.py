@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # the Index re-exports this module
     from databright.index import Index
 
 __all__ = [
-    "REVENUE_SOURCES",
     "ContributorImpact",
     "ModelImpact",
+    "REVENUE_SOURCES",
     "best_verified",
     "channels_of",
     "contributor_impact",
