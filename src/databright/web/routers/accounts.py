@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from web3 import Web3
 
 from databright.errors import DataBrightError, InputError
+from databright.web._model_views import models_paid
 from databright.web._pages import back, eth, render
 from databright.web._state import WebState
 from databright.web._views import proposal_public
@@ -45,7 +46,7 @@ def account(state: WebState, address: str) -> AccountPublic:
                                       withdrawn_wei=h.withdrawn, withdrawable_wei=pending))
     proposals = [proposal_public(state, p) for p in index.proposals() if p.contributor.lower() == address.lower()]
     return AccountPublic(address=address, holdings=holdings, proposals=proposals,
-                         refundable_wei=state.ws.market.refundable(address))
+                         refundable_wei=state.ws.market.refundable(address), models_paid=models_paid(state, address))
 
 
 def check_withdraw(state: WebState, holder: str, dataset_id: int) -> None:
