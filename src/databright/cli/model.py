@@ -52,14 +52,10 @@ def _ppm(score: int) -> str:
 
 def register_trained(ws: Workspace, dataset_id: int, report_cid: str, price: int, royalty_bps: int) -> dict[str, Any]:
     """Register the model a training report describes; returns what the command prints."""
+    from databright.models import load_training_report
     from databright.storage import digest_of_cid
 
-    try:
-        report = json.loads(ws.store.get(report_cid))
-    except ValueError as exc:
-        raise InputError(f"{report_cid} is not a training report: {exc}") from exc
-    if not isinstance(report, dict) or report.get("kind") != "databright.training":
-        raise InputError(f"{report_cid} is not a training report (run 'databright train')")
+    report = load_training_report(ws.store, report_cid)
     if int(report["dataset_id"]) != dataset_id:
         raise InputError(f"report {report_cid} trained on dataset {report['dataset_id']}, not {dataset_id}")
     signer = ws.signer()
@@ -190,8 +186,7 @@ def verify_cmd(
 ) -> None:
     """As the dataset's evaluator: score a model version on the validation split, re-run its
     training report, and post the verified score with the verification report."""
-    from databright.models import ServedModel, score_checkpoint, verify_training
-    from databright.storage import canonical_json, cid_from_digest, digest_of_cid
+    from databright.models import ServedModel, verify_model
 
     with workspace() as ws:
         signer, mm = ws.signer(), ws.model_market
@@ -199,25 +194,17 @@ def verify_cmd(
         evaluator = ws.market.dataset(served.dataset_id).evaluator
         if evaluator != signer.address:
             raise InputError(f"{signer.address} is not the evaluator of dataset {served.dataset_id} ({evaluator})")
-        if mm.verification(model_id, served.version).verified:
-            raise InputError(f"model {model_id} version {served.version} already has a verified score")
         ws.sync()
         meta = json.loads(ws.index.dataset(served.dataset_id).metadata_json or "{}")
         if "validation" not in meta:
             raise InputError(f"dataset {served.dataset_id} publishes no validation split")
-        score = score_checkpoint(ws.store, served.spec, served.state, str(meta["validation"]))
-        training = str(cid_from_digest(mm.version(model_id, served.version).report_digest))
-        reproduced = verify_training(ws.store, training)
-        report = {"kind": "databright.verification", "version": 1, "model_id": model_id,
-                  "model_version": served.version, "checkpoint": served.checkpoint_cid,
-                  "validation": meta["validation"], "score": score, "training_report": training,
-                  "training_reproduced": reproduced}
-        report_cid = str(ws.store.put(canonical_json(report)))
-        ppm = round(score * 1_000_000)
-        mm.post_verified_score(signer, model_id, served.version, ppm, digest_of_cid(report_cid))
-    emit({**report, "score_ppm": ppm, "report": report_cid},
-         f"Model {model_id} version {served.version}: verified accuracy {score:.2%}, training "
-         f"{'reproduced bitwise' if reproduced else 'NOT reproduced'}; report {report_cid}")
+        result = verify_model(mm, ws.store, signer, model_id, served.version, str(meta["validation"]))
+    emit({"model_id": model_id, "model_version": result.version, "score": result.score,
+          "score_ppm": result.score_ppm, "training_reproduced": result.reproduced, "problems": list(result.problems),
+          "report": result.report_cid},
+         f"Model {model_id} version {result.version}: accuracy {result.score:.2%} on the validation split; "
+         + ("training reproduced bitwise; posted" if not result.problems
+            else f"posted as 0 because {result.reason}") + f"; report {result.report_cid}")
 
 
 @app.command("serve")
