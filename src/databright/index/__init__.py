@@ -41,6 +41,7 @@ from databright.index._model_queries import (
     dataset_impact,
     get_model,
     list_models,
+    model_income,
     model_prices,
     model_versions,
     redemptions,
@@ -51,8 +52,6 @@ from databright.index._model_sync import PAYMENT_SOURCES, PaymentSource, TaggedE
 from databright.index._sync import ItemRecord, Loaders, apply_metadata, attach_manifest
 
 __all__ = [
-    "PAYMENT_SOURCES",
-    "REVENUE_SOURCES",
     "ChannelRow",
     "CommentRow",
     "ContributorImpact",
@@ -66,9 +65,11 @@ __all__ = [
     "ModelIncomeRow",
     "ModelRow",
     "ModelVersionRow",
+    "PAYMENT_SOURCES",
     "PaymentSource",
     "PriceRow",
     "ProposalRow",
+    "REVENUE_SOURCES",
     "RedemptionRow",
     "RevenueRow",
     "VoteRow",
@@ -78,6 +79,7 @@ __all__ = [
     "dataset_impact",
     "get_model",
     "list_models",
+    "model_income",
     "model_prices",
     "model_versions",
     "redemptions",

@@ -8,7 +8,7 @@ from typing import Any
 from collections.abc import Sequence
 from typing import TypeVar
 
-from databright.index import DatasetRow, ItemRow, ProposalRow
+from databright.index import DatasetRow, ItemRow, ProposalRow, revenue_by_source
 from databright.web._state import WebState
 from databright.web.schemas import DatasetPublic, HolderPublic, ItemPublic, ProposalPublic, TallyPublic
 
@@ -37,6 +37,7 @@ def dataset_public(state: WebState, row: DatasetRow) -> DatasetPublic:
         shareholders=sum(1 for h in index.holders(row.dataset_id) if h.balance > 0),
         total_shares=row.total_supply, revenue_total_wei=row.revenue_total,
         revenue_withdrawn_wei=row.revenue_withdrawn,
+        revenue_by_source=revenue_by_source(state.ws.index, row.dataset_id),
         open_proposals=len(index.proposals(dataset_id=row.dataset_id, status="open")),
         quorum_bps=row.quorum_bps, approval_bps=row.approval_bps, voting_period_s=row.voting_period,
         proposal_bond_wei=row.proposal_bond, evaluation_required=row.evaluation_required,
