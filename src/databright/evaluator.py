@@ -50,6 +50,7 @@ from databright.ml import (
     train,
 )
 from databright.storage import Manifest, canonical_json, digest_of_cid
+from databright.storage import load_report as storage_load_report
 from databright.valuation import (
     PairSignatures,
     RewardPolicy,
@@ -420,6 +421,7 @@ class Evaluator:
                         self.fold_accepted(dataset.dataset_id)
                     except DataBrightError as exc:
                         report(f"dataset {dataset.dataset_id}: checkpoint not updated ({exc})")
+            done += self.verify_models(report)
             for proposal_id in self.pending():
                 if stop.is_set():
                     break
@@ -437,6 +439,40 @@ class Evaluator:
         return done
 
 
+    # -- registered models ------------------------------------------------------------
+
+    def pending_models(self) -> list[tuple[int, int]]:
+        """(model, version) of my datasets' registered models with no verified score yet."""
+        from databright.index import list_models, model_versions
+
+        if "ModelMarket" not in self.ws.deployment.contracts:
+            return []
+        me = self.signer.address.lower()
+        mine = {d.dataset_id for d in self.ws.index.datasets() if d.evaluator.lower() == me}
+        return [(m.model_id, v.version) for m in list_models(self.ws.index) if m.dataset_id in mine
+                for v in model_versions(self.ws.index, m.model_id) if v.verified_score is None]
+
+    def verify_models(self, report: Callable[[str], None] = lambda _: None) -> int:
+        """Verify and post the score of every newly registered model version of my datasets."""
+        from databright.models import verify_model
+
+        done = 0
+        for model_id, version in self.pending_models():
+            try:
+                dataset_id = self.ws.model_market.model(model_id).dataset_id
+                result = verify_model(self.ws.model_market, self.ws.store, self.signer, model_id, version,
+                                      self._published(dataset_id)[1])
+            except DataBrightError as exc:
+                report(f"model {model_id} version {version}: not verified ({exc})")
+                continue
+            done += 1
+            report(f"model {model_id} version {version}: verified {result.score_ppm / 10_000:.2f}% "
+                   f"({result.reason}), report {result.report_cid}")
+        if done:
+            self.ws.sync()
+        return done
+
+
 def mismatch_results(root: str, item_count: int) -> dict[str, Any]:
     """The results posted for a proposal whose manifest does not match its on-chain commitment."""
     empty = Signals((), 0.0, 0.0, 0, (), (), (), 0)
@@ -451,13 +487,8 @@ def mismatch_results(root: str, item_count: int) -> dict[str, Any]:
 
 
 def load_report(store: Any, report_cid: str) -> dict[str, Any]:
-    try:
-        report = json.loads(store.get(report_cid))
-    except ValueError as exc:
-        raise InputError(f"{report_cid} is not an evaluation report") from exc
-    if not isinstance(report, dict) or report.get("databright_evaluation") != REPORT_VERSION:
-        raise InputError(f"{report_cid} is not an evaluation report")
-    return report
+    return storage_load_report(store, report_cid, "an evaluation report",
+                               lambda r: r.get("databright_evaluation") == REPORT_VERSION)
 
 
 @dataclass(frozen=True)

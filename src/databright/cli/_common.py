@@ -33,7 +33,9 @@ __all__ = [
     "format_eth",
     "parse_duration",
     "parse_percent",
+    "parse_positive_wei",
     "parse_wei",
+    "require_funds",
     "safe",
     "state",
     "table",
@@ -158,6 +160,22 @@ def parse_wei(text: str) -> int:
     if wei != wei.to_integral_value():
         raise InputError(f"{text!r} is not a whole number of wei")
     return int(wei)
+
+
+def parse_positive_wei(text: str) -> int:
+    """``parse_wei`` for amounts that must pay something (deposits, top-ups)."""
+    wei = parse_wei(text)
+    if wei <= 0:
+        raise InputError("the amount must be positive")
+    return wei
+
+
+def require_funds(ws: Workspace, address: str, wei: int, purpose: str = "") -> None:
+    """Refuse, before any transaction, a payment the account cannot afford."""
+    balance = ws.ledger.balance(address)
+    if balance < wei:
+        raise InputError(f"{address} has {format_eth(balance)}, less than {format_eth(wei)}"
+                         + (f" ({purpose})" if purpose else ""))
 
 
 _DURATIONS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from databright.cli._common import emit, format_eth, parse_wei, table, workspace
+from databright.cli._common import emit, format_eth, parse_positive_wei, require_funds, table, workspace
 from databright.errors import InputError
 
 if TYPE_CHECKING:
@@ -25,19 +25,6 @@ def signed_record(ws: Workspace) -> Any:
     return SignedRecord(signed_record_path(ws.home.root, ws.ledger.chain_id))
 
 
-def _positive(amount: str) -> int:
-    wei = parse_wei(amount)
-    if wei <= 0:
-        raise InputError("the amount must be positive")
-    return wei
-
-
-def _funds(ws: Workspace, address: str, wei: int) -> None:
-    balance = ws.ledger.balance(address)
-    if balance < wei:
-        raise InputError(f"{address} has {format_eth(balance)}, less than {format_eth(wei)}")
-
-
 def _own(ws: Workspace, channel_id: int) -> Any:
     channel = ws.model_market.channel(channel_id)
     if channel.user != ws.signer().address:
@@ -51,11 +38,11 @@ def open_cmd(
     deposit: Annotated[str, typer.Argument(help="Deposit, e.g. 0.01ether.")],
 ) -> None:
     """Open a channel to a model with a deposit."""
-    wei = _positive(deposit)
+    wei = parse_positive_wei(deposit)
     with workspace() as ws:
         signer, mm = ws.signer(), ws.model_market
         m = mm.model(model_id)
-        _funds(ws, signer.address, wei)
+        require_funds(ws, signer.address, wei)
         channel_id = mm.open_channel(signer, model_id, wei)
     predictions = wei // m.price if m.price else None
     emit({"channel_id": channel_id, "model_id": model_id, "deposit_wei": wei, "predictions": predictions},
@@ -69,12 +56,12 @@ def topup(
     amount: Annotated[str, typer.Argument(help="Amount to add, e.g. 0.01ether.")],
 ) -> None:
     """Add to an open channel's deposit."""
-    wei = _positive(amount)
+    wei = parse_positive_wei(amount)
     with workspace() as ws:
         channel = _own(ws, channel_id)
         if channel.state != "open":
             raise InputError(f"channel {channel_id} is {channel.state}; open a new one")
-        _funds(ws, channel.user, wei)
+        require_funds(ws, channel.user, wei)
         ws.model_market.top_up(ws.signer(), channel_id, wei)
         deposit = ws.model_market.channel(channel_id).deposit
     emit({"channel_id": channel_id, "deposit_wei": deposit},

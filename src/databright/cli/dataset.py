@@ -173,10 +173,14 @@ def list_() -> None:
 
 @app.command("show")
 def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None:
-    """Show a dataset: parameters, accepted entries and shareholders."""
+    """Show a dataset: parameters, accepted entries, shareholders, revenue by source and the models trained on it."""
+    from databright.index import dataset_impact, revenue_by_source
+
     with workspace() as ws:
         ws.sync()
         row = ws.index.dataset(dataset_id)
+        sources = revenue_by_source(ws.index, dataset_id)
+        models = [vars(i) for i in dataset_impact(ws.index, dataset_id)]
         proposals = ws.index.proposals(dataset_id=dataset_id)
         holders = ws.index.holders(dataset_id)
         entries = sorted((p for p in proposals if p.status == "accepted"), key=lambda p: p.entry_index or 0)
@@ -212,6 +216,8 @@ def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None
                  "withdrawn_wei": h.withdrawn, "withdrawable_wei": withdrawable[h.holder]}
                 for h in holders
             ],
+            "revenue_by_source_wei": sources,
+            "models": models,
             **({"text_preview": previews} if previews else {}),
         }
     emit(
@@ -231,9 +237,24 @@ def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None
             [(s["address"], s["shares"], f"{s['fraction']:.1%}", format_eth(s["withdrawn_wei"]),
               format_eth(s["withdrawable_wei"])) for s in data["shareholders"]],
         ),
+        "Revenue by source: " + ", ".join(f"{k.replace('_', ' ')} {format_eth(v)}" for k, v in sources.items()),
+        table(
+            "Models trained on it",
+            ["model", "owner", "verified", "improvement", "training fee", "royalties", "predictions"],
+            [(m["model_id"], m["owner"], _points(m["verified_score_ppm"]), _points(m["improvement_ppm"], sign=True),
+              format_eth(m["training_fee_wei"]), format_eth(m["royalties_wei"]), f"{m['predictions']:,}")
+             for m in models],
+        ),
         *([table(f"First {len(previews)} of {row.item_count} items", ["#", "label", "text"],
                  [(r["position"], r["label"], r["text"]) for r in previews])] if previews else []),
     )
+
+
+def _points(ppm: int | None, *, sign: bool = False) -> str:
+    """ppm of accuracy as a percentage (improvements as signed points)."""
+    if ppm is None:
+        return "-"
+    return f"{ppm / 10_000:+.2f} points" if sign else f"{ppm / 10_000:.2f}%"
 
 
 @app.command("items")

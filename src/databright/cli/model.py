@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from databright.cli._common import emit, format_eth, parse_duration, parse_percent, parse_wei, state, table, workspace
+from databright.cli._common import (
+    emit,
+    format_eth,
+    parse_duration,
+    parse_percent,
+    parse_wei,
+    require_funds,
+    state,
+    table,
+    workspace,
+)
 from databright.errors import InputError
 
 if TYPE_CHECKING:
@@ -44,21 +54,16 @@ def _ppm(score: int) -> str:
 
 def register_trained(ws: Workspace, dataset_id: int, report_cid: str, price: int, royalty_bps: int) -> dict[str, Any]:
     """Register the model a training report describes; returns what the command prints."""
+    from databright.models import load_training_report
     from databright.storage import digest_of_cid
 
-    try:
-        report = json.loads(ws.store.get(report_cid))
-    except ValueError as exc:
-        raise InputError(f"{report_cid} is not a training report: {exc}") from exc
-    if not isinstance(report, dict) or report.get("kind") != "databright.training":
-        raise InputError(f"{report_cid} is not a training report (run 'databright train')")
+    report = load_training_report(ws.store, report_cid)
     if int(report["dataset_id"]) != dataset_id:
         raise InputError(f"report {report_cid} trained on dataset {report['dataset_id']}, not {dataset_id}")
     signer = ws.signer()
     mm = ws.model_market
     fee = mm.training_fee(dataset_id)
-    if ws.ledger.balance(signer.address) < fee:
-        raise InputError(f"{signer.address} cannot pay the dataset's training fee of {format_eth(fee)}")
+    require_funds(ws, signer.address, fee, "the dataset's training fee")
     score = round(float(report["score"]) * 1_000_000)
     model_id = mm.register(signer, dataset_id, digest_of_cid(report["spec"]), digest_of_cid(report["checkpoint"]),
                            digest_of_cid(report_cid), score, price, royalty_bps)
@@ -97,51 +102,68 @@ def register_cmd(
               f"{bps / 100:g}% royalty, training fee {format_eth(out['training_fee_wei'])} paid")
 
 
+def _score(ppm: int | None) -> str:
+    return _ppm(ppm) if ppm is not None else "-"
+
+
 @app.command("list")
-def list_cmd() -> None:
-    """Every registered model with its price, royalty and scores."""
+def list_cmd(
+    dataset: Annotated[int | None, typer.Option(help="Only the models trained on this dataset.")] = None,
+) -> None:
+    """Registered models, best verified score first: price, royalty, predictions, royalties paid."""
+    from databright.index import best_verified, list_models, model_versions
+
     rows: list[dict[str, Any]] = []
     with workspace() as ws:
-        mm = ws.model_market
-        for model_id in range(1, mm.model_count() + 1):
-            m = mm.model(model_id)
-            latest = mm.version(model_id, m.version_count)
-            verified = mm.verification(model_id, m.version_count)
-            rows.append({"model_id": model_id, "dataset_id": m.dataset_id, "owner": m.owner, "price_wei": m.price,
+        ws.model_market  # noqa: B018 - a clear error when ModelMarket is not deployed
+        ws.sync()
+        for m in list_models(ws.index, dataset_id=dataset):
+            versions = model_versions(ws.index, m.model_id)
+            rows.append({"model_id": m.model_id, "dataset_id": m.dataset_id, "owner": m.owner, "price_wei": m.price,
                          "royalty_bps": m.royalty_bps, "versions": m.version_count,
-                         "claimed_score_ppm": latest.claimed_score,
-                         "verified_score_ppm": verified.score if verified.verified else None})
+                         "claimed_score_ppm": versions[-1].claimed_score if versions else 0,
+                         "verified_score_ppm": best_verified(versions), "predictions": m.predictions,
+                         "revenue_wei": m.revenue, "royalties_wei": m.royalties})
+    rows.sort(key=lambda r: (r["verified_score_ppm"] is None, -(r["verified_score_ppm"] or 0), r["model_id"]))
     emit({"models": rows}, table(
-        "Models", ["id", "dataset", "owner", "price", "royalty", "versions", "claimed", "verified"],
+        "Models", ["id", "dataset", "owner", "price", "royalty", "versions", "claimed", "verified", "predictions",
+                   "royalties paid"],
         [(r["model_id"], r["dataset_id"], r["owner"], format_eth(r["price_wei"]), f"{r['royalty_bps'] / 100:g}%",
-          r["versions"], _ppm(r["claimed_score_ppm"]),
-          _ppm(r["verified_score_ppm"]) if r["verified_score_ppm"] is not None else "-") for r in rows]))
+          r["versions"], _ppm(r["claimed_score_ppm"]), _score(r["verified_score_ppm"]), f"{r['predictions']:,}",
+          format_eth(r["royalties_wei"])) for r in rows]))
 
 
 @app.command("show")
 def show(model_id: Annotated[int, typer.Argument(help="Model id.")]) -> None:
-    """A model with its version history and verified scores."""
-    from databright.storage import cid_from_digest
+    """A model: version history with verified scores, predictions served, revenue and royalties paid."""
+    from databright.index import get_model, model_income, model_versions, redemptions
 
     with workspace() as ws:
-        mm = ws.model_market
-        m = mm.model(model_id)
-        versions: list[dict[str, Any]] = []
-        for number in range(1, m.version_count + 1):
-            v, check = mm.version(model_id, number), mm.verification(model_id, number)
-            versions.append({"version": number, "spec": str(cid_from_digest(v.spec_digest)),
-                             "checkpoint": str(cid_from_digest(v.checkpoint_digest)),
-                             "report": str(cid_from_digest(v.report_digest)), "claimed_score_ppm": v.claimed_score,
-                             "verified_score_ppm": check.score if check.verified else None,
-                             "block": v.block_number})
+        ws.model_market  # noqa: B018 - a clear error when ModelMarket is not deployed
+        ws.sync()
+        m = get_model(ws.index, model_id)
+        versions: list[dict[str, Any]] = [{"version": v.version, "spec": v.spec_cid, "checkpoint": v.checkpoint_cid,
+                     "report": v.report_cid, "claimed_score_ppm": v.claimed_score,
+                     "verified_score_ppm": v.verified_score, "verification_report": v.verification_cid,
+                     "block": v.block} for v in model_versions(ws.index, model_id)]
+        paid = [{"channel_id": r.channel_id, "paid_wei": r.paid, "royalty_wei": r.royalty,
+                 "predictions": r.predictions, "block": r.block} for r in redemptions(ws.index, model_id)]
+        holders: list[dict[str, Any]] = [{"holder": r.holder, "training_fee_wei": r.training_fee, "royalties_wei": r.royalties}
+                   for r in model_income(ws.index, model_id)]
     data = {"model_id": model_id, "dataset_id": m.dataset_id, "owner": m.owner, "price_wei": m.price,
-            "royalty_bps": m.royalty_bps, "versions": versions}
+            "royalty_bps": m.royalty_bps, "training_fee_wei": m.training_fee, "predictions": m.predictions,
+            "revenue_wei": m.revenue, "royalties_wei": m.royalties, "versions": versions, "redemptions": paid,
+            "paid_to_holders": holders}
     emit(data, f"Model {model_id} on dataset {m.dataset_id}, owner {m.owner}: {format_eth(m.price)} per prediction, "
                f"{m.royalty_bps / 100:g}% royalty",
+         f"{m.predictions:,} predictions served, {format_eth(m.revenue)} redeemed, "
+         f"{format_eth(m.training_fee + m.royalties)} paid to the dataset "
+         f"({format_eth(m.training_fee)} training fee, {format_eth(m.royalties)} royalties)",
          table("Versions", ["version", "checkpoint", "claimed", "verified", "block"],
-               [(v["version"], v["checkpoint"], _ppm(v["claimed_score_ppm"]),
-                 _ppm(v["verified_score_ppm"]) if v["verified_score_ppm"] is not None else "-", v["block"])
-                for v in versions]))
+               [(v["version"], v["checkpoint"], _ppm(v["claimed_score_ppm"]), _score(v["verified_score_ppm"]),
+                 v["block"]) for v in versions]),
+         table("Paid to the dataset's shareholders", ["holder", "training fee", "royalties"],
+               [(h["holder"], format_eth(h["training_fee_wei"]), format_eth(h["royalties_wei"])) for h in holders]))
 
 
 @app.command("price")
@@ -166,8 +188,7 @@ def verify_cmd(
 ) -> None:
     """As the dataset's evaluator: score a model version on the validation split, re-run its
     training report, and post the verified score with the verification report."""
-    from databright.models import ServedModel, score_checkpoint, verify_training
-    from databright.storage import canonical_json, cid_from_digest, digest_of_cid
+    from databright.models import ServedModel, verify_model
 
     with workspace() as ws:
         signer, mm = ws.signer(), ws.model_market
@@ -175,25 +196,17 @@ def verify_cmd(
         evaluator = ws.market.dataset(served.dataset_id).evaluator
         if evaluator != signer.address:
             raise InputError(f"{signer.address} is not the evaluator of dataset {served.dataset_id} ({evaluator})")
-        if mm.verification(model_id, served.version).verified:
-            raise InputError(f"model {model_id} version {served.version} already has a verified score")
         ws.sync()
         meta = json.loads(ws.index.dataset(served.dataset_id).metadata_json or "{}")
         if "validation" not in meta:
             raise InputError(f"dataset {served.dataset_id} publishes no validation split")
-        score = score_checkpoint(ws.store, served.spec, served.state, str(meta["validation"]))
-        training = str(cid_from_digest(mm.version(model_id, served.version).report_digest))
-        reproduced = verify_training(ws.store, training)
-        report = {"kind": "databright.verification", "version": 1, "model_id": model_id,
-                  "model_version": served.version, "checkpoint": served.checkpoint_cid,
-                  "validation": meta["validation"], "score": score, "training_report": training,
-                  "training_reproduced": reproduced}
-        report_cid = str(ws.store.put(canonical_json(report)))
-        ppm = round(score * 1_000_000)
-        mm.post_verified_score(signer, model_id, served.version, ppm, digest_of_cid(report_cid))
-    emit({**report, "score_ppm": ppm, "report": report_cid},
-         f"Model {model_id} version {served.version}: verified accuracy {score:.2%}, training "
-         f"{'reproduced bitwise' if reproduced else 'NOT reproduced'}; report {report_cid}")
+        result = verify_model(mm, ws.store, signer, model_id, served.version, str(meta["validation"]))
+    emit({"model_id": model_id, "model_version": result.version, "score": result.score,
+          "score_ppm": result.score_ppm, "training_reproduced": result.reproduced, "problems": list(result.problems),
+          "report": result.report_cid},
+         f"Model {model_id} version {result.version}: accuracy {result.score:.2%} on the validation split; "
+         + ("training reproduced bitwise; posted" if not result.problems
+            else f"posted as 0 because {result.reason}") + f"; report {result.report_cid}")
 
 
 @app.command("serve")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from databright.cli._common import emit, format_eth, parse_wei, table, workspace
+from databright.cli._common import emit, format_eth, parse_positive_wei, require_funds, table, workspace
 from databright.errors import InputError
 
 __all__ = ["register"]
@@ -17,7 +17,10 @@ app = typer.Typer(help="Pay revenue into datasets and withdraw your part.", no_a
 def shares(
     holder: Annotated[str | None, typer.Argument(help="Account name or address (default: --account).")] = None,
 ) -> None:
-    """Shares held per dataset, with revenue withdrawn and withdrawable."""
+    """Shares held per dataset, with revenue withdrawn and withdrawable, and what models trained on
+    data you contributed have paid you."""
+    from databright.index import contributor_impact
+
     with workspace() as ws:
         ws.sync()
         address = ws.address_of(holder) if holder else ws.address_of(ws.account_name)
@@ -32,13 +35,22 @@ def shares(
                 "withdrawn_wei": h.withdrawn,
                 "withdrawable_wei": ws.market.withdrawable(h.dataset_id, address),
             })
+        paid = [{"dataset_id": c.dataset_id, "model_id": c.model_id, "contributed_items": c.contributed_items,
+                 "training_fee_wei": c.training_fee_wei, "royalties_wei": c.royalties_wei, "paid_wei": c.paid_wei}
+                for c in contributor_impact(ws.index, address)]
     emit(
-        {"holder": address, "holdings": rows},
+        {"holder": address, "holdings": rows, "models_paid": paid},
         table(
             f"Shares of {address}",
             ["dataset", "name", "shares", "fraction", "withdrawn", "withdrawable"],
             [(r["dataset_id"], r["name"], r["shares"], f"{r['fraction']:.1%}", format_eth(r["withdrawn_wei"]),
               format_eth(r["withdrawable_wei"])) for r in rows],
+        ),
+        table(
+            "Models trained on data you contributed",
+            ["model", "dataset", "your items", "training fee", "royalties"],
+            [(p["model_id"], p["dataset_id"], p["contributed_items"], format_eth(p["training_fee_wei"]),
+              format_eth(p["royalties_wei"])) for p in paid],
         ),
     )
 
@@ -49,16 +61,12 @@ def deposit(
     amount: Annotated[str, typer.Argument(help="Amount, e.g. 1ether or 500gwei.")],
 ) -> None:
     """Pay ETH to a dataset's shareholders, pro rata to their shares."""
-    wei = parse_wei(amount)
-    if wei <= 0:
-        raise InputError("the amount must be positive")
+    wei = parse_positive_wei(amount)
     with workspace() as ws:
         signer = ws.signer()
         ws.sync()
         ws.index.dataset(dataset_id)
-        balance = ws.ledger.balance(signer.address)
-        if balance < wei:
-            raise InputError(f"{signer.address} has {format_eth(balance)}, less than {format_eth(wei)}")
+        require_funds(ws, signer.address, wei)
         ws.market.deposit(signer, dataset_id, wei)
         ws.sync()
         total = ws.index.dataset(dataset_id).revenue_total

@@ -19,15 +19,16 @@ if TYPE_CHECKING:  # the Index re-exports this module
     from databright.index import Index
 
 __all__ = [
-    "REVENUE_SOURCES",
     "ContributorImpact",
     "ModelImpact",
+    "REVENUE_SOURCES",
     "best_verified",
     "channels_of",
     "contributor_impact",
     "dataset_impact",
     "get_model",
     "list_models",
+    "model_income",
     "model_prices",
     "model_versions",
     "redemptions",
@@ -71,6 +72,13 @@ def redemptions(index: Index, model_id: int) -> list[RedemptionRow]:
     query = select(RedemptionRow).where(RedemptionRow.model_id == model_id).order_by(RedemptionRow.id)
     with index.session() as session:
         return list(session.scalars(query))
+
+
+def model_income(index: Index, model_id: int) -> list[ModelIncomeRow]:
+    """What each holder of the model's dataset was paid by it, largest first."""
+    with index.session() as session:
+        rows = list(session.scalars(select(ModelIncomeRow).where(ModelIncomeRow.model_id == model_id)))
+    return sorted(rows, key=lambda r: (-(r.training_fee + r.royalties), r.holder))
 
 
 def channels_of(index: Index, user: str) -> list[ChannelRow]:

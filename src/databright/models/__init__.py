@@ -17,13 +17,21 @@ from databright.models._paths import announce_path, announced_url, signed_record
 from databright.models._payments import PaymentGate, Redeemer
 from databright.models._server import create_app
 from databright.models._served import Prediction, ServedModel
-from databright.models._training import TrainedModel, score_checkpoint, train_model, verify_training
+from databright.models._training import (
+    TrainedModel,
+    load_training_report,
+    score_checkpoint,
+    train_model,
+    verify_training,
+)
+from databright.models._verify import VERIFICATION_KIND, ModelVerification, verify_model
 from databright.models._voucher import DOMAIN_NAME, DOMAIN_VERSION, Voucher, VoucherDomain
 from databright.models._voucher_store import PaymentRequired, StoredVoucher, VoucherStore
 
 __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
+    "ModelVerification",
     "PaymentGate",
     "PaymentRequired",
     "Prediction",
@@ -34,15 +42,18 @@ __all__ = [
     "SignedRecord",
     "StoredVoucher",
     "TrainedModel",
+    "VERIFICATION_KIND",
     "Voucher",
     "VoucherDomain",
     "VoucherStore",
     "announce_path",
     "announced_url",
     "create_app",
+    "load_training_report",
     "score_checkpoint",
     "signed_record_path",
     "train_model",
+    "verify_model",
     "verify_training",
 ]
 

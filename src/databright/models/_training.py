@@ -21,9 +21,9 @@ from numpy.typing import NDArray
 
 from databright.errors import InputError
 from databright.ml import ModelSpec, accuracy, encode_items, encode_labels, environment, save_checkpoint, train
-from databright.storage import BlobStore, Manifest, canonical_json
+from databright.storage import BlobStore, Manifest, canonical_json, load_report
 
-__all__ = ["TrainedModel", "score_checkpoint", "train_model", "verify_training"]
+__all__ = ["TrainedModel", "load_training_report", "score_checkpoint", "train_model", "verify_training"]
 
 REPORT_KIND = "databright.training"
 
@@ -88,14 +88,14 @@ def train_model(store: BlobStore, dataset_id: int, spec: ModelSpec, accepted: Se
     return TrainedModel(dataset_id, spec_cid, checkpoint_cid, report_cid, score, items)
 
 
+def load_training_report(store: BlobStore, report_cid: str) -> dict[str, Any]:
+    """The training report at ``report_cid`` ('databright train' writes them)."""
+    return load_report(store, report_cid, "a training report", lambda r: r.get("kind") == REPORT_KIND)
+
+
 def verify_training(store: BlobStore, report_cid: str) -> bool:
     """Re-run a training report; True when checkpoint and score come out bitwise identical."""
-    try:
-        report = json.loads(store.get(report_cid))
-    except ValueError as exc:
-        raise InputError(f"{report_cid} is not a training report: {exc}") from exc
-    if not isinstance(report, dict) or report.get("kind") != REPORT_KIND:
-        raise InputError(f"{report_cid} is not a training report")
+    report = load_training_report(store, report_cid)
     spec = ModelSpec.from_json(store.get(report["spec"]))
     checkpoint, score, _ = _fit(store, spec, report["accepted"], report["validation"], int(report["seed"]),
                                 int(report["steps"]))

@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ._blobstore import BlobStore
 from ._cid import CID, cid_of, digest_of_cid
-from ._errors import InvalidCID, ManifestError
+from ._errors import InvalidCID, ManifestError, StorageError
 from ._merkle import MerkleRoot, MerkleTree, item_leaf
 
 #: Called by the builders with (items done, items in all or None while unknown).
@@ -61,6 +61,17 @@ _CANONICAL = json.JSONEncoder(
 def canonical_json(value: Any) -> bytes:
     """Return the canonical JSON encoding used for manifests and table rows."""
     return _CANONICAL.encode(value).encode("utf-8")
+
+
+def load_report(store: BlobStore, cid: str, what: str, is_kind: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The JSON report stored at ``cid``; StorageError naming ``what`` was expected when it is not one."""
+    try:
+        report = json.loads(store.get(cid))
+    except ValueError as exc:
+        raise StorageError(f"{cid} is not {what}: {exc}") from exc
+    if not isinstance(report, dict) or not is_kind(report):
+        raise StorageError(f"{cid} is not {what}")
+    return report
 
 
 @dataclass(frozen=True)

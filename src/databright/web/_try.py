@@ -36,7 +36,7 @@ from databright.index import ChannelRow
 from databright.ml import ModelSpec
 from databright.models import PredictionClient, PredictionResult, SignedRecord, Voucher, VoucherDomain
 from databright.models import announced_url, signed_record_path
-from databright.web._model_views import ModelView, channels
+from databright.web._registry import ModelView, channels
 from databright.web._state import WebState
 from databright.web._wallet import prepare
 from databright.web.deps import Forbidden

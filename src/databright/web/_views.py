@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from databright.index import DatasetRow, HolderRow, ItemRow, ProposalRow
+from databright.index import DatasetRow, HolderRow, ItemRow, ProposalRow, revenue_by_source
 from databright.web._state import WebState
 from databright.web.schemas import DatasetPublic, HolderPublic, ItemPublic, ProposalPublic, TallyPublic
 
@@ -34,6 +34,7 @@ def dataset_public(state: WebState, row: DatasetRow) -> DatasetPublic:
         shareholders=row.holder_count,
         total_shares=row.total_supply, revenue_total_wei=row.revenue_total,
         revenue_withdrawn_wei=row.revenue_withdrawn,
+        revenue_by_source=revenue_by_source(state.ws.index, row.dataset_id),
         open_proposals=row.open_count,
         quorum_bps=row.quorum_bps, approval_bps=row.approval_bps, voting_period_s=row.voting_period,
         proposal_bond_wei=row.proposal_bond, evaluation_required=row.evaluation_required,

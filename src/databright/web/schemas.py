@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AccountPublic",
     "ChainPublic",
+    "ChannelPublic",
     "CommentCreate",
     "CommentPublic",
+    "ContributorImpactPublic",
     "DatasetCreate",
     "DatasetPublic",
     "ErrorPublic",
@@ -23,9 +25,17 @@ __all__ = [
     "HoldingPublic",
     "ItemPublic",
     "LocalSignInCreate",
+    "MarketModelDetailPublic",
+    "MarketModelPublic",
+    "ModelImpactPublic",
     "ModelPublic",
+    "ModelVersionPublic",
     "NoncePublic",
+    "PricePublic",
     "ProposalPublic",
+    "RedemptionPublic",
+    "RevenuePublic",
+    "RoyaltyPublic",
     "SessionPublic",
     "SiweSignInCreate",
     "TallyPublic",
@@ -76,6 +86,8 @@ class DatasetPublic(BaseModel):
     total_shares: int
     revenue_total_wei: int
     revenue_withdrawn_wei: int
+    revenue_by_source: dict[str, int] = Field(
+        default_factory=dict, description="wei paid in per source: training_fee, royalty, forfeited_bond, payment")
     open_proposals: int
     quorum_bps: int
     approval_bps: int
@@ -178,6 +190,112 @@ class ModelPublic(BaseModel):
     versions: int
 
 
+class MarketModelPublic(BaseModel):
+    """A model registered on the ModelMarket, with what it has served and paid (from the index)."""
+
+    model_id: int
+    dataset_id: int
+    dataset: str
+    owner: str
+    price_wei: int
+    royalty_bps: int
+    training_fee_wei: int
+    versions: int
+    claimed_score_ppm: int = Field(description="the latest version's claimed validation accuracy, ppm")
+    verified_score_ppm: int | None = Field(description="the best score the dataset's evaluator verified, ppm")
+    predictions: int = Field(description="redeemed payments divided by the price in effect at each redemption")
+    revenue_wei: int = Field(description="everything redeemed from the model's channels")
+    royalties_wei: int = Field(description="the part of it paid to the dataset's shareholders")
+    registered_block: int
+
+
+class ModelVersionPublic(BaseModel):
+    version: int
+    spec_cid: str
+    checkpoint_cid: str
+    report_cid: str
+    claimed_score_ppm: int
+    verified_score_ppm: int | None
+    verification_cid: str | None
+    verifier: str | None
+    block: int
+
+
+class PricePublic(BaseModel):
+    price_wei: int
+    block: int
+
+
+class RedemptionPublic(BaseModel):
+    channel_id: int
+    amount_wei: int
+    paid_wei: int
+    royalty_wei: int
+    price_wei: int
+    predictions: int
+    block: int
+    tx_hash: str
+
+
+class RoyaltyPublic(BaseModel):
+    """What one shareholder of the dataset was paid by the model, pro rata at each payment."""
+
+    holder: str
+    training_fee_wei: int
+    royalties_wei: int
+
+
+class MarketModelDetailPublic(MarketModelPublic):
+    history: list[ModelVersionPublic]
+    prices: list[PricePublic]
+    redemptions: list[RedemptionPublic]
+    royalties: list[RoyaltyPublic]
+
+
+class ChannelPublic(BaseModel):
+    channel_id: int
+    model_id: int
+    user: str
+    state: Literal["open", "closing", "settled"]
+    deposit_wei: int
+    redeemed_wei: int
+    refundable_wei: int = Field(description="deposit not yet redeemed; 0 once settled")
+    refund_wei: int = Field(description="what settling returned")
+    closes_at: int
+
+
+class ModelImpactPublic(BaseModel):
+    model_id: int
+    owner: str
+    claimed_score_ppm: int
+    verified_score_ppm: int | None
+    improvement_ppm: int | None = Field(description="over the best verified score of the models before it")
+    training_fee_wei: int
+    royalties_wei: int
+    predictions: int
+
+
+class RevenuePublic(BaseModel):
+    """A dataset's revenue by source and the models trained on it."""
+
+    dataset_id: int
+    total_wei: int
+    training_fee_wei: int
+    royalty_wei: int
+    forfeited_bond_wei: int
+    payment_wei: int
+    models: list[ModelImpactPublic]
+
+
+class ContributorImpactPublic(BaseModel):
+    dataset_id: int
+    model_id: int
+    contributed_items: int
+    training_fee_wei: int
+    royalties_wei: int
+    paid_wei: int
+
+
 class HoldingPublic(BaseModel):
     dataset_id: int
     dataset: str
@@ -192,6 +310,8 @@ class AccountPublic(BaseModel):
     holdings: list[HoldingPublic]
     proposals: list[ProposalPublic]
     refundable_wei: int = Field(0, description="bonds of accepted and expired proposals waiting to be claimed")
+    models_paid: list[ContributorImpactPublic] = Field(
+        default_factory=list, description="models trained on data this account contributed, and what they paid it")
 
 
 class WithdrawalCreate(BaseModel):

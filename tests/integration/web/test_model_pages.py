@@ -276,3 +276,10 @@ def test_a_wallet_session_cannot_use_the_server_signed_form(client: TestClient, 
                                                "rows": _rows_text(model_home[1], 1)})
     assert reply.status_code == 403 and "holds no key" in reply.text
     assert not list(ws.model_market.channels_of(wallet.address))
+
+
+def test_the_account_page_shows_what_models_paid_the_data_owner(client: TestClient) -> None:
+    sign_in(client, "dev0")  # created the dataset: its seed's contributor and shareholder
+    page = client.get("/account").text
+    assert 'data-testid="models-paid"' in page and 'href="/models/1"' in page
+    assert re.search(r"Training fee to me", page)

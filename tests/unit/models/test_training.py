@@ -8,7 +8,7 @@ from pathlib import Path
 from databright.chain import ModelMarket
 from databright.ml import ModelSpec
 from databright.models import ServedModel, train_model, verify_training
-from databright.storage import cid_from_digest
+from databright.storage import cid_from_digest, digest_of_cid
 from databright.workspace import Workspace
 
 
@@ -60,5 +60,48 @@ def test_evaluator_verifies_a_model(model_home: tuple[Path, dict[str, Path]], ca
         report = json.loads(ws.store.get(str(cid_from_digest(check.report_digest))))
         assert report["training_reproduced"] is True
         assert check.score == round(report["score"] * 1_000_000) == ws.model_market.version(1, 1).claimed_score
+    finally:
+        ws.close()
+
+
+def test_evaluator_service_verifies_newly_registered_models(model_home: tuple[Path, dict[str, Path]]) -> None:
+    from databright.evaluator import Evaluator
+    from databright.index import get_model, model_versions
+
+    ws = Workspace(model_home[0])
+    try:
+        mm = ws.model_market
+        honest = mm.version(2, 1)
+        # A checkpoint trained with another seed, registered with model 1's training report: it was
+        # not trained as its report says. And model 2's image checkpoint on the table dataset.
+        report = json.loads(ws.store.get(str(cid_from_digest(mm.version(1, 1).report_digest))))
+        spec = ModelSpec.from_json(ws.store.get(report["spec"]))
+        other = train_model(ws.store, 1, spec, report["accepted"], report["validation"], seed=1, steps=report["steps"])
+        bogus = mm.register(ws.signer("dev1"), 1, digest_of_cid(other.spec_cid), digest_of_cid(other.checkpoint_cid),
+                            mm.version(1, 1).report_digest, 990_000, 10**12, 1000)
+        foreign = mm.register(ws.signer("dev1"), 1, honest.spec_digest, honest.checkpoint_digest,
+                              honest.report_digest, 990_000, 10**12, 1000)
+        lines: list[str] = []
+        evaluator = Evaluator(ws, ws.signer("dev2"))
+        ws.sync()
+        assert {(2, 1), (bogus, 1), (foreign, 1)} <= set(evaluator.pending_models())
+        assert evaluator.run(once=True, report=lines.append) >= 3
+        assert evaluator.pending_models() == []  # the chain is its ledger: nothing verified twice
+        assert evaluator.verify_models() == 0
+        [v2] = model_versions(ws.index, 2)
+        assert v2.verified_score == mm.verification(2, 1).score == honest.claimed_score
+        assert v2.verifier == ws.address_of("dev2") and v2.verification_cid
+        [v3] = model_versions(ws.index, bogus)
+        assert v3.verified_score == 0 and get_model(ws.index, bogus).dataset_id == 1
+        report = json.loads(ws.store.get(str(v3.verification_cid)))
+        assert report["score"] > 0 and report["score_ppm"] == 0
+        assert any("not the registered" in p for p in report["problems"])
+        assert any(f"model {bogus} version 1: verified 0.00% (" in line and "not the registered" in line
+                   for line in lines)
+        [v4] = model_versions(ws.index, foreign)
+        assert v4.verified_score == 0
+        problems = json.loads(ws.store.get(str(v4.verification_cid)))["problems"]
+        assert any("is for dataset 2, not 1" in p for p in problems)
+        assert any("cannot be scored on the dataset's validation split" in p for p in problems)
     finally:
         ws.close()

@@ -10,10 +10,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from web3 import Web3
 
 from databright.errors import DataBrightError, InputError
+from databright.web._model_views import models_paid
 from databright.web._pages import back, eth, render
 from databright.web._state import WebState
 from databright.web._views import proposal_public
-from databright.web._model_views import channels, ranked
+from databright.web._registry import channels, ranked
 from databright.web._try import signed
 from databright.web._wallet import prepare
 from databright.web.deps import CsrfChecked, CurrentUser, OptionalUser, SignerDep, StateDep
@@ -47,7 +48,7 @@ def account(state: WebState, address: str) -> AccountPublic:
                                       withdrawn_wei=h.withdrawn, withdrawable_wei=pending))
     proposals = [proposal_public(state, p) for p in index.proposals() if p.contributor.lower() == address.lower()]
     return AccountPublic(address=address, holdings=holdings, proposals=proposals,
-                         refundable_wei=state.ws.market.refundable(address))
+                         refundable_wei=state.ws.market.refundable(address), models_paid=models_paid(state, address))
 
 
 def check_withdraw(state: WebState, holder: str, dataset_id: int) -> None:

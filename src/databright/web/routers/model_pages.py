@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from databright.errors import DataBrightError, InputError, NotFound
-from databright.web._model_views import ModelView, channels, model_view, models_deployed, ranked
+from databright.web._registry import ModelView, channels, model_view, models_deployed, ranked
 from databright.web._pages import back, render
 from databright.web._state import WebState
 from databright.web._try import MAX_TRY_ITEMS, TryItems, pay_local, pay_wallet, quote, read_rows, signed, spec_of
