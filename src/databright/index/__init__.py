@@ -520,6 +520,21 @@ class Index:
         query = select(CommentRow).where(CommentRow.proposal_id == proposal_id)
         return self._page(query, "comments", (CommentRow.id,), cursor, limit)
 
+    def proposal_labels(self, proposal_id: int) -> dict[str, int]:
+        """Items per label of one proposal, counted by the database (one pass, no rows loaded)."""
+        query = (select(ItemRow.label, func.count()).where(ItemRow.proposal_id == proposal_id)
+                 .group_by(ItemRow.label).order_by(ItemRow.label))
+        with self.session() as session:
+            return {label: int(count) for label, count in session.execute(query).tuples()}
+
+    def duplicate_items(self, proposal_id: int) -> list[tuple[str, int, int]]:
+        """(CID, position, duplicate of) of a proposal's flagged items, in manifest order."""
+        query = (select(ItemRow.cid, ItemRow.position, ItemRow.duplicate_of)
+                 .where(ItemRow.proposal_id == proposal_id, ItemRow.duplicate_of.is_not(None))
+                 .order_by(ItemRow.position))
+        with self.session() as session:
+            return [(cid, int(position), int(of or 0)) for cid, position, of in session.execute(query).tuples()]
+
     def label_counts(self, dataset_id: int) -> list[tuple[str, int]]:
         """Accepted items per label, from the counters the indexer keeps."""
         query = select(LabelCountRow.label, LabelCountRow.count).where(LabelCountRow.dataset_id == dataset_id)
