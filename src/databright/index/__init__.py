@@ -35,7 +35,6 @@ from databright.index._pages import MAX_LIMIT, CursorError, Page, keyset_page
 from databright.index._sync import ItemRecord, Loaders, apply_events, apply_metadata, attach_manifest
 
 __all__ = [
-    "MAX_LIMIT",
     "CommentRow",
     "CursorError",
     "DatasetRow",
@@ -44,6 +43,7 @@ __all__ = [
     "ItemRecord",
     "ItemRow",
     "Loaders",
+    "MAX_LIMIT",
     "Page",
     "ProposalRow",
     "RevenueRow",
