@@ -121,14 +121,26 @@ class Index:
             grown = self._missing_tables()
             Base.metadata.create_all(self.engine)
             grown |= self._add_missing_columns()
-            for table in Base.metadata.sorted_tables:  # create_all leaves existing tables' new indexes out
-                for table_index in table.indexes:
-                    table_index.create(self.engine, checkfirst=True)
+            self._add_missing_indexes()
             if grown:
                 self._forget_deployment()
         except SQLAlchemyError as exc:
             raise IndexError_(f"cannot open index {url}: {_one_line(exc)}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _add_missing_indexes(self) -> None:
+        """Create the indexes an older index file lacks (create_all only indexes the tables it creates)."""
+        for table in Base.metadata.sorted_tables:
+            have = {i["name"] for i in inspect(self.engine).get_indexes(table.name)}
+            for table_index in table.indexes:
+                if table_index.name in have:
+                    continue
+                try:
+                    table_index.create(self.engine)
+                except SQLAlchemyError:
+                    # Another process may have created it meanwhile.
+                    if table_index.name not in {i["name"] for i in inspect(self.engine).get_indexes(table.name)}:
+                        raise
 
     def _missing_tables(self) -> bool:
         have = set(inspect(self.engine).get_table_names())
