@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from databright.chain import DatasetParams
-from databright.index import Index, Loaders
+from databright.index import Index, Loaders, Page
 from databright.storage import LocalBlobStore, Manifest, ManifestItem, cid_from_digest, digest_of_cid
 from tests._model_history import deploy_model_market, model_history, model_snapshot
 from tests._servers import Postgres
@@ -55,7 +56,26 @@ def _snapshot(index: Index) -> dict[str, object]:
                       for p in index.proposals()],
         "holders": [(h.holder, h.balance, h.withdrawn) for h in index.holders(1)],
         "items": [(i.cid, i.label, i.accepted) for i in index.items(1, accepted=None)],
+        # keyset pages: the same rows and cursors on both databases, forwards and back
+        "item pages": _walk(lambda c: index.items_page(1, cursor=c, limit=3), lambda i: (i.cid, i.position)),
+        "holder pages": _walk(lambda c: index.holders_page(1, cursor=c, limit=1), lambda h: (h.holder, h.balance)),
+        "entries": _walk(lambda c: index.entries_page(1, cursor=c, limit=1), lambda p: p.proposal_id),
+        "counters": (sorted(index.label_counts(1)), index.proposal_count(1, "rejected"), index.dataset(1).holder_count),
     }
+
+
+def _walk(fetch: Callable[[str | None], Page[Any]], key: Callable[[Any], object]) -> list[object]:
+    seen: list[object] = []
+    page = fetch(None)
+    while True:
+        seen.append([key(r) for r in page.rows])
+        if page.next_cursor is None:
+            break
+        page = fetch(page.next_cursor)
+    while page.prev_cursor is not None:
+        page = fetch(page.prev_cursor)
+        seen.append([key(r) for r in page.rows])
+    return seen
 
 
 @pytest.mark.parametrize("backend", ["embedded"], indirect=True)

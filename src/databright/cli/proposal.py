@@ -155,13 +155,10 @@ def show(
         with cursor_usage():
             page = ws.index.items_page(p.dataset_id, accepted=None, proposal_id=proposal_id, cursor=cursor,
                                        limit=limit)
-        # Label counts and duplicates over every item, read a page at a time: never the whole manifest.
-        labels: dict[str, int] = {}
-        duplicates = []
-        for i in ws.index.iter_items(p.dataset_id, accepted=None, proposal_id=proposal_id):
-            labels[i.label] = labels.get(i.label, 0) + 1
-            if i.duplicate_of is not None:
-                duplicates.append({"cid": i.cid, "position": i.position, "duplicate_of": i.duplicate_of})
+        # Over every item, counted by the database: never the whole manifest in memory.
+        labels = ws.index.proposal_labels(proposal_id)
+        duplicates = [{"cid": cid, "position": position, "duplicate_of": of}
+                      for cid, position, of in ws.index.duplicate_items(proposal_id)]
         supply = ws.market.snapshot_supply(proposal_id)
         now = float(chain_time(ws))
         report = _report(ws, p.report_cid)
@@ -179,7 +176,7 @@ def show(
         "eval_shares": p.eval_shares,
         "votes": [{"voter": v.voter, "support": v.support, "weight": v.weight} for v in votes],
         "duplicate_items": duplicates,
-        "labels": dict(sorted(labels.items())),
+        "labels": labels,
         "items": [_item_data(i) for i in page.rows],
         "next_cursor": page.next_cursor,
         "prev_cursor": page.prev_cursor,

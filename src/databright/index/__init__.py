@@ -163,14 +163,26 @@ class Index:
             grown = self._missing_tables()
             Base.metadata.create_all(self.engine)
             grown |= self._add_missing_columns()
-            for table in Base.metadata.sorted_tables:  # create_all leaves existing tables' new indexes out
-                for table_index in table.indexes:
-                    table_index.create(self.engine, checkfirst=True)
+            self._add_missing_indexes()
             if grown:
                 self._forget_deployment()
         except SQLAlchemyError as exc:
             raise IndexError_(f"cannot open index {url}: {_one_line(exc)}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _add_missing_indexes(self) -> None:
+        """Create the indexes an older index file lacks (create_all only indexes the tables it creates)."""
+        for table in Base.metadata.sorted_tables:
+            have = {i["name"] for i in inspect(self.engine).get_indexes(table.name)}
+            for table_index in table.indexes:
+                if table_index.name in have:
+                    continue
+                try:
+                    table_index.create(self.engine)
+                except SQLAlchemyError:
+                    # Another process may have created it meanwhile.
+                    if table_index.name not in {i["name"] for i in inspect(self.engine).get_indexes(table.name)}:
+                        raise
 
     def _missing_tables(self) -> bool:
         have = set(inspect(self.engine).get_table_names())
@@ -572,6 +584,21 @@ class Index:
     def comments_page(self, proposal_id: int, *, cursor: str | None = None, limit: int = 100) -> Page[CommentRow]:
         query = select(CommentRow).where(CommentRow.proposal_id == proposal_id)
         return self._page(query, "comments", (CommentRow.id,), cursor, limit)
+
+    def proposal_labels(self, proposal_id: int) -> dict[str, int]:
+        """Items per label of one proposal, counted by the database (one pass, no rows loaded)."""
+        query = (select(ItemRow.label, func.count()).where(ItemRow.proposal_id == proposal_id)
+                 .group_by(ItemRow.label).order_by(ItemRow.label))
+        with self.session() as session:
+            return {label: int(count) for label, count in session.execute(query).tuples()}
+
+    def duplicate_items(self, proposal_id: int) -> list[tuple[str, int, int]]:
+        """(CID, position, duplicate of) of a proposal's flagged items, in manifest order."""
+        query = (select(ItemRow.cid, ItemRow.position, ItemRow.duplicate_of)
+                 .where(ItemRow.proposal_id == proposal_id, ItemRow.duplicate_of.is_not(None))
+                 .order_by(ItemRow.position))
+        with self.session() as session:
+            return [(cid, int(position), int(of or 0)) for cid, position, of in session.execute(query).tuples()]
 
     def label_counts(self, dataset_id: int) -> list[tuple[str, int]]:
         """Accepted items per label, from the counters the indexer keeps."""

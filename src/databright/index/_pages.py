@@ -23,7 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from databright.errors import InputError
 
-__all__ = ["MAX_LIMIT", "CursorError", "Page", "decode_cursor", "encode_cursor", "keyset_page"]
+__all__ = ["CursorError", "MAX_LIMIT", "Page", "check_limit", "decode_cursor", "encode_cursor", "keyset_page"]
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from fastapi import Query, Request, Response
 
 from databright.index import Page
 
-__all__ = ["PAGE_HEADERS", "Cursor", "Limit", "pager", "set_page_headers"]
+__all__ = ["Cursor", "Limit", "PAGE_HEADERS", "pager", "set_page_headers"]
 
 Cursor = Annotated[str | None, Query(max_length=600, description=(
     "where the page starts: a next_cursor or prev_cursor (X-Next-Cursor / X-Prev-Cursor) of this list"))]

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Annotated, Any
 
-import pandas as pd
-from fastapi import APIRouter, File, Form, Query, Request
+from fastapi import APIRouter, File, Form, Request
 from fastapi import UploadFile as FileUpload
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
