@@ -401,7 +401,6 @@ class Evaluator:
             stop.wait(interval)
         return done
 
-
     # -- registered models ------------------------------------------------------------
 
     def pending_models(self) -> list[tuple[int, int]]:

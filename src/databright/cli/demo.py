@@ -52,13 +52,13 @@ def demo() -> None:
             ["proposal", "voter", "vote", "weight", "reason"],
             [(p.proposal_id, v, "yes" if s else "no", w, r) for p in result.proposals for v, s, w, r in p.votes],
         ),
+        *_sale(result.sale),
         table(
             "Shareholders and revenue",
             ["holder", "address", "shares", "fraction", "withdrawn"],
             [(h["name"], h["address"], h["shares"], f"{h['fraction']:.1%}", format_eth(h["withdrawn_wei"]))
              for h in result.holders],
         ),
-        *_sale(result.sale),
         f"Revenue paid to dataset {result.dataset_id}: {format_eth(result.revenue_wei)} "
         "(training fee, prediction royalties and forfeited bonds)",
         f"Median evaluation latency per proposal: {result.latency:.2f} s",
