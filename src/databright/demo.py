@@ -7,9 +7,13 @@ split; dev9 is its evaluator. Eight contributors (dev1-dev8) propose batches of
 already accepted (dev6). The evaluator values every proposal before the vote
 (leave-one-out accuracy gain of the best model, KNN-Shapley, duplicates,
 suspected mislabels) and posts value, shares and report on-chain; shareholders
-vote; proposals are finalized; a data scientist (dev10) pays a training fee and
-every holder withdraws their part. A report with plots is written to the home
-directory.
+vote; proposals are finalized. Then the model market: a data scientist (dev10)
+trains a digits model on the accepted items and registers it, paying the
+training fee; the evaluator verifies its score; a user (dev11) opens a payment
+channel and buys 200 predictions from the model's prediction server over
+loopback, signing a voucher per request; the owner redeems, and each
+shareholder's withdrawable revenue grows by their part of the royalty. Every
+holder then withdraws. A report with plots is written to the home directory.
 
 Voting policy of the demo's shareholders: vote no when the evaluation's gain is
 below -0.5 accuracy points (a gain that small is within the noise of the
@@ -33,11 +37,12 @@ import numpy as np
 
 from databright.chain import DatasetParams
 from databright.config import Home
+from databright.demo_market import ModelSale, sell_predictions
 from databright.errors import ChainError, ConfigError
 from databright.operations import DatasetMetadata, create_dataset, load_batch, propose_batch
 from databright.workspace import Workspace
 
-__all__ = ["DemoResult", "run_demo", "write_png", "write_report"]
+__all__ = ["DemoResult", "ModelSale", "run_demo", "write_png", "write_report"]
 
 SEED_FRACTION = 0.10
 BATCH_SIZE = 100
@@ -45,7 +50,7 @@ CONTRIBUTORS = 8
 MISLABEL_LIMIT = 0.20
 GAIN_FLOOR = -0.005
 VALIDATION_ITEMS = 600
-ACCOUNTS = CONTRIBUTORS + 3  # dev0 initiator, dev1-dev8 contributors, dev9 evaluator, dev10 payer
+ACCOUNTS = CONTRIBUTORS + 4  # dev0 initiator, dev1-dev8 contributors, dev9 evaluator, dev10 data scientist, dev11 user
 
 
 def write_png(pixels: np.ndarray) -> bytes:
@@ -99,6 +104,7 @@ class DemoResult:
     revenue_wei: int
     report: Path
     latency: float
+    sale: ModelSale | None = None
 
 
 def _review(evaluation: Any) -> tuple[bool, str]:
@@ -155,7 +161,7 @@ def run_demo(home: Path, progress: Callable[[str], None] = lambda _: None) -> De
 def _run(ws: Workspace, progress: Callable[[str], None]) -> DemoResult:
     from sklearn.datasets import load_digits
 
-    from databright.chain import deploy, load_deployment
+    from databright.chain import add_model_market, deploy, load_deployment
     from databright.evaluator import Evaluator
     from databright.operations import evaluation_metadata
 
@@ -163,9 +169,13 @@ def _run(ws: Workspace, progress: Callable[[str], None]) -> DemoResult:
         raise ConfigError(f"the demo needs the dev accounts of 'databright init' in {ws.home.root}")
     _ensure_accounts(ws, progress)
     initiator, evaluator_account = ws.signer("dev0"), ws.signer(f"dev{CONTRIBUTORS + 1}")
-    if load_deployment(ws.home.deployments, ws.ledger.chain_id) is None:
-        progress("deploying DataMarket")
+    deployment = load_deployment(ws.home.deployments, ws.ledger.chain_id)
+    if deployment is None:
+        progress("deploying DataMarket and ModelMarket")
         deploy(ws.ledger, initiator, ws.home.cache).save(ws.home.deployments)
+    elif "ModelMarket" not in deployment.contracts:  # a demo home from before the model market
+        progress("deploying ModelMarket")
+        add_model_market(ws.ledger, initiator, deployment, ws.home.cache).save(ws.home.deployments)
 
     digits = load_digits()
     rng = np.random.default_rng(7)
@@ -242,14 +252,12 @@ def _run(ws: Workspace, progress: Callable[[str], None]) -> DemoResult:
             evaluator.fold_accepted(dataset_id)
             proposals.append(record)
 
-        progress(f"a data scientist (dev{ACCOUNTS - 1}) pays a 1 ETH training fee to the dataset")
-        ws.market.deposit(ws.signer(f"dev{ACCOUNTS - 1}"), dataset_id, 10**18)
-        ws.sync()
+        sale = sell_predictions(ws, evaluator, dataset_id, work / "validation", names, progress)
         holders = _withdraw_all(ws, dataset_id, names)
         revenue = ws.index.dataset(dataset_id).revenue_total
     report = write_report(ws.home.root / "demo-report", dataset_id, proposals, holders, evaluator.model(dataset_id))
     return DemoResult(ws.home.root, dataset_id, proposals, holders, revenue, report,
-                      float(np.median(latencies)))
+                      float(np.median(latencies)), sale)
 
 
 def _vote(

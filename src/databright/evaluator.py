@@ -438,7 +438,6 @@ class Evaluator:
             stop.wait(interval)
         return done
 
-
     # -- registered models ------------------------------------------------------------
 
     def pending_models(self) -> list[tuple[int, int]]:

@@ -26,6 +26,12 @@ def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
     assert all(p["outcome"] == "accepted" for p in clean)
     shares = [p["shares"] for p in clean]
     assert shares == sorted(shares, reverse=True) and shares[0] > shares[-1] > 0
+    sale = result["model_sale"]
+    assert sale["predictions"] == 200 and sale["paid_wei"] == 200 * 10**15
+    assert sale["royalty_wei"] == 200 * 10**15 // 10 and sale["claimed_score"] > 0.5
+    assert round(sale["verified_score"] * 10**6) == round(sale["claimed_score"] * 10**6)  # reproduced bitwise
+    growth = [h["royalty_wei"] for h in sale["holders"]]
+    assert all(g > 0 for g in growth) and sale["royalty_wei"] - len(growth) <= sum(growth) <= sale["royalty_wei"]
     report = Path(result["report"])
     assert report.is_file() and (report.parent / "value-per-proposal.png").stat().st_size > 1000
 
@@ -36,6 +42,10 @@ def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
     assert dataset["accepted_items"] == 179 + 100 * len(clean)
     assert {h["address"] for h in dataset["shareholders"]} >= {h["address"] for h in result["holders"]}
     assert len(dataset["shareholders"]) == 1 + len(clean)
+    assert dataset["revenue_by_source_wei"]["training_fee"] == 10**18
+    assert dataset["revenue_by_source_wei"]["royalty"] == sale["royalty_wei"]
+    [model] = dataset["models"]
+    assert model["predictions"] == 200 and model["verified_score_ppm"] == round(sale["verified_score"] * 10**6)
 
     export = tmp_path / "export"
     exported = subprocess.run([str(BIN), "--home", str(home), "dataset", "export", "1", str(export), "--json"],

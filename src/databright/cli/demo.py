@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import typer
 
+from typing import TYPE_CHECKING
+
 from databright.cli._common import console, emit, format_eth, state, table
+
+if TYPE_CHECKING:
+    from databright.demo_market import ModelSale
 
 __all__ = ["register"]
 
 
 def demo() -> None:
-    """Grow a digits dataset with eight contributors, vote, finalize, pay and withdraw.
+    """Grow a digits dataset with eight contributors, vote, finalize; train, register and sell a model's
+    predictions through a payment channel; every holder withdraws the revenue.
 
     Runs on the embedded chain of --home (created if missing) and keeps its state there.
     """
@@ -31,6 +37,7 @@ def demo() -> None:
             "revenue_total_wei": result.revenue_wei,
             "report": str(result.report),
             "evaluation_latency_s": result.latency,
+            "model_sale": result.sale.__dict__ if result.sale else None,
         },
         f"\n[bold]Voting policy:[/bold] {policy_text}\n",
         table(
@@ -45,6 +52,7 @@ def demo() -> None:
             ["proposal", "voter", "vote", "weight", "reason"],
             [(p.proposal_id, v, "yes" if s else "no", w, r) for p in result.proposals for v, s, w, r in p.votes],
         ),
+        *_sale(result.sale),
         table(
             "Shareholders and revenue",
             ["holder", "address", "shares", "fraction", "withdrawn"],
@@ -52,11 +60,27 @@ def demo() -> None:
              for h in result.holders],
         ),
         f"Revenue paid to dataset {result.dataset_id}: {format_eth(result.revenue_wei)} "
-        "(training fee plus forfeited bonds)",
+        "(training fee, prediction royalties and forfeited bonds)",
         f"Median evaluation latency per proposal: {result.latency:.2f} s",
         f"Report with plots: {result.report}",
         f"State kept in {result.home}: try  databright --home {result.home} dataset show {result.dataset_id}",
     )
+
+
+def _sale(sale: ModelSale | None) -> list[object]:
+    if sale is None:
+        return []
+    return [
+        f"Model {sale.model_id}: claimed accuracy {sale.claimed_score:.2%}, verified {sale.verified_score:.2%}; "
+        f"{sale.predictions} predictions bought through channel {sale.channel_id} ({sale.correct} correct), "
+        f"{format_eth(sale.paid_wei)} redeemed, royalty {format_eth(sale.royalty_wei)} to the shareholders",
+        table(
+            "Royalty reaching the shareholders (withdrawable before and after the redemption)",
+            ["holder", "address", "before", "after", "royalty"],
+            [(h["name"], h["address"], format_eth(h["before_wei"]), format_eth(h["after_wei"]),
+              format_eth(h["royalty_wei"])) for h in sale.holders],
+        ),
+    ]
 
 
 _KIND = {"clean": "clean", "flipped labels": "flipped", "repeats accepted items": "repeats"}

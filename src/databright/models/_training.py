@@ -11,7 +11,6 @@ re-run it (:func:`verify_training`) and get the same checkpoint digest.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any

@@ -77,13 +77,13 @@ def test_register_needs_every_digest(model_market: Any, owner: LocalAccount, dat
         model_market.register(dataset, *digests, 0, PRICE, 0, value=FEE)
 
 
-def test_royalty_below_the_datasets_minimum(owner: LocalAccount) -> None:
-    strict = boa.load(str(CONTRACTS.parents[3] / "tests/unit/contracts/models/strict_market.vy"))
-    market = boa.load(str(CONTRACTS / "model_market.vy"), strict.address, CHALLENGE)
+def test_royalty_below_the_datasets_minimum(data_market: Any, model_market: Any, owner: LocalAccount,
+                                            creator: str) -> None:
+    strict = create_dataset(data_market, creator, training_fee=0, min_royalty_bps=500)
     with boa.env.prank(owner.address), boa.reverts("modelmarket: royalty below the dataset's minimum"):
-        market.register(1, *DIGESTS, 0, PRICE, 499)
+        model_market.register(strict, *DIGESTS, 0, PRICE, 499)
     with boa.env.prank(owner.address):
-        market.register(1, *DIGESTS, 0, PRICE, 500)
+        model_market.register(strict, *DIGESTS, 0, PRICE, 500)
 
 
 def test_versions_are_history(model_market: Any, owner: LocalAccount, stranger: LocalAccount, model: int) -> None:
