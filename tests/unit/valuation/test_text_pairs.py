@@ -27,7 +27,7 @@ def test_signatures_are_deterministic_and_estimate_similarity() -> None:
     assert a.tobytes() == signature(*ACCEPTED[1]).tobytes()
     # Case and spacing are normalised away; a one-word change stays similar; another sentence does not.
     assert np.array_equal(a, signature("i would  like a cup of COFFEE please .", ACCEPTED[1][1]))
-    close = signature("I would like a cup of coffee , please .", ACCEPTED[1][1])
+    close = signature("I would like a cup of coffee please !", ACCEPTED[1][1])
     assert (a == close).mean() >= NEAR_JACCARD
     assert (a == signature(*ACCEPTED[2])).mean() < 0.2
     # The source and the target are different sides: swapping them is another pair.
@@ -36,10 +36,10 @@ def test_signatures_are_deterministic_and_estimate_similarity() -> None:
 
 def test_exact_near_and_within_batch_duplicates() -> None:
     batch = [ACCEPTED[0],                                                     # exact duplicate of accepted 0
-             ("I would like a cup of coffee , please .", ACCEPTED[1][1]),     # near duplicate of accepted 1
+             ("I would like a cup of coffee please !", ACCEPTED[1][1]),      # near duplicate of accepted 1
              ("My cat sleeps all day long .", "Meine Katze schläft den ganzen Tag ."),
              ("My cat sleeps all day long .", "Meine Katze schläft den ganzen Tag ."),  # repeated within
-             ("My cat sleeps all the day long .", "Meine Katze schläft den ganzen Tag ."),  # near within
+             ("My cat sleeps all day long !", "Meine Katze schläft den ganzen Tag ."),  # near within
              ("Where is the bus stop ?", "Wo ist die Bushaltestelle ?")]      # new
     found = pair_signals(_cids(ACCEPTED), _sigs(ACCEPTED), _cids(batch), _sigs(batch))
     assert found["exact"] == [0]
