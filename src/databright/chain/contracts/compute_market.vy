@@ -44,6 +44,7 @@ exports: (
 
 
 _BPS: constant(uint256) = 10_000
+_MASK64: constant(uint256) = 2**64 - 1
 _MAX_PAYMENTS: constant(uint256) = 64
 _MAX_SLASHES: constant(uint256) = 16
 
@@ -61,6 +62,16 @@ struct Worker:
     active: bool
     tasks_paid: uint256
     earned: uint256
+    slashed: uint256
+
+
+# what is stored of a worker; lifetime tasks and earnings live in one word
+# beside it (`_tallies`), so a payment writes two words, not three
+struct Bond:
+    stake: uint256
+    min_fee: uint256
+    unbonding_at: uint256
+    active: bool
     slashed: uint256
 
 
@@ -113,7 +124,9 @@ data_market: public(immutable(IDataMarketForCompute))
 min_stake: public(immutable(uint256))
 unbonding_delay: public(immutable(uint256))
 
-_workers: HashMap[address, Worker]
+_workers: HashMap[address, Bond]
+# tasks paid (0..63) | wei earned (64..255), over the worker's lifetime
+_tallies: HashMap[address, uint256]
 _pending_fees: HashMap[address, PendingFee]
 _coordinators: HashMap[address, Coordinator]
 allowed_measurements: public(HashMap[bytes32, bool])
@@ -571,8 +584,11 @@ def complete_job(
         amount: uint256 = p.tasks * p.fee_per_task
         paid += amount
         assert paid <= budget, "computemarket: payments above the budget"
-        self._workers[p.worker].tasks_paid += p.tasks
-        self._workers[p.worker].earned += amount
+        tally: uint256 = self._tallies[p.worker]
+        tasks: uint256 = (tally & _MASK64) + p.tasks
+        assert tasks <= _MASK64, "computemarket: too many tasks"
+        # lifetime earnings are bounded by the ether in existence, far below 2**192
+        self._tallies[p.worker] = (((tally >> 64) + amount) << 64) | tasks
         self.earnings[p.worker] += amount
         log WorkerPaid(job_id=job_id, worker=p.worker, tasks=p.tasks, fee_per_task=p.fee_per_task, amount=amount)
 
@@ -637,9 +653,17 @@ def workers(worker: address) -> Worker:
     @param worker The worker's address.
     @return Worker The worker (all zero if never registered).
     """
-    record: Worker = self._workers[worker]
-    record.min_fee = self._fee_at(worker, block.timestamp)
-    return record
+    bond: Bond = self._workers[worker]
+    tally: uint256 = self._tallies[worker]
+    return Worker(
+        stake=bond.stake,
+        min_fee=self._fee_at(worker, block.timestamp),
+        unbonding_at=bond.unbonding_at,
+        active=bond.active,
+        tasks_paid=tally & _MASK64,
+        earned=tally >> 64,
+        slashed=bond.slashed,
+    )
 
 
 @external
