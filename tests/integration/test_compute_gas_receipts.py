@@ -26,7 +26,7 @@ from databright.chain import (
 )
 from databright.chain._compute_events import JobCompleted, JobSubmitted, WorkerPaid, WorkerSlashed
 from databright.chain.computemarket import MIN_STAKE, UNBONDING_DELAY
-from databright.errors import TransactionError
+from databright.errors import NotFound, TransactionError
 from tests.integration.conftest import Backend
 
 REPORT = Path(__file__).resolve().parents[2] / "test-artifacts" / "compute-gas-receipts.md"
@@ -118,6 +118,10 @@ def _scenario(b: Backend, cm: ComputeMarket) -> dict[str, int]:
     gas["expire_job"] = used(b.ledger.transact(owner, cm.contract.functions.expire_job(late)))
     assert cm.job(late).status is JobStatus.EXPIRED and cm.total_held() == 0
     assert cm.refunds(submitter.address) == BUDGET
+    with pytest.raises(NotFound, match="unknown job: 99"):
+        cm.job(99)
+    with pytest.raises(NotFound, match="unknown coordinator"):
+        cm.coordinator(worker.address)
 
     unbonding_at = cm.begin_unbonding(cheat)
     with pytest.raises(TransactionError, match="unbonding delay running"):

@@ -44,6 +44,7 @@ exports: (
 
 
 _BPS: constant(uint256) = 10_000
+_MASK64: constant(uint256) = 2**64 - 1
 _MAX_PAYMENTS: constant(uint256) = 64
 _MAX_SLASHES: constant(uint256) = 16
 
@@ -61,6 +62,16 @@ struct Worker:
     active: bool
     tasks_paid: uint256
     earned: uint256
+    slashed: uint256
+
+
+# what is stored of a worker; lifetime tasks and earnings live in one word
+# beside it (`_tallies`), so a payment writes two words, not three
+struct Bond:
+    stake: uint256
+    min_fee: uint256
+    unbonding_at: uint256
+    active: bool
     slashed: uint256
 
 
@@ -113,7 +124,9 @@ data_market: public(immutable(IDataMarketForCompute))
 min_stake: public(immutable(uint256))
 unbonding_delay: public(immutable(uint256))
 
-_workers: HashMap[address, Worker]
+_workers: HashMap[address, Bond]
+# tasks paid (0..63) | wei earned (64..255), over the worker's lifetime
+_tallies: HashMap[address, uint256]
 _pending_fees: HashMap[address, PendingFee]
 _coordinators: HashMap[address, Coordinator]
 allowed_measurements: public(HashMap[bytes32, bool])
@@ -258,14 +271,15 @@ def register_worker(min_fee: uint256):
             (at least `min_stake`) and a minimum fee per task.
     @param min_fee The least the worker accepts per task, in wei.
     """
-    worker: Worker = self._workers[msg.sender]
-    assert not worker.active and worker.unbonding_at == 0, "computemarket: already registered"
+    assert not self._workers[msg.sender].active, "computemarket: already registered"
+    assert self._workers[msg.sender].unbonding_at == 0, "computemarket: already registered"
     assert msg.value >= min_stake, "computemarket: stake below the minimum"
-    worker.stake = msg.value
-    worker.min_fee = min_fee
-    worker.active = True
-    self._workers[msg.sender] = worker
-    self._pending_fees[msg.sender] = empty(PendingFee)
+    # a worker that left keeps its lifetime tasks, earnings and slashes
+    self._workers[msg.sender].stake = msg.value
+    self._workers[msg.sender].min_fee = min_fee
+    self._workers[msg.sender].active = True
+    if self._pending_fees[msg.sender].effective_at != 0:
+        self._pending_fees[msg.sender] = empty(PendingFee)
     log WorkerRegistered(worker=msg.sender, stake=msg.value, min_fee=min_fee)
 
 
@@ -290,8 +304,7 @@ def set_min_fee(min_fee: uint256):
             reaches a job already submitted. Only a registered worker.
     @param min_fee The new minimum fee per task, in wei.
     """
-    worker: Worker = self._workers[msg.sender]
-    assert worker.active or worker.unbonding_at != 0, "computemarket: not a registered worker"
+    assert self._workers[msg.sender].active or self._workers[msg.sender].unbonding_at != 0, "computemarket: not a registered worker"
     current: uint256 = self._fee_at(msg.sender, block.timestamp)
     effective_at: uint256 = block.timestamp
     if min_fee <= current:
@@ -475,27 +488,19 @@ def submit_job(
     assert msg.value == budget + fee, "computemarket: value is not budget plus training fee"
     job_id: uint256 = self._job_count + 1
     self._job_count = job_id
-    self._jobs[job_id] = Job(
-        submitter=msg.sender,
-        dataset_id=dataset_id,
-        spec_cid=spec_cid,
-        rounds=rounds,
-        local_steps=local_steps,
-        redundancy=redundancy,
-        max_exposure_bps=max_exposure_bps,
-        budget=budget,
-        training_fee=fee,
-        deadline=deadline,
-        submitted_at=block.timestamp,
-        status=OPEN,
-        coordinator=empty(address),
-        accepted_at=0,
-        paid=0,
-        refunded=0,
-        compensation=0,
-        checkpoint_digest=empty(bytes32),
-        report_cid="",
-    )
+    # field by field: a struct literal would also write its zero members
+    self._jobs[job_id].submitter = msg.sender
+    self._jobs[job_id].dataset_id = dataset_id
+    self._jobs[job_id].spec_cid = spec_cid
+    self._jobs[job_id].rounds = rounds
+    self._jobs[job_id].local_steps = local_steps
+    self._jobs[job_id].redundancy = redundancy
+    self._jobs[job_id].max_exposure_bps = max_exposure_bps
+    self._jobs[job_id].budget = budget
+    self._jobs[job_id].training_fee = fee
+    self._jobs[job_id].deadline = deadline
+    self._jobs[job_id].submitted_at = block.timestamp
+    self._jobs[job_id].status = OPEN
     self.total_held += budget
     log JobSubmitted(
         job_id=job_id,
@@ -579,8 +584,11 @@ def complete_job(
         amount: uint256 = p.tasks * p.fee_per_task
         paid += amount
         assert paid <= budget, "computemarket: payments above the budget"
-        self._workers[p.worker].tasks_paid += p.tasks
-        self._workers[p.worker].earned += amount
+        tally: uint256 = self._tallies[p.worker]
+        tasks: uint256 = (tally & _MASK64) + p.tasks
+        assert tasks <= _MASK64, "computemarket: too many tasks"
+        # lifetime earnings are bounded by the ether in existence, far below 2**192
+        self._tallies[p.worker] = (((tally >> 64) + amount) << 64) | tasks
         self.earnings[p.worker] += amount
         log WorkerPaid(job_id=job_id, worker=p.worker, tasks=p.tasks, fee_per_task=p.fee_per_task, amount=amount)
 
@@ -645,9 +653,17 @@ def workers(worker: address) -> Worker:
     @param worker The worker's address.
     @return Worker The worker (all zero if never registered).
     """
-    record: Worker = self._workers[worker]
-    record.min_fee = self._fee_at(worker, block.timestamp)
-    return record
+    bond: Bond = self._workers[worker]
+    tally: uint256 = self._tallies[worker]
+    return Worker(
+        stake=bond.stake,
+        min_fee=self._fee_at(worker, block.timestamp),
+        unbonding_at=bond.unbonding_at,
+        active=bond.active,
+        tasks_paid=tally & _MASK64,
+        earned=tally >> 64,
+        slashed=bond.slashed,
+    )
 
 
 @external
