@@ -381,8 +381,8 @@ class Coordinator:
     def waiting(self, job_id: int) -> str | None:
         """Why a running job's round cannot be covered by the registered workers, if it cannot."""
         with self.engine.connect() as conn:
-            job = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
-            if job.status != "running":
+            job = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+            if job is None or job.status != "running":
                 return None
             shards = conn.execute(select(func.count()).select_from(tasks).where(
                 tasks.c.job_id == job_id, tasks.c.round == job.round)).scalar_one()
