@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from databright.chain import DataMarket, Deployment, Keystore, Ledger, compile_contract, load_deployment
+from databright.chain.computemarket import ComputeMarket
 from databright.chain.modelmarket import ModelMarket
 from databright.config import Home
 from databright.errors import AccountError, ChainError, ConfigError, DataBrightError
@@ -148,6 +149,15 @@ class Workspace:
             )
         compiled = compile_contract("model_market", self.home.cache)
         return ModelMarket(self.ledger, self.deployment.address("ModelMarket"), compiled.abi)
+
+    @cached_property
+    def compute_market(self) -> ComputeMarket:
+        if "ComputeMarket" not in self.deployment.contracts:
+            raise ConfigError(
+                f"ComputeMarket is not deployed on chain {self.ledger.chain_id}; run 'databright compute deploy'"
+            )
+        compiled = compile_contract("compute_market", self.home.cache)
+        return ComputeMarket(self.ledger, self.deployment.address("ComputeMarket"), compiled.abi)
 
     # -- accounts -------------------------------------------------------------
 

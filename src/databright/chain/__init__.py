@@ -6,6 +6,7 @@ from databright.chain._eip712 import domain_separator, recover_signer, typed_dig
 from databright.chain._compile import CompiledContract, compile_contract, source_hashes
 from databright.chain._ledger import Ledger, revert_reason
 from databright.chain.accounts import Keystore, StoredAccount
+from databright.chain.computemarket import ComputeMarket, Coordinator, Job, JobStatus, Payment, Slash, Worker
 from databright.chain.datamarket import (
     Commitment,
     DataMarket,
@@ -16,28 +17,36 @@ from databright.chain.datamarket import (
     Proposal,
     ProposalStatus,
 )
-from databright.chain.deploy import Deployment, add_model_market, deploy, load_deployment
+from databright.chain.deploy import Deployment, add_compute_market, add_model_market, deploy, load_deployment
 from databright.chain.modelmarket import Channel, Model, ModelMarket, ModelVersion, Verification
 
 __all__ = [
     "Channel",
     "Commitment",
     "CompiledContract",
+    "ComputeMarket",
+    "Coordinator",
     "DataMarket",
     "Dataset",
     "DatasetParams",
     "Deployment",
     "Entry",
     "Event",
+    "Job",
+    "JobStatus",
     "Keystore",
     "Ledger",
     "Model",
     "ModelMarket",
     "ModelVersion",
+    "Payment",
     "Proposal",
     "ProposalStatus",
+    "Slash",
     "StoredAccount",
     "Verification",
+    "Worker",
+    "add_compute_market",
     "add_model_market",
     "compile_contract",
     "deploy",

@@ -21,7 +21,7 @@ from databright.chain._compile import compile_contract, source_hashes
 from databright.chain._ledger import Ledger
 from databright.errors import ChainError, ConfigError
 
-__all__ = ["Deployment", "add_model_market", "deploy", "load_deployment"]
+__all__ = ["Deployment", "add_compute_market", "add_model_market", "deploy", "load_deployment"]
 
 
 @dataclass
@@ -59,7 +59,7 @@ def load_deployment(directory: Path, chain_id: int) -> Deployment | None:
 
 
 def deploy(ledger: Ledger, account: LocalAccount, cache_dir: Path | None = None) -> Deployment:
-    """Compile and deploy DataMarket and ModelMarket; returns the manifest (not yet saved)."""
+    """Compile and deploy DataMarket, ModelMarket and ComputeMarket; returns the manifest (not yet saved)."""
     import vyper
 
     compiled = compile_contract("data_market", cache_dir)
@@ -81,7 +81,8 @@ def deploy(ledger: Ledger, account: LocalAccount, cache_dir: Path | None = None)
         compiler=f"vyper {vyper.__version__}",
         deployer=account.address,
     )
-    return add_model_market(ledger, account, deployment, cache_dir)
+    add_model_market(ledger, account, deployment, cache_dir)
+    return add_compute_market(ledger, account, deployment, cache_dir)
 
 
 def add_model_market(
@@ -92,13 +93,33 @@ def add_model_market(
 
     from databright.chain.modelmarket import CHALLENGE_PERIOD
 
-    compiled = compile_contract("model_market", cache_dir)
     args = encode(["address", "uint256"], [deployment.address("DataMarket"), CHALLENGE_PERIOD])
+    return _add_market(ledger, account, deployment, "ModelMarket", "model_market", args, cache_dir)
+
+
+def add_compute_market(
+    ledger: Ledger, account: LocalAccount, deployment: Deployment, cache_dir: Path | None = None
+) -> Deployment:
+    """Deploy ComputeMarket next to the deployment's DataMarket and add it to the manifest.
+
+    The deploying account owns it and so governs its measurement allow-list.
+    """
+    from eth_abi.abi import encode
+
+    from databright.chain.computemarket import MIN_STAKE, UNBONDING_DELAY
+
+    args = encode(["address", "uint256", "uint256"], [deployment.address("DataMarket"), MIN_STAKE, UNBONDING_DELAY])
+    return _add_market(ledger, account, deployment, "ComputeMarket", "compute_market", args, cache_dir)
+
+
+def _add_market(ledger: Ledger, account: LocalAccount, deployment: Deployment, name: str, source: str,
+                args: bytes, cache_dir: Path | None) -> Deployment:
+    compiled = compile_contract(source, cache_dir)
     receipt = ledger.transact(account, data=compiled.bytecode + args, gas=None)
     address = receipt.get("contractAddress")
     if not address:
         raise ChainError("deployment transaction created no contract")
-    deployment.contracts["ModelMarket"] = {
+    deployment.contracts[name] = {
         "address": address,
         "block": int(receipt["blockNumber"]),
         "tx": receipt["transactionHash"].to_0x_hex(),
