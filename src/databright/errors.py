@@ -14,6 +14,7 @@ occur, so callers never need to know which library failed.
     ├── IndexError_            the off-chain index
     ├── PaymentError           a voucher or payment channel that cannot pay
     ├── ComputeError           the compute market's coordinator and workers
+    │   ├── AttestationError   a quote or measurement that cannot be produced or trusted
     │   └── RequestError       a worker request that is unsigned, replayed or expired
     └── NotFound               an unknown dataset, proposal, account, ...
 """
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AccountError",
+    "AttestationError",
     "ChainError",
     "ComputeError",
     "ConfigError",
@@ -77,6 +79,10 @@ class PaymentError(DataBrightError):
 
 class ComputeError(DataBrightError):
     """A compute job, task, lease or worker cannot be used as asked."""
+
+
+class AttestationError(ComputeError):
+    """A quote cannot be produced, or does not satisfy the verifier's policy."""
 
 
 class RequestError(ComputeError):

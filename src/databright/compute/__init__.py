@@ -6,14 +6,28 @@ steps on shard S with seed z". The :class:`Coordinator` keeps jobs, leases,
 results, the exposure ledger and spent nonces in SQL, hands tasks to workers
 who pull them over HTTP with EIP-712 signed requests (:class:`RequestSigner`),
 compares redundant results by digest and aggregates each round itself. See
-docs/compute.md.
+docs/compute.md. Coordinators prove what they run through :class:`Attestation`
+(docs/attestation.md); workers advertise a :class:`Fingerprint`, and only equal
+fingerprints are grouped (docs/reproducibility.md).
 """
 
 from __future__ import annotations
 
+from databright.compute._attestation import (
+    SOFTWARE_LABEL,
+    Attestation,
+    Policy,
+    SoftwareAttestation,
+    Verified,
+    describe_environment,
+    report_data_for,
+)
 from databright.compute._coordinator import Coordinator, Lease, fingerprint_digest
+from databright.compute._dcap import DcapAttestation, quote_measurement
 from databright.compute._fedavg import fedavg
+from databright.compute._fingerprint import Fingerprint, fingerprint, pinned_environment, probe
 from databright.compute._jobs import JobConfig, Payment, Settlement, Slash
+from databright.compute._measurement import package_measurement
 from databright.compute._planner import exposure_cap, partition, waiting_reason
 from databright.compute._redundancy import Verdict, decide
 from databright.compute._requests import RequestDomain, RequestSigner, SignedRequest
@@ -21,25 +35,39 @@ from databright.compute._schema import connect
 from databright.compute._task import Task, TaskResult, fetch_verified, run_task
 
 __all__ = [
+    "Attestation",
     "Coordinator",
+    "DcapAttestation",
+    "Fingerprint",
     "JobConfig",
     "Lease",
     "Payment",
+    "Policy",
     "RequestDomain",
     "RequestSigner",
+    "SOFTWARE_LABEL",
     "Settlement",
     "SignedRequest",
     "Slash",
+    "SoftwareAttestation",
     "Task",
     "TaskResult",
     "Verdict",
+    "Verified",
     "connect",
     "decide",
+    "describe_environment",
     "exposure_cap",
     "fedavg",
     "fetch_verified",
+    "fingerprint",
     "fingerprint_digest",
+    "package_measurement",
     "partition",
+    "pinned_environment",
+    "probe",
+    "quote_measurement",
+    "report_data_for",
     "run_task",
     "waiting_reason",
 ]
