@@ -17,7 +17,7 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from databright.cli import account, dataset, demo, evaluate, proposal, revenue, serve, setup
-from databright.cli import channel, model, predict, train
+from databright.cli import channel, compute, model, predict, train
 from databright.cli._common import GLOBAL_FLAGS, GLOBAL_OPTIONS, state
 from databright.cli._errors import error_code, explain, fail, os_message, usage_message
 from databright.errors import DataBrightError
@@ -70,6 +70,7 @@ model.register(app)
 channel.register(app)
 predict.register(app)
 train.register(app)
+compute.register(app)
 
 
 def _hoist(argv: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -43,7 +44,7 @@ jobs = Table(
     Column("max_exposure_bps", Integer, nullable=False),
     Column("cap", Integer, nullable=False),  # items one worker may ever see of this dataset
     Column("budget", String(80), nullable=False),
-    Column("seed", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
     Column("validation", Text),  # manifest CID of the validation split, if any
     Column("round", Integer, nullable=False),
     # running -> done (report written, settlement due) -> settled (complete_job mined)
@@ -78,7 +79,7 @@ tasks = Table(
     Column("job_id", Integer, ForeignKey("compute_jobs.id"), nullable=False),
     Column("round", Integer, nullable=False),
     Column("idx", Integer, nullable=False),
-    Column("seed", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
     Column("needed", Integer, nullable=False),  # results wanted before a verdict
     Column("status", String(16), nullable=False),  # open | accepted
     Column("result_cid", Text),
@@ -153,6 +154,9 @@ def connect(url: str) -> Engine:
         def _sqlite_connect(dbapi: Any, _record: Any) -> None:
             dbapi.isolation_level = None  # let the begin hook below issue BEGIN itself
             dbapi.execute("PRAGMA journal_mode=WAL")
+            # WAL with NORMAL sync survives a killed process (kill -9) intact; only power loss
+            # can drop the last commits, and the claims it would drop are re-leased.
+            dbapi.execute("PRAGMA synchronous=NORMAL")
             dbapi.execute("PRAGMA busy_timeout=30000")
             dbapi.execute("PRAGMA foreign_keys=ON")
 
