@@ -31,10 +31,12 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from databright.compute._commitments import Commitment, Proof, boundaries, verify_proof
+from databright.compute._jobs import Slash
 from databright.compute._requests import RequestDomain
 from databright.errors import DataBrightError, InputError
 from databright.ml import ModelSpec, load_checkpoint, save_checkpoint
 from databright.ml._resumable import Training
+from databright.storage import BlobStore, canonical_json
 
 __all__ = [
     "Outcome",
@@ -43,6 +45,7 @@ __all__ = [
     "min_stake",
     "samples_for",
     "sample_segments",
+    "slash_for",
     "verify_run",
 ]
 
@@ -219,3 +222,13 @@ def check_evidence(spec: ModelSpec, x: NDArray[np.floating], y: NDArray[np.integ
         return False
     run.run(points[first + 1] - points[first])
     return save_checkpoint(run.snapshot()) != blobs[1]
+
+
+def slash_for(outcome: Outcome, worker: str, amount: int, store: BlobStore) -> Slash | None:
+    """The slash a rejected run earns: its snapshots and evidence stored as blobs, the evidence's CID cited."""
+    if outcome.accepted:
+        return None
+    evidence = dict(outcome.evidence or {"kind": "refused"})
+    evidence["reason"] = outcome.reason
+    evidence["snapshot_cids"] = [str(store.put(blob)) for blob in outcome.blobs]
+    return Slash(worker, amount, str(store.put(canonical_json(evidence))), outcome.reason)

@@ -146,3 +146,26 @@ def test_economics_defaults_meet_the_goal() -> None:
     assert (1 - p) * (1.0 / 400) - p * stake <= 1e-12  # faking one segment does not pay
     with pytest.raises(InputError):
         commit_training(SPEC_MB, None, *_data(), steps=4, seed=0, interval=0, task=TASK, domain=DOMAIN, key=KEY)
+
+
+def test_a_rejected_run_becomes_a_slash_whose_evidence_blobs_are_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from databright.compute._verification import slash_for
+    from databright.storage import LocalBlobStore
+
+    x, y = _data()
+    store = LocalBlobStore(tmp_path)
+    run = cheating_run(SPEC_MB, None, x, y, steps=STEPS, seed=5, interval=2, task=TASK, domain=DOMAIN, key=KEY,
+                       faked={3}, mode="perturb")
+    outcome = _verify(run, x, y, b"s", 20)
+    slash = slash_for(outcome, WORKER, 10, store)
+    assert slash is not None and slash.worker == WORKER and slash.amount == 10
+    evidence = json.loads(store.get(slash.evidence_cid))
+    assert evidence["leaf"] == 3 and evidence["commitment"]["root"] == "0x" + run.commitment.root.hex()
+    blobs = [store.get(cid) for cid in evidence["snapshot_cids"]]
+    assert blobs == [run.snapshots[3], run.snapshots[4]]
+    assert check_evidence(SPEC_MB, x, y, evidence, blobs, [run.tree.proof(3), run.tree.proof(4)], run.commitment,
+                          DOMAIN, WORKER)
+    honest = commit_training(SPEC_MB, None, x, y, steps=STEPS, seed=5, interval=4, task=TASK, domain=DOMAIN, key=KEY)
+    assert slash_for(_verify(honest, x, y, b"s", 2), WORKER, 10, store) is None
