@@ -93,7 +93,7 @@ def test_a_faked_segment_is_found_by_bisection_and_the_evidence_verifies(mode: s
 @pytest.mark.parametrize(("fraction", "samples"), [(0.05, 4), (0.25, 3), (1.0, 1)])
 def test_detection_rate_over_many_jobs_matches_the_formula(fraction: float, samples: int) -> None:
     x, y = _data()
-    segments, jobs, caught = STEPS // 2, 60, 0
+    segments, jobs, caught = STEPS // 2, 40, 0
     faked_count = max(1, math.ceil(fraction * segments))
     rng = np.random.default_rng(int(fraction * 100))
     for job in range(jobs):
