@@ -26,7 +26,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ._cid import CID
 from ._errors import IntegrityError, StorageError
@@ -71,22 +71,31 @@ class PackIndex:
             self.directory.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            if create:  # a reader changes nothing: it may meet the file a writer is creating
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_SCHEMA)
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the pack index {self.path}: {exc}") from None
         self._conn = conn
         weakref.finalize(self, conn.close)
         return conn
 
-    def lookup(self, cid: str) -> tuple[str, int, int] | None:
+    def _query(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             conn = self._connect(create=False)
             if conn is None:
-                return None
-            row = conn.execute("SELECT pack, offset, length FROM blobs WHERE cid = ?", (cid,)).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
+                return []
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # created but not yet initialised by its writer
+                    return []
+                raise StorageError(f"cannot read the pack index {self.path}: {exc}") from None
+
+    def lookup(self, cid: str) -> tuple[str, int, int] | None:
+        rows = self._query("SELECT pack, offset, length FROM blobs WHERE cid = ?", (cid,))
+        return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
     def add(self, rows: list[tuple[str, str, int, int]]) -> None:
         """Insert ``(cid, pack, offset, length)`` rows in one durable transaction."""
@@ -94,6 +103,9 @@ class PackIndex:
             conn = self._connect(create=True)
             assert conn is not None
             try:
+                # This connection may have been opened as a reader's, before the index was set up.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_SCHEMA)
                 conn.execute("BEGIN IMMEDIATE")
                 # A blob another writer packed meanwhile keeps its first copy.
                 conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", rows)
@@ -104,10 +116,7 @@ class PackIndex:
                 raise StorageError(f"cannot index packed blobs in {self.path}: {exc}") from None
 
     def cids(self) -> Iterator[str]:
-        with self._lock:
-            conn = self._connect(create=False)
-            rows = [] if conn is None else [str(r[0]) for r in conn.execute("SELECT cid FROM blobs")]
-        return iter(rows)
+        return iter([str(row[0]) for row in self._query("SELECT cid FROM blobs")])
 
     def read(self, cid: str) -> bytes | None:
         """The stored bytes of a packed ``cid`` (unverified), or None if it is not packed."""
