@@ -30,6 +30,7 @@ import io
 import os
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -239,6 +240,18 @@ class LocalBlobStore(BlobStore):
         else:
             self._store(cid, target, lambda f: f.write(data))
         return cid
+
+    def put_file(self, path: str | os.PathLike[str]) -> CID:
+        # A small file of a batch is read once and packed: one read, one hash, no CID decoded back.
+        if self._batch.pending is not None:
+            try:
+                st = os.stat(path)
+            except OSError:  # the general path reports it
+                return super().put_file(path)
+            if stat.S_ISREG(st.st_mode) and st.st_size <= PACK_LIMIT:
+                with open(path, "rb") as f:
+                    return self.put(f.read())
+        return super().put_file(path)
 
     def _pack(self, pending: _PendingWrites, cid: CID, target: str, data: bytes) -> None:
         if cid in pending or self._packs.lookup(cid) is not None or os.path.isfile(target):

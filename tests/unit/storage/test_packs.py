@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from databright.storage import BlobNotFound, IntegrityError, LocalBlobStore, cid_of
+from databright.storage import BlobNotFound, IntegrityError, LocalBlobStore, StorageError, cid_of
 
 
 def _packs(store: LocalBlobStore) -> list[Path]:
@@ -44,6 +44,9 @@ def test_packed_blobs_stream_out_and_small_files_are_packed(local_store: LocalBl
     assert not local_store.path_of(cid).exists() and len(_packs(local_store)) == 1
     out = local_store.get_file(cid, tmp_path / "out" / "copy.png")
     assert out.read_bytes() == src.read_bytes()
+    for not_a_file in (tmp_path, tmp_path / "missing.png"):
+        with pytest.raises(StorageError, match="not a file"), local_store.batch():
+            local_store.put_file(not_a_file)
 
 
 def test_a_tampered_pack_is_reported_never_served(local_store: LocalBlobStore, tmp_path: Path) -> None:
