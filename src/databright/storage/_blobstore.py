@@ -7,15 +7,17 @@ than return data that does not match its CID, so a blob tampered with on disk or
 in a bucket is never handed to a caller.
 
 Backends:
-- :class:`LocalBlobStore` — a directory, the default; atomic, durable writes,
-  batched with :meth:`BlobStore.batch` (one sync pass per batch instead of two
-  fsyncs per blob).
+- :class:`LocalBlobStore` — a directory, the default; atomic, durable writes.
+  Inside :meth:`BlobStore.batch` small blobs go to pack files (see
+  :mod:`._packs`): one fsync and one index transaction per step of a batch
+  instead of a file, and two fsyncs, per blob.
 - :class:`FsspecBlobStore` — any fsspec URL (``memory://``, ``file://``,
   ``s3://``, ``gcs://``, …).
 
-Both shard blobs as ``<root>/<d0>/<d1>/<cid>`` where ``d0 d1`` are the first two
-bytes of the sha-256 digest in hex, so no directory grows beyond a few
-thousand entries.
+Both shard blobs that have a file of their own as ``<root>/<d0>/<d1>/<cid>``
+where ``d0 d1`` are the first two bytes of the sha-256 digest in hex, so no
+directory grows beyond a few thousand entries. A local store reads both its
+files and its packs, so a store written before packs existed reads as before.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import hashlib
+import io
 import os
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -39,6 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ._cid import CID, cid_from_digest, cid_of, digest_of_cid, is_cid
 from ._errors import BlobNotFound, IntegrityError, StorageError
+from ._packs import PACK_LIMIT, PackIndex, PackWriter, fsync_path
 
 if TYPE_CHECKING:  # fsspec is for remote stores; a local one does without it
     import fsspec
@@ -167,10 +172,17 @@ class BlobStore(ABC):
 
 
 class _PendingWrites:
-    """Temp files of one batch, waiting for their sync and rename."""
+    """One batch's writes: its pack, and temp files (large blobs) waiting for their sync and rename."""
 
-    def __init__(self) -> None:
+    def __init__(self, pack: PackWriter) -> None:
+        self.pack = pack
         self.files: dict[CID, tuple[str, str]] = {}
+
+    def __contains__(self, cid: CID) -> bool:
+        return cid in self.pack.pending or cid in self.files
+
+    def __len__(self) -> int:
+        return len(self.pack.pending) + len(self.files)
 
 
 class _BatchState(threading.local):
@@ -182,16 +194,20 @@ class _BatchState(threading.local):
 class LocalBlobStore(BlobStore):
     """Blobs in a local directory; writes are atomic (temp file, fsync, rename).
 
-    Outside a batch every blob costs two fsyncs (its data, then its directory
-    entry). Inside :meth:`batch`, blobs are written to temp files next to their
-    final place; every ``flush_every`` blobs and at the end the batch syncs all
-    their data at once, renames them into place and syncs the renames once per
-    filesystem (``syncfs`` on Linux; per-file and per-directory ``fsync``
-    elsewhere). A crash leaves each blob either absent or complete: no blob is
-    renamed into place before its bytes are durable, and reads verify digests.
+    Outside a batch every blob gets its own file and costs two fsyncs (its
+    data, then its directory entry). Inside :meth:`batch`, blobs up to
+    ``PACK_LIMIT`` bytes are appended to the batch's pack file and indexed
+    (see :mod:`._packs`); larger ones are written to temp files next to their
+    final place. Every ``flush_every`` blobs and at the end the batch commits:
+    the pack is fsynced and its rows indexed in one transaction; the temp
+    files' data is synced at once, they are renamed into place and the renames
+    synced once per filesystem (``syncfs`` on Linux; per-file and
+    per-directory ``fsync`` elsewhere). A crash leaves each blob either absent
+    or complete: no blob is named before its bytes are durable, and reads
+    verify digests.
     """
 
-    #: Blobs written between two sync passes of a batch: bounds a batch's memory.
+    #: Blobs written between two commits of a batch: bounds a batch's memory.
     flush_every = 4096
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -199,12 +215,13 @@ class LocalBlobStore(BlobStore):
         self.root.mkdir(parents=True, exist_ok=True)
         self._root_str = str(self.root)
         self._batch = _BatchState()
+        self._packs = PackIndex(self.root / "packs")
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self.root)!r})"
 
     def path_of(self, cid: str) -> Path:
-        """Return where the blob ``cid`` lives (or would live) on disk."""
+        """Return where the blob ``cid`` has (or would have) a file of its own; a packed blob has none."""
         return Path(self._target(CID(cid), digest_of_cid(cid)))
 
     def _target(self, cid: CID, digest: bytes) -> str:
@@ -216,45 +233,79 @@ class LocalBlobStore(BlobStore):
         digest = hashlib.sha256(data).digest()
         cid = cid_from_digest(digest)
         data = bytes(data)
-        self._store(cid, self._target(cid, digest), lambda f: f.write(data))
+        target = self._target(cid, digest)
+        pending = self._batch.pending
+        if pending is not None and len(data) <= PACK_LIMIT:
+            self._pack(pending, cid, target, data)
+        else:
+            self._store(cid, target, lambda f: f.write(data))
         return cid
 
+    def put_file(self, path: str | os.PathLike[str]) -> CID:
+        # A small file of a batch is read once and packed: one read, one hash, no CID decoded back.
+        if self._batch.pending is not None:
+            try:
+                st = os.stat(path)
+            except OSError:  # the general path reports it
+                return super().put_file(path)
+            if stat.S_ISREG(st.st_mode) and st.st_size <= PACK_LIMIT:
+                with open(path, "rb") as f:
+                    return self.put(f.read())
+        return super().put_file(path)
+
+    def _pack(self, pending: _PendingWrites, cid: CID, target: str, data: bytes) -> None:
+        if cid in pending or self._packs.lookup(cid) is not None or os.path.isfile(target):
+            return
+        pending.pack.add(cid, data)
+        if len(pending) >= self.flush_every:
+            self._commit(pending)
+
     def _exists(self, cid: CID) -> bool:
-        return self.path_of(cid).is_file()
+        return self.path_of(cid).is_file() or self._packs.lookup(cid) is not None
 
     def _open(self, cid: CID) -> IO[bytes]:
         try:
             return open(self.path_of(cid), "rb")
         except FileNotFoundError:
-            raise BlobNotFound(f"no blob {cid} in {self.root}") from None
+            packed = self._packs.read(cid)
+            if packed is None:
+                raise BlobNotFound(f"no blob {cid} in {self.root}") from None
+            return io.BytesIO(packed)
 
     def _size(self, cid: CID) -> int:
         try:
             return self.path_of(cid).stat().st_size
         except FileNotFoundError:
-            raise BlobNotFound(f"no blob {cid} in {self.root}") from None
+            where = self._packs.lookup(cid)
+            if where is None:
+                raise BlobNotFound(f"no blob {cid} in {self.root}") from None
+            return where[2]
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         if self._batch.pending is not None:  # nested: the outer batch commits
             yield
             return
-        pending = self._batch.pending = _PendingWrites()
+        pending = self._batch.pending = _PendingWrites(PackWriter(self._packs))
+        failed = True
         try:
             yield
             self._commit(pending)
+            failed = False
         finally:
             self._batch.pending = None
+            pending.pack.close(failed)
             for tmp, _ in pending.files.values():
                 Path(tmp).unlink(missing_ok=True)
 
     def _commit(self, pending: _PendingWrites) -> None:
+        pending.pack.commit()
         files = pending.files
         if not files:
             return
         if not _syncfs(self.root):
             for tmp, _ in files.values():
-                _fsync_path(tmp)
+                fsync_path(tmp)
         # Only now, with every byte durable, do the names appear.
         for tmp, target in files.values():
             os.replace(tmp, target)
@@ -262,12 +313,12 @@ class LocalBlobStore(BlobStore):
         files.clear()
         if not _syncfs(self.root):
             for directory in sorted({os.path.dirname(target) for _, target in renamed}):
-                _fsync_path(directory)
+                fsync_path(directory)
 
     def _store(self, cid: CID, target: str, fill: Callable[[IO[bytes]], object]) -> None:
         """Write a blob unless it is stored (or pending in this batch) already."""
         pending = self._batch.pending
-        if (pending is not None and cid in pending.files) or os.path.isfile(target):
+        if (pending is not None and cid in pending) or os.path.isfile(target):
             return
         directory = os.path.dirname(target)
         tmp = f"{directory}/.tmp-{cid}-{secrets.token_hex(6)}"
@@ -285,7 +336,7 @@ class LocalBlobStore(BlobStore):
                     os.fsync(f.fileno())
             if pending is not None:
                 pending.files[cid] = (tmp, target)
-                if len(pending.files) >= self.flush_every:
+                if len(pending) >= self.flush_every:
                     self._commit(pending)
                 return
             os.replace(tmp, target)
@@ -293,18 +344,27 @@ class LocalBlobStore(BlobStore):
             Path(tmp).unlink(missing_ok=True)
             raise
         # Make the rename itself durable.
-        _fsync_path(directory)
+        fsync_path(directory)
 
     def _write(self, cid: CID, data: bytes) -> None:
         self._store(cid, str(self.path_of(cid)), lambda f: f.write(data))
 
     def _write_file(self, cid: CID, path: Path) -> None:
-        self._store(cid, str(self.path_of(cid)), _copier(path))
+        pending = self._batch.pending
+        if pending is not None and path.stat().st_size <= PACK_LIMIT:
+            self._pack(pending, cid, str(self.path_of(cid)), path.read_bytes())
+        else:
+            self._store(cid, str(self.path_of(cid)), _copier(path))
 
     def _list(self) -> Iterator[str]:
         for shard in self.root.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]"):
             for entry in shard.iterdir():
                 yield entry.name
+        yield from self._packs.cids()
+
+    def cids(self) -> Iterator[CID]:
+        # A blob may have both a file and a pack entry (two writers raced): list it once.
+        return iter(sorted({CID(name) for name in self._list() if is_cid(name)}))
 
 
 def _copier(path: Path) -> Callable[[IO[bytes]], None]:
@@ -313,14 +373,6 @@ def _copier(path: Path) -> Callable[[IO[bytes]], None]:
             shutil.copyfileobj(src, out, _CHUNK)
 
     return copy
-
-
-def _fsync_path(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _LIBC: ctypes.CDLL | None = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 import math
 import numbers
@@ -110,13 +111,16 @@ class ManifestItem:
         object.__setattr__(self, "metadata", normalised)
 
     @classmethod
-    def _built(cls, cid: CID, label: str, metadata: dict[str, Any]) -> ManifestItem:
+    def _built(cls, cid: CID, label: str, metadata: dict[str, Any], digest: bytes | None = None) -> ManifestItem:
         """An item made by this module's builders: a CID the store just computed and
-        metadata of plain JSON values, so the checks of ``__post_init__`` are skipped."""
+        metadata of plain JSON values, so the checks of ``__post_init__`` are skipped.
+        ``digest``, when the builder has it, spares decoding the CID again for the leaf."""
         item = object.__new__(cls)
         object.__setattr__(item, "cid", cid)
         object.__setattr__(item, "label", label)
         object.__setattr__(item, "metadata", metadata)
+        if digest is not None:
+            object.__setattr__(item, "_digest", digest)
         return item
 
     def to_json(self) -> dict[str, Any]:
@@ -125,7 +129,8 @@ class ManifestItem:
     @property
     def leaf(self) -> bytes:
         """This item's Merkle leaf."""
-        return item_leaf(digest_of_cid(self.cid), self.label)
+        digest: bytes | None = self.__dict__.get("_digest")
+        return item_leaf(digest_of_cid(self.cid) if digest is None else digest, self.label)
 
 
 class Manifest:
@@ -467,8 +472,10 @@ def manifest_from_table(
         for i, (label, cells) in enumerate(zip(labels, zip(*values, strict=True), strict=True)):
             if _is_missing(label):
                 raise ManifestError(f"{row_location(source, i)}: missing label in column {label_column!r}")
-            cid = store.put(canonical_json(dict(zip(features, cells, strict=True))))
-            yield ManifestItem._built(cid, str(label), {"row": i})
+            data = canonical_json(dict(zip(features, cells, strict=True)))
+            # Hashing a row again costs less than decoding its CID back for the leaf.
+            cid = store.put(data)
+            yield ManifestItem._built(cid, str(label), {"row": i}, hashlib.sha256(data).digest())
 
     return _build(store, rows(), len(df), progress)
 

@@ -39,8 +39,10 @@ class StagedBatch:
 
     def store_in(self, store: BlobStore) -> None:
         """Copy the batch's blobs (items and manifest) into ``store``: the step that makes it proposable."""
-        for cid in self.staging.cids():
-            store.put_file(self.staging.path_of(cid))
+        # Read back verified (a staged blob may live in a pack, not a file of its own), written in one batch.
+        with store.batch():
+            for cid in self.staging.cids():
+                store.put(self.staging.get(cid))
 
 
 def file_name(sent: str | None) -> str:

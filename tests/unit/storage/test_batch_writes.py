@@ -48,23 +48,39 @@ class _Syncs:
         monkeypatch.setattr(_blobstore, "_syncfs", counted_syncfs)
 
 
-def test_batch_syncs_once_not_twice_per_blob(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batch_packs_small_blobs_with_one_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    syncs = _Syncs(monkeypatch, syncfs=True)
+    with store.batch():
+        cids = [store.put(f"blob {i}".encode()) for i in range(200)]
+    # The pack's directory entry, then its data: not a file (and two fsyncs) per blob.
+    assert syncs.fsyncs == 2 and syncs.syncfs == 0
+    assert {p.parent.name for p in store.root.rglob("*") if p.is_file()} == {"packs"}
+    assert [store.get(c) for c in cids] == [f"blob {i}".encode() for i in range(200)]
+    assert sorted(store.cids()) == sorted(set(cids))
+    # Outside a batch a blob still costs its two fsyncs: data and directory entry.
+    store.put(b"alone")
+    assert syncs.fsyncs == 4 and store.path_of(cid_of(b"alone")).is_file()
+
+
+def test_large_blobs_of_a_batch_sync_once_not_twice_per_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not _blobstore._syncfs(tmp_path):
         pytest.skip("no syncfs on this platform")
+    monkeypatch.setattr(_blobstore, "PACK_LIMIT", -1)  # every blob counts as too large to pack
     store = LocalBlobStore(tmp_path / "blobs")
     syncs = _Syncs(monkeypatch, syncfs=True)
     with store.batch():
         cids = [store.put(f"blob {i}".encode()) for i in range(200)]
     assert syncs.fsyncs == 0 and syncs.syncfs == 2  # data, then the renames
     assert [store.get(c) for c in cids] == [f"blob {i}".encode() for i in range(200)]
-    # Outside a batch a blob still costs its two fsyncs: data and directory entry.
-    store.put(b"alone")
-    assert syncs.fsyncs == 2
 
 
 def test_batch_without_syncfs_fsyncs_files_then_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_blobstore, "PACK_LIMIT", -1)
     store = LocalBlobStore(tmp_path / "blobs")
     syncs = _Syncs(monkeypatch, syncfs=False)
     with store.batch():
