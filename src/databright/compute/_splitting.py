@@ -15,7 +15,7 @@ expensive piece (by parameter count or FLOPs) is cheapest; ties go to the
 earliest cuts, so cutting is deterministic.
 
 Pipelined training gives the same bits as training the whole model
-(:func:`train_pipeline` against :func:`databright.ml.train`): the pieces start
+(``train_pipeline`` against :func:`databright.ml.train`): the pieces start
 from the whole model's initial state cut by :func:`split_state` (the
 coordinator initialises once, with the job's seed), minibatches come from the
 same seeded stream, backward through a cut replays exactly the operations
@@ -30,15 +30,13 @@ import math
 from collections.abc import Sequence
 from typing import Literal, Self
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, model_validator
 from torch import Tensor, nn
 
 from databright.errors import InputError
-from databright.ml import ModelSpec, single_thread
-from databright.ml._train import _batches, _generator, _layers, _seeds, _tensors
+from databright.ml import ModelSpec
+from databright.ml._train import _layers
 from databright.storage import canonical_json
 
 __all__ = [
@@ -48,7 +46,6 @@ __all__ = [
     "cut_spec",
     "join_states",
     "split_state",
-    "train_pipeline",
 ]
 
 Balance = Literal["params", "flops"]
@@ -356,40 +353,3 @@ class Stage:
     def state(self) -> dict[str, Tensor]:
         return {k: v.detach().clone().contiguous() for k, v in self.model.state_dict().items()}
 
-
-def train_pipeline(
-    stages: Sequence[StageSpec],
-    states: Sequence[dict[str, Tensor]],
-    spec: ModelSpec,
-    x: NDArray[np.floating],
-    y: NDArray[np.integer],
-    *,
-    steps: int,
-    seed: int,
-) -> list[dict[str, Tensor]]:
-    """Train the pieces in one process, stage by stage, as the workers do over the channel.
-
-    The reference the distributed run must match, and bitwise equal to
-    ``train(spec, join_states(stages, states), x, y, steps=steps, seed=seed)``.
-    """
-    xt, yt = _tensors(spec, x, y)
-    assert yt is not None
-    if steps < 0:
-        raise InputError(f"steps must be non-negative, got {steps}")
-    if len(xt) == 0 and steps > 0:
-        raise InputError("cannot train on zero items")
-    _, batch_seed, _ = _seeds(seed, 3)
-    with single_thread():
-        workers = [Stage(s, st) for s, st in zip(stages, states, strict=True)]
-        for index in _batches(len(xt), spec.batch_size, steps, _generator(batch_seed)):
-            xb, yb = (xt, yt) if index is None else (xt[index], yt[index])
-            activation = xb
-            for worker in workers:
-                activation = worker.forward(activation)
-            grad = workers[-1].loss_backward(yb)
-            for worker in reversed(workers[:-1]):
-                assert grad is not None
-                grad = worker.backward(grad)
-            for worker in workers:
-                worker.step()
-        return [w.state() for w in workers]

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import numpy as np
 import pytest
 import torch
 from torch import Tensor
 
-from databright.compute._splitting import (
-    StageSpec,
-    cut_spec,
-    join_states,
-    split_state,
-    train_pipeline,
-)
+from databright.compute._pipeline import StageTimes, run_stage, stage_batches, train_pipeline
+from databright.compute._splitting import Stage, StageSpec, cut_spec, join_states, split_state
 from databright.errors import InputError
-from databright.ml import ModelSpec, build_model, train
+from databright.ml import ModelSpec, build_model, single_thread, train
 
 CNN = ModelSpec(
     kind="cnn",
@@ -114,3 +112,52 @@ def test_bad_splits_and_stage_specs_are_refused() -> None:
         split_state(stages, {k: v for k, v in start.items() if k != "0.bias"})
     with pytest.raises(InputError, match="stage 1 state has keys"):
         join_states(stages, [split_state(stages, start)[0], {}])
+
+
+def test_stages_over_loopback_tcp_give_the_whole_model_bits() -> None:
+    spec = CNN
+    x, y = _data(spec, 64)
+    start = _state(spec, 2)
+    stages = cut_spec(spec, 3)
+    states = split_state(stages, start)
+    workers = [Stage(s, st) for s, st in zip(stages, states, strict=True)]
+    links = []
+    for _ in range(2):
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            sender = socket.create_connection(server.getsockname())
+            receiver, _ = server.accept()
+        sender.settimeout(30)
+        receiver.settimeout(30)
+        links.append((sender, receiver))
+    results: dict[int, StageTimes] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = run_stage(
+                workers[i],
+                steps=10,
+                batch=spec.batch_size,
+                upstream=links[i - 1][1] if i > 0 else None,
+                downstream=links[i][0] if i < 2 else None,
+                batches=stage_batches(spec, x, y, steps=10, seed=4) if i == 0 else None,
+            )
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+
+    # One thread count for the three stage threads, held once (see run_stage).
+    with single_thread():
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    for sender, receiver in links:
+        sender.close()
+        receiver.close()
+    assert not errors
+    whole = train(spec, start, x, y, steps=10, seed=4)
+    assert _equal(join_states(stages, [w.state() for w in workers]), whole)
+    activation = 16 * 4 * 4 * 4 * 4  # batch x channels x 4 x 4 pixels, float32
+    assert results[0].bytes_sent == 10 * (24 + 16 + activation + 24 + 4 + 16 * 8)
+    assert results[2].steps == 10 and results[1].bytes_sent > 0
