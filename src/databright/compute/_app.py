@@ -29,6 +29,9 @@ async def _signed(request: Request) -> tuple[SignedRequest, bytes]:
     return coordinator.authenticate(request.method, request.url.path, body, request.headers), body
 
 
+#: Most blobs one batch request may name.
+MAX_BATCH = 4096
+
 Signed = Annotated[tuple[SignedRequest, bytes], Depends(_signed)]
 
 
@@ -64,6 +67,18 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
     @app.get("/v1/blobs/{cid}")
     def blob(cid: str, auth: Signed) -> Response:
         return Response(coordinator.blob(auth[0].worker, cid), media_type="application/octet-stream")
+
+    @app.post("/v1/blobs")
+    def blobs(auth: Signed) -> Response:
+        """Several blobs in one response: each as an 8-byte big-endian length, then its bytes."""
+        try:
+            cids = json.loads(auth[1])["cids"]
+            if not isinstance(cids, list) or not all(isinstance(c, str) for c in cids) or len(cids) > MAX_BATCH:
+                raise TypeError(f"cids must be a list of at most {MAX_BATCH} strings")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"a blob batch is JSON {{\"cids\": [...]}} ({exc})") from None
+        frames = b"".join(len(b).to_bytes(8, "big") + b for b in coordinator.blobs(auth[0].worker, cids))
+        return Response(frames, media_type="application/octet-stream")
 
     @app.post("/v1/leases/{lease_id}/result")
     def result(lease_id: int, auth: Signed, request: Request) -> dict[str, str]:

@@ -246,7 +246,12 @@ class Coordinator:
 
     def blob(self, worker: str, cid: str) -> bytes:
         """A blob a live lease of ``worker`` names; anything else is refused."""
-        with self.engine.begin() as conn:
+        return self.blobs(worker, [cid])[0]
+
+    def blobs(self, worker: str, cids: list[str]) -> list[bytes]:
+        """Blobs that live leases of ``worker`` name, in order; one outside them refuses the lot."""
+        allowed: set[str] = set()
+        with self.engine.connect() as conn:
             live = conn.execute(
                 select(tasks.c.job_id, tasks.c.round, tasks.c.idx)
                 .join(assignments, assignments.c.task_id == tasks.c.id)
@@ -254,13 +259,14 @@ class Coordinator:
                        assignments.c.expires_at >= self.clock())
             ).all()
             for job_id, round_, idx in live:
-                checkpoint = conn.execute(select(rounds.c.checkpoint_cid).where(
-                    rounds.c.job_id == job_id, rounds.c.round == round_)).scalar_one()
-                if checkpoint == cid or conn.execute(select(job_items.c.position).where(
-                        job_items.c.job_id == job_id, job_items.c.shard == idx,
-                        job_items.c.cid == cid).limit(1)).one_or_none() is not None:
-                    return self.store.get(cid)
-        raise RequestError(f"blob {cid} is not part of any live lease of {worker}")
+                allowed.add(conn.execute(select(rounds.c.checkpoint_cid).where(
+                    rounds.c.job_id == job_id, rounds.c.round == round_)).scalar_one())
+                allowed.update(conn.execute(select(job_items.c.cid).where(
+                    job_items.c.job_id == job_id, job_items.c.shard == idx)).scalars())
+        for cid in cids:
+            if cid not in allowed:
+                raise RequestError(f"blob {cid} is not part of any live lease of {worker}")
+        return [self.store.get(cid) for cid in cids]
 
     def expire_leases(self) -> int:
         """Expire leases past their time; each is slashed (no result) and its slot reopens."""
