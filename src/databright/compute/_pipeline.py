@@ -1,0 +1,147 @@
+"""One stage worker's training loop over the stage channel.
+
+Stage 0 holds the task's shard and draws the minibatches (the same seeded
+stream :func:`databright.ml.train` draws); each step it sends the activations
+at its cut and the batch's labels downstream, the last stage computes the loss
+and sends the gradient at its cut back, and every stage steps its own
+optimizer. Middle stages relay labels. Only activations, labels and gradients
+cross; each worker's weights stay with it until it returns them to the
+coordinator.
+
+The loop does not set torch's thread count: a worker process calls it inside
+:func:`databright.ml.single_thread`, and tests that run two stages as threads
+of one process hold that once for both.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from databright.compute._splitting import Stage, StageSpec
+from databright.compute._stage_channel import Kind, read_frame, write_frame
+from databright.errors import InputError
+from databright.ml import ModelSpec, single_thread
+from databright.ml._train import _batches, _generator, _seeds, _tensors
+
+__all__ = ["StageTimes", "run_stage", "stage_batches", "train_pipeline"]
+
+
+@dataclass
+class StageTimes:
+    """Where one stage's time went: its own compute, and waiting on or writing to the channel."""
+
+    forward: float = 0.0
+    compute: float = 0.0
+    channel: float = 0.0
+    bytes_sent: int = 0
+    steps: int = 0
+
+
+def stage_batches(
+    spec: ModelSpec, x: NDArray[np.floating], y: NDArray[np.integer], *, steps: int, seed: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Stage 0's minibatches: exactly those ``train(spec, …, seed=seed)`` uses."""
+    xt, yt = _tensors(spec, x, y)
+    assert yt is not None
+    if steps < 0:
+        raise InputError(f"steps must be non-negative, got {steps}")
+    if len(xt) == 0 and steps > 0:
+        raise InputError("cannot train on zero items")
+    _, batch_seed, _ = _seeds(seed, 3)
+    for index in _batches(len(xt), spec.batch_size, steps, _generator(batch_seed)):
+        yield (xt, yt) if index is None else (xt[index], yt[index])
+
+
+def run_stage(
+    stage: Stage,
+    *,
+    steps: int,
+    batch: int,
+    upstream: socket.socket | None,
+    downstream: socket.socket | None,
+    batches: Iterator[tuple[Tensor, Tensor]] | None = None,
+) -> StageTimes:
+    """Train ``stage`` for ``steps`` steps of ``batch`` items, talking to its neighbours."""
+    spec = stage.spec
+    if (upstream is None) != (spec.index == 0) or (downstream is None) != spec.last:
+        raise InputError(f"stage {spec.index} of {spec.count} is wired to the wrong neighbours")
+    if spec.index == 0 and batches is None:
+        raise InputError("the first stage needs the minibatches")
+    times = StageTimes()
+    in_shape = (batch, *spec.input_shape)
+    out_shape = (batch, *spec.output_shape)
+    for step in range(steps):
+        tick = time.perf_counter()
+        if upstream is None:
+            assert batches is not None
+            xb, yb = next(batches)
+        else:
+            xb = read_frame(upstream, kind=Kind.ACTIVATION, step=step, dtype=torch.float32, shape=in_shape)
+            yb = read_frame(upstream, kind=Kind.LABELS, step=step, dtype=torch.int64, shape=(batch,))
+        tock = time.perf_counter()
+        times.channel += tock - tick
+        activation = stage.forward(xb)
+        tick = time.perf_counter()
+        times.forward += tick - tock
+        times.compute += tick - tock
+        if downstream is None:
+            grad = stage.loss_backward(yb)
+            times.compute += time.perf_counter() - tick
+        else:
+            times.bytes_sent += write_frame(downstream, Kind.ACTIVATION, step, activation)
+            times.bytes_sent += write_frame(downstream, Kind.LABELS, step, yb)
+            outgoing = read_frame(
+                downstream, kind=Kind.GRADIENT, step=step, dtype=torch.float32, shape=out_shape
+            )
+            tock = time.perf_counter()
+            times.channel += tock - tick
+            grad = stage.backward(outgoing)
+            times.compute += time.perf_counter() - tock
+        tick = time.perf_counter()
+        if upstream is not None:
+            assert grad is not None
+            times.bytes_sent += write_frame(upstream, Kind.GRADIENT, step, grad)
+        tock = time.perf_counter()
+        times.channel += tock - tick
+        stage.step()
+        times.compute += time.perf_counter() - tock
+        times.steps += 1
+    return times
+
+
+def train_pipeline(
+    stages: Sequence[StageSpec],
+    states: Sequence[dict[str, Tensor]],
+    spec: ModelSpec,
+    x: NDArray[np.floating],
+    y: NDArray[np.integer],
+    *,
+    steps: int,
+    seed: int,
+) -> list[dict[str, Tensor]]:
+    """Train the pieces in one process, stage by stage, with no channel between them.
+
+    The reference that workers over the channel must match, and bitwise equal to
+    ``train(spec, join_states(stages, states), x, y, steps=steps, seed=seed)``.
+    """
+    with single_thread():
+        workers = [Stage(s, st) for s, st in zip(stages, states, strict=True)]
+        for xb, yb in stage_batches(spec, x, y, steps=steps, seed=seed):
+            activation = xb
+            for worker in workers:
+                activation = worker.forward(activation)
+            grad = workers[-1].loss_backward(yb)
+            for worker in reversed(workers[:-1]):
+                assert grad is not None
+                grad = worker.backward(grad)
+            for worker in workers:
+                worker.step()
+        return [w.state() for w in workers]

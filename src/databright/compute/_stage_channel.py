@@ -1,0 +1,261 @@
+"""The channel between the stage workers of a split job: tokens and raw-tensor frames.
+
+The coordinator authorises each cut of a job with a :class:`StageToken`: EIP-712
+typed data binding (job, stage, sending worker, receiving worker, expiry),
+signed with the coordinator's key. The receiving worker, which listens on
+loopback or the job's network (workers still open no port towards the
+coordinator), opens every connection with a fresh 32-byte challenge; the sender
+answers with the token and its own signature over (token digest, challenge),
+so a token copied off the wire is useless without the sender's key, and a
+token already used is refused.
+
+After that only frames cross: a fixed header (magic ``DBST``, version, kind,
+dtype, number of dimensions, step, payload length, then one uint32 per
+dimension), then the tensor's raw little-endian bytes. Nothing is unpickled or
+executed; the receiver checks every field against what it expects (kind, step,
+dtype, shape) and a size limit before reading the payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import torch
+from coincurve import PrivateKey
+from eth_hash.auto import keccak
+from eth_utils.address import to_checksum_address
+from torch import Tensor
+
+from databright.chain import domain_separator, recover_signer, typed_digest
+from databright.compute._requests import DOMAIN_NAME, DOMAIN_VERSION, RequestDomain
+from databright.errors import ComputeError
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "ChannelError",
+    "Kind",
+    "StageToken",
+    "accept_stage",
+    "connect_stage",
+    "read_frame",
+    "write_frame",
+]
+
+MAGIC = b"DBST"
+VERSION = 1
+#: Largest payload a receiver reads (a batch of activations is far smaller).
+MAX_FRAME_BYTES = 64 * 2**20
+MAX_DIMS = 8
+_HEADER = struct.Struct("<4sBBBBQQ")
+STAGE_TOKEN = (
+    "StageToken(uint256 job,uint256 stage,address sender,address receiver,uint256 expiry)"
+)
+_TYPEHASH = keccak(STAGE_TOKEN.encode())
+_TOKEN = struct.Struct("<32s32s20s20s8s65s")
+_HELLO_BYTES = _TOKEN.size + 65
+
+
+class ChannelError(ComputeError):
+    """A stage peer sent something the channel refuses."""
+
+
+class Kind(IntEnum):
+    HELLO = 1
+    ACTIVATION = 2
+    GRADIENT = 3
+    LABELS = 4
+
+
+_DTYPES: dict[int, tuple[torch.dtype, np.dtype[np.generic]]] = {
+    1: (torch.float32, np.dtype("<f4")),
+    2: (torch.int64, np.dtype("<i8")),
+}
+_CODES = {torch_dtype: code for code, (torch_dtype, _) in _DTYPES.items()}
+
+
+def _sign(key: PrivateKey, digest: bytes) -> bytes:
+    raw = key.sign_recoverable(digest, hasher=None)
+    return raw[:64] + bytes([raw[64] + 27])
+
+
+@dataclass(frozen=True)
+class StageToken:
+    """The coordinator's permission for ``sender`` to feed ``receiver`` at cut ``stage`` of ``job``."""
+
+    job: int
+    stage: int
+    sender: str
+    receiver: str
+    expiry: int
+    signature: bytes = b""
+
+    def digest(self, domain: RequestDomain) -> bytes:
+        separator = domain_separator(DOMAIN_NAME, DOMAIN_VERSION, domain.chain_id, domain.contract)
+        return typed_digest(
+            separator,
+            keccak(
+                _TYPEHASH
+                + self.job.to_bytes(32, "big")
+                + self.stage.to_bytes(32, "big")
+                + bytes.fromhex(self.sender[2:]).rjust(32, b"\0")
+                + bytes.fromhex(self.receiver[2:]).rjust(32, b"\0")
+                + self.expiry.to_bytes(32, "big")
+            ),
+        )
+
+    @classmethod
+    def issue(
+        cls,
+        domain: RequestDomain,
+        coordinator_key: bytes,
+        *,
+        job: int,
+        stage: int,
+        sender: str,
+        receiver: str,
+        lifetime: int = 3600,
+    ) -> StageToken:
+        unsigned = cls(
+            job,
+            stage,
+            to_checksum_address(sender),
+            to_checksum_address(receiver),
+            int(time.time()) + lifetime,
+        )
+        signature = _sign(PrivateKey(coordinator_key), unsigned.digest(domain))
+        return cls(unsigned.job, stage, unsigned.sender, unsigned.receiver, unsigned.expiry, signature)
+
+    def to_bytes(self) -> bytes:
+        return _TOKEN.pack(
+            self.job.to_bytes(32, "big"),
+            self.stage.to_bytes(32, "big"),
+            bytes.fromhex(self.sender[2:]),
+            bytes.fromhex(self.receiver[2:]),
+            self.expiry.to_bytes(8, "big"),
+            self.signature,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StageToken:
+        if len(data) != _TOKEN.size:
+            raise ChannelError(f"stage token has {len(data)} bytes, expected {_TOKEN.size}")
+        job, stage, sender, receiver, expiry, signature = _TOKEN.unpack(data)
+        return cls(
+            int.from_bytes(job, "big"),
+            int.from_bytes(stage, "big"),
+            to_checksum_address("0x" + sender.hex()),
+            to_checksum_address("0x" + receiver.hex()),
+            int.from_bytes(expiry, "big"),
+            signature,
+        )
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    chunks: list[bytes] = []
+    left = n
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise ChannelError(f"stage peer closed the connection {left} bytes short of a frame")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_frame(sock: socket.socket, kind: Kind, step: int, tensor: Tensor) -> int:
+    """Send one tensor; returns the bytes written (header and payload)."""
+    code = _CODES.get(tensor.dtype)
+    if code is None:
+        raise ChannelError(f"the stage channel carries float32 and int64 tensors, not {tensor.dtype}")
+    array = np.ascontiguousarray(tensor.detach().numpy(), dtype=_DTYPES[code][1])
+    payload = array.tobytes()
+    dims = struct.pack(f"<{array.ndim}I", *array.shape)
+    header = _HEADER.pack(MAGIC, VERSION, int(kind), code, array.ndim, step, len(payload))
+    sock.sendall(header + dims + payload)
+    return len(header) + len(dims) + len(payload)
+
+
+def read_frame(
+    sock: socket.socket,
+    *,
+    kind: Kind,
+    step: int,
+    dtype: torch.dtype,
+    shape: tuple[int, ...],
+    limit: int = MAX_FRAME_BYTES,
+) -> Tensor:
+    """Receive the one frame expected next, checking every header field before the payload."""
+    magic, version, got_kind, code, ndim, got_step, length = _HEADER.unpack(
+        _read_exactly(sock, _HEADER.size)
+    )
+    if magic != MAGIC:
+        raise ChannelError("not a stage frame (bad magic)")
+    if version != VERSION:
+        raise ChannelError(f"stage frame version {version}, this worker speaks {VERSION}")
+    if got_kind != kind:
+        raise ChannelError(f"expected a {kind.name.lower()} frame, got kind {got_kind}")
+    if got_step != step:
+        raise ChannelError(f"expected step {step}, got step {got_step}")
+    if code not in _DTYPES or _DTYPES[code][0] != dtype:
+        raise ChannelError(f"expected {dtype}, got dtype code {code}")
+    if ndim > MAX_DIMS:
+        raise ChannelError(f"frame has {ndim} dimensions, at most {MAX_DIMS}")
+    dims = struct.unpack(f"<{ndim}I", _read_exactly(sock, 4 * ndim))
+    if dims != shape:
+        raise ChannelError(f"expected shape {shape}, got {dims}")
+    item = _DTYPES[code][1]
+    if length > limit:
+        raise ChannelError(f"frame of {length} bytes exceeds the {limit}-byte limit")
+    if length != item.itemsize * int(np.prod(dims, dtype=np.int64)):
+        raise ChannelError(f"frame length {length} does not match shape {dims} of {dtype}")
+    array = np.frombuffer(_read_exactly(sock, length), dtype=item).reshape(dims)
+    return torch.from_numpy(array.astype(item.newbyteorder("="), copy=True))
+
+
+def connect_stage(sock: socket.socket, domain: RequestDomain, token: StageToken, sender_key: bytes) -> None:
+    """The sender's side of the handshake: answer the receiver's challenge with the token."""
+    challenge = _read_exactly(sock, 32)
+    proof = _sign(PrivateKey(sender_key), keccak(token.digest(domain) + challenge))
+    sock.sendall(token.to_bytes() + proof)
+
+
+def accept_stage(
+    sock: socket.socket,
+    domain: RequestDomain,
+    *,
+    coordinator: str,
+    job: int,
+    stage: int,
+    receiver: str,
+    spent: set[bytes],
+    now: float | None = None,
+) -> StageToken:
+    """The receiver's side: challenge, then check the token and the sender's proof."""
+    challenge = os.urandom(32)
+    sock.sendall(challenge)
+    hello = _read_exactly(sock, _HELLO_BYTES)
+    token = StageToken.from_bytes(hello[: _TOKEN.size])
+    proof = hello[_TOKEN.size :]
+    digest = token.digest(domain)
+    if recover_signer(digest, token.signature) != to_checksum_address(coordinator):
+        raise ChannelError("stage token is not signed by this job's coordinator")
+    if (token.job, token.stage) != (job, stage):
+        raise ChannelError(f"stage token is for job {token.job} stage {token.stage}")
+    if token.receiver != to_checksum_address(receiver):
+        raise ChannelError("stage token names another receiving worker")
+    if token.expiry < (time.time() if now is None else now):
+        raise ChannelError("stage token expired")
+    if recover_signer(keccak(digest + challenge), proof) != token.sender:
+        raise ChannelError("stage peer does not hold the key the token names")
+    fingerprint = hashlib.sha256(digest).digest()
+    if fingerprint in spent:
+        raise ChannelError("stage token already used")
+    spent.add(fingerprint)
+    return token
