@@ -177,7 +177,7 @@ def show(
         "votes": [{"voter": v.voter, "support": v.support, "weight": v.weight} for v in votes],
         "duplicate_items": duplicates,
         "labels": labels,
-        "items": [_item_data(i) for i in page.rows],
+        "item_page": [_item_data(i) for i in page.rows],
         "next_cursor": page.next_cursor,
         "prev_cursor": page.prev_cursor,
         "manifest_matches": p.manifest_matches,

@@ -27,10 +27,10 @@ def test_dataset_items_page_by_cursor(run: Run, market_home: Path) -> None:
 def test_proposal_show_lists_a_page_of_items(run: Run, market_home: Path) -> None:
     code, out, _ = run("--home", market_home, "proposal", "show", "1", "--limit", "2", "--json")
     shown = as_json(out)
-    assert code == 0 and [i["position"] for i in shown["items"]] == [0, 1]  # type: ignore[index]
+    assert code == 0 and [i["position"] for i in shown["item_page"]] == [0, 1]  # type: ignore[index]
     assert sum(shown["labels"].values()) == 6 and shown["next_cursor"]  # type: ignore[index]
     code, out, _ = run("--home", market_home, "proposal", "show", "1", "--cursor", shown["next_cursor"], "--json")  # type: ignore[index]
-    assert [i["position"] for i in as_json(out)["items"]] == [2, 3, 4, 5]  # type: ignore[index]
+    assert [i["position"] for i in as_json(out)["item_page"]] == [2, 3, 4, 5]  # type: ignore[index]
 
 
 def test_a_bad_cursor_or_limit_is_a_usage_error(run: Run, market_home: Path) -> None:
