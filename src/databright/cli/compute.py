@@ -56,7 +56,7 @@ def coordinator_cmd(
             domain = RequestDomain(ws.ledger.chain_id, compute.address)
         coordinator = Coordinator(engine, ws.store, domain, lease_s=lease)
         if not serve_only:
-            link = MarketLink(coordinator, ws.compute_market, ws.signer(), lambda d: _dataset_items(ws, d))
+            link = MarketLink(coordinator, ws.compute_market, ws.signer(), lambda d: dataset_items(ws, d))
         stop = threading.Event()
 
         def loop() -> None:
@@ -77,7 +77,7 @@ def coordinator_cmd(
             stop.set()
 
 
-def _dataset_items(ws: Any, dataset_id: int) -> tuple[list[tuple[str, str]], str | None]:
+def dataset_items(ws: Any, dataset_id: int) -> tuple[list[tuple[str, str]], str | None]:
     import json
 
     from databright.storage import Manifest
