@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from databright.cli._common import (
+    deploy_market,
     emit,
     format_eth,
     parse_duration,
@@ -85,14 +86,7 @@ def deploy_cmd() -> None:
     """Deploy ModelMarket next to this chain's DataMarket (for a deployment made before it existed)."""
     from databright.chain import add_model_market
 
-    with workspace() as ws:
-        deployment = ws.deployment
-        if "ModelMarket" in deployment.contracts:
-            raise InputError(f"ModelMarket is already deployed at {deployment.address('ModelMarket')}")
-        add_model_market(ws.ledger, ws.signer(), deployment, ws.home.cache)
-        deployment.save(ws.home.deployments)
-        address = deployment.address("ModelMarket")
-    emit({"ModelMarket": address}, f"ModelMarket deployed at {address}")
+    deploy_market("ModelMarket", add_model_market)
 
 
 @app.command("register")
