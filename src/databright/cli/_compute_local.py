@@ -36,14 +36,40 @@ def worker_keys(home_key: bytes, count: int) -> list[bytes]:
     return [hashlib.sha256(_WORKER_TAG + home_key + i.to_bytes(4, "big")).digest() for i in range(count)]
 
 
+def _perturbed(state: bytes) -> bytes:
+    from databright.ml import load_checkpoint, save_checkpoint
+
+    tensors = load_checkpoint(state)
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first] + 1e-3
+    return save_checkpoint(tensors)
+
+
+def _perturbing_worker() -> type:
+    from databright.compute._worker import Worker
+
+    class Perturbing(Worker):
+        """Signs and sends a slightly changed result for every task: a cheat only redundancy can catch."""
+
+        def _call(self, method: str, path: str, body: bytes = b"", extra: Any = None) -> Any:
+            if path.endswith("/result"):
+                body = _perturbed(body)
+            return super()._call(method, path, body, extra)
+
+    return Perturbing
+
+
 class LocalCompute:
     """Coordinator over SQLite in the home plus ``workers`` logical workers on loopback."""
 
     def __init__(self, ws: Any, workers: int, *, port: int = 0, min_fee: int = 0, lease_s: float = 120.0,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", operator: LocalAccount | None = None, byzantine: int = 0) -> None:
         if workers < 1:
             raise InputError("--workers must be at least 1")
         self.ws = ws
+        self.operator = operator
+        # The first ``byzantine`` workers return perturbed weights (the demo's cheat, caught by redundancy).
+        self.byzantine = byzantine
         self.count = workers
         self.port = port
         self.host = host
@@ -94,7 +120,7 @@ class LocalCompute:
         from databright.compute._app import coordinator_app
         from databright.compute._market import MarketLink
 
-        owner = self.ws.signer()
+        owner = self.operator or self.ws.signer()
         cm = self.ws.compute_market
         self._register_coordinator(owner)
         keys = worker_keys(bytes(owner.key), self.count)
@@ -135,11 +161,14 @@ class LocalCompute:
         from databright.compute import RequestSigner, fingerprint
         from databright.compute._worker import Worker, run_workers
 
+        _Perturbing = _perturbing_worker()  # noqa: N806 - a class
+
         while not self._server.started and not self._stop.is_set():
             self._stop.wait(0.05)
         env = fingerprint().as_dict()
         with httpx.Client(base_url=self.url, timeout=60.0) as client:
-            workers = [Worker(client, RequestSigner(domain, k), env, self.min_fee) for k in keys]
+            workers = [(_Perturbing if i < self.byzantine else Worker)(client, RequestSigner(domain, k), env,
+                                                                        self.min_fee) for i, k in enumerate(keys)]
             run_workers(workers, idle_s=0.2, stop=self._stop)
 
     def _items(self, dataset_id: int) -> tuple[list[tuple[str, str]], str | None]:

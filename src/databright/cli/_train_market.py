@@ -54,11 +54,10 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def _submit(ws: Any, request: JobRequest) -> tuple[int, str, int]:
+def _submit(ws: Any, request: JobRequest, signer: Any) -> tuple[int, str, int]:
     from databright.cli._common import require_funds
 
     cm = ws.compute_market
-    signer = ws.signer()
     fee = cm.training_fee(request.dataset_id)
     require_funds(ws, signer.address, request.budget + fee, "the job's budget and the dataset's training fee")
     spec_cid = str(ws.store.put(request.spec_json.encode()))
@@ -134,8 +133,10 @@ def _checked_result(ws: Any, job: Any, job_id: int, dataset_id: int) -> dict[str
     return report
 
 
-def train_on_market(ws: Any, request: JobRequest, workers: int | None, *, port: int = 0,
-                    worker_fee: int = 0) -> MarketResult:
+def train_on_market(ws: Any, request: JobRequest, workers: int | None, *, port: int = 0, worker_fee: int = 0,
+                    submitter: Any = None, operator: Any = None, byzantine: int = 0) -> MarketResult:
+    """Submit the job (from ``submitter``, default the home account) and wait for its checked result;
+    with ``workers``, run them here under ``operator``'s coordinator key."""
     from databright.cli._compute_local import LocalCompute
 
     if request.redundancy not in (1, 3):
@@ -145,11 +146,12 @@ def train_on_market(ws: Any, request: JobRequest, workers: int | None, *, port: 
     if request.budget <= 0:
         raise InputError("--budget must be positive")
     ws.compute_market  # noqa: B018 - a home without ComputeMarket is refused before anything is sent
-    local = LocalCompute(ws, workers, port=port, min_fee=worker_fee).start() if workers is not None else None
+    local = LocalCompute(ws, workers, port=port, min_fee=worker_fee, operator=operator,
+                                 byzantine=byzantine).start() if workers is not None else None
     try:
         if local is not None:
             _say(f"coordinator on {local.url} with {len(local.addresses)} logical workers")
-        job_id, spec_cid, fee = _submit(ws, request)
+        job_id, spec_cid, fee = _submit(ws, request, submitter or ws.signer())
         _say(f"submitted job {job_id}: budget {request.budget} wei in escrow, training fee {fee} wei paid")
         job = _wait(ws, job_id, local, request.timeout_s)
     finally:
