@@ -24,6 +24,7 @@ def test_train_on_market_registers_the_job_result(tmp_path: Path) -> None:
     fails(home, "train", "1", "--budget", "1ether", match="only apply with --on-market")
     fails(home, "train", "1", "--on-market", "--budget", "1ether", "--redundancy", "2", "--workers", "3",
           match="--redundancy must be 1 or 3")
+    fails(home, "train", "1", "--on-market", "--budget", "1ether", match="start 'databright compute up' first")
 
     result = cli(home, "train", "1", "--on-market", "--redundancy", "3", "--budget", "1ether", "--rounds", "2",
                  "--steps", "5", "--max-exposure", "34%", "--workers", "9", "--worker-fee", "1gwei", "--register", "--price", "1gwei",

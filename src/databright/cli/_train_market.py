@@ -146,6 +146,10 @@ def train_on_market(ws: Any, request: JobRequest, workers: int | None, *, port: 
     if request.budget <= 0:
         raise InputError("--budget must be positive")
     ws.compute_market  # noqa: B018 - a home without ComputeMarket is refused before anything is sent
+    if workers is None and ws.rpc_url is None:
+        # This process holds the embedded chain: no coordinator elsewhere could ever take the job.
+        raise InputError("no coordinator can reach this home's embedded chain while no node serves it: "
+                         "start 'databright compute up' first, or pass --workers N")
     local = LocalCompute(ws, workers, port=port, min_fee=worker_fee, operator=operator,
                                  byzantine=byzantine).start() if workers is not None else None
     try:
