@@ -37,7 +37,8 @@ import numpy as np
 
 from databright.chain import DatasetParams
 from databright.config import Home
-from databright.demo_market import ModelSale, sell_predictions
+from databright.demo_compute import ComputeRound, compute_round
+from databright.demo_market import PRICE, ROYALTY_BPS, ModelSale, sell_predictions
 from databright.errors import ChainError, ConfigError
 from databright.operations import DatasetMetadata, create_dataset, load_batch, propose_batch
 from databright.workspace import Workspace
@@ -105,6 +106,7 @@ class DemoResult:
     report: Path
     latency: float
     sale: ModelSale | None = None
+    compute: ComputeRound | None = None
 
 
 def _review(evaluation: Any) -> tuple[bool, str]:
@@ -161,7 +163,7 @@ def run_demo(home: Path, progress: Callable[[str], None] = lambda _: None) -> De
 def _run(ws: Workspace, progress: Callable[[str], None]) -> DemoResult:
     from sklearn.datasets import load_digits
 
-    from databright.chain import add_model_market, deploy, load_deployment
+    from databright.chain import add_compute_market, add_model_market, deploy, load_deployment
     from databright.evaluator import Evaluator
     from databright.operations import evaluation_metadata
 
@@ -173,9 +175,14 @@ def _run(ws: Workspace, progress: Callable[[str], None]) -> DemoResult:
     if deployment is None:
         progress("deploying DataMarket and ModelMarket")
         deploy(ws.ledger, initiator, ws.home.cache).save(ws.home.deployments)
-    elif "ModelMarket" not in deployment.contracts:  # a demo home from before the model market
-        progress("deploying ModelMarket")
-        add_model_market(ws.ledger, initiator, deployment, ws.home.cache).save(ws.home.deployments)
+    else:  # a demo home from before the model or the compute market
+        if "ModelMarket" not in deployment.contracts:
+            progress("deploying ModelMarket")
+            deployment = add_model_market(ws.ledger, initiator, deployment, ws.home.cache)
+        if "ComputeMarket" not in deployment.contracts:
+            progress("deploying ComputeMarket")
+            deployment = add_compute_market(ws.ledger, initiator, deployment, ws.home.cache)
+        deployment.save(ws.home.deployments)
 
     digits = load_digits()
     rng = np.random.default_rng(7)
@@ -253,11 +260,12 @@ def _run(ws: Workspace, progress: Callable[[str], None]) -> DemoResult:
             proposals.append(record)
 
         sale = sell_predictions(ws, evaluator, dataset_id, work / "validation", names, progress)
+        trained = compute_round(ws, dataset_id, ws.signer(names[-2]), initiator, PRICE, ROYALTY_BPS, progress)
         holders = _withdraw_all(ws, dataset_id, names)
         revenue = ws.index.dataset(dataset_id).revenue_total
     report = write_report(ws.home.root / "demo-report", dataset_id, proposals, holders, evaluator.model(dataset_id))
     return DemoResult(ws.home.root, dataset_id, proposals, holders, revenue, report,
-                      float(np.median(latencies)), sale)
+                      float(np.median(latencies)), sale, trained)
 
 
 def _vote(

@@ -229,8 +229,10 @@ class Workspace:
 
     def sync(self) -> int:
         """Bring the index up to the chain head; returns the events applied."""
-        deployed = "ModelMarket" in self.deployment.contracts
-        return self.index.sync(self.market, self.loaders(), models=self.model_market if deployed else None)
+        contracts = self.deployment.contracts
+        return self.index.sync(self.market, self.loaders(),
+                               models=self.model_market if "ModelMarket" in contracts else None,
+                               compute=self.compute_market if "ComputeMarket" in contracts else None)
 
     def close(self) -> None:
         if "index" in self.__dict__:

@@ -32,6 +32,12 @@ def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
     assert round(sale["verified_score"] * 10**6) == round(sale["claimed_score"] * 10**6)  # reproduced bitwise
     growth = [h["royalty_wei"] for h in sale["holders"]]
     assert all(g > 0 for g in growth) and sale["royalty_wei"] - len(growth) <= sum(growth) <= sale["royalty_wei"]
+    job = result["compute_round"]  # redundancy 3 on logical workers, one of them returning perturbed weights
+    assert job["job_id"] == 1 and job["model_id"] == sale["model_id"] + 1 and job["score"] > 0.5
+    [cheat] = job["slashed"]
+    assert cheat["reason"] == "result differs from the majority" and cheat["lost_wei"] == 10**16
+    assert job["paid_tasks"] >= 9 and job["paid_wei"] + job["refunded_wei"] == 10**17
+    assert job["training_fee_wei"] == 10**18 and job["seconds"] < 60
     report = Path(result["report"])
     assert report.is_file() and (report.parent / "value-per-proposal.png").stat().st_size > 1000
 
@@ -42,9 +48,11 @@ def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
     assert dataset["accepted_items"] == 179 + 100 * len(clean)
     assert {h["address"] for h in dataset["shareholders"]} >= {h["address"] for h in result["holders"]}
     assert len(dataset["shareholders"]) == 1 + len(clean)
-    assert dataset["revenue_by_source_wei"]["training_fee"] == 10**18
+    # Two registrations and the compute job's own fee, which the index names as a training fee too.
+    assert dataset["revenue_by_source_wei"]["training_fee"] == 3 * 10**18
     assert dataset["revenue_by_source_wei"]["royalty"] == sale["royalty_wei"]
-    [model] = dataset["models"]
+    model, trained = dataset["models"]
+    assert trained["model_id"] == job["model_id"] and trained["predictions"] == 0
     assert model["predictions"] == 200 and model["verified_score_ppm"] == round(sale["verified_score"] * 10**6)
 
     export = tmp_path / "export"

@@ -29,6 +29,7 @@ __all__ = [
     "GLOBAL_OPTIONS",
     "State",
     "console",
+    "deploy_market",
     "emit",
     "format_eth",
     "parse_duration",
@@ -220,3 +221,15 @@ def check_page_limit(limit: int) -> int:
         raise typer.BadParameter(f"must be between 1 and 1000, not {limit}", param_hint="'--limit'")
     return limit
 
+
+def deploy_market(name: str, add: Any) -> None:
+    """Deploy contract ``name`` next to this chain's DataMarket with ``add(ledger, account, deployment, cache)``,
+    for a deployment made before it existed."""
+    with workspace() as ws:
+        deployment = ws.deployment
+        if name in deployment.contracts:
+            raise InputError(f"{name} is already deployed at {deployment.address(name)}")
+        add(ws.ledger, ws.signer(), deployment, ws.home.cache)
+        deployment.save(ws.home.deployments)
+        address = deployment.address(name)
+    emit({name: address}, f"{name} deployed at {address}")

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
-import time
 from typing import Annotated, Any, Optional
 
 import typer
 
-from databright.cli._common import emit, state, table, workspace
+from databright.cli._common import deploy_market, emit, state, table, workspace
 from databright.errors import InputError
 
 __all__ = ["register"]
 
 compute_app = typer.Typer(help="The compute market: jobs, workers and the exposure ledger.", no_args_is_help=True)
-
-
-_CLI = [sys.executable, "-c", "from databright.cli import main; main()"]
 
 
 def _db_url(db: str | None) -> str:
@@ -56,7 +51,7 @@ def coordinator_cmd(
             domain = RequestDomain(ws.ledger.chain_id, compute.address)
         coordinator = Coordinator(engine, ws.store, domain, lease_s=lease)
         if not serve_only:
-            link = MarketLink(coordinator, ws.compute_market, ws.signer(), lambda d: _dataset_items(ws, d))
+            link = MarketLink(coordinator, ws.compute_market, ws.signer(), lambda d: dataset_items(ws, d))
         stop = threading.Event()
 
         def loop() -> None:
@@ -77,7 +72,7 @@ def coordinator_cmd(
             stop.set()
 
 
-def _dataset_items(ws: Any, dataset_id: int) -> tuple[list[tuple[str, str]], str | None]:
+def dataset_items(ws: Any, dataset_id: int) -> tuple[list[tuple[str, str]], str | None]:
     import json
 
     from databright.storage import Manifest
@@ -148,27 +143,68 @@ def jobs_cmd(db: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL of t
 @compute_app.command("up")
 def up_cmd(
     workers: Annotated[int, typer.Option(help="Logical workers to start.")] = 60,
-    port: Annotated[int, typer.Option(help="Coordinator port.")] = 8700,
-    min_fee: Annotated[int, typer.Option(help="Workers' minimum fee in wei.")] = 0,
+    port: Annotated[int, typer.Option(help="Coordinator port (0: any free one).")] = 8700,
+    min_fee: Annotated[str, typer.Option(help="Workers' minimum fee per task, e.g. 1gwei.")] = "0",
+    interval: Annotated[float, typer.Option(help="Seconds between polls of the market.")] = 1.0,
 ) -> None:
-    """Start a coordinator and N logical workers on this machine (stop with Ctrl-C)."""
-    with workspace() as ws:
-        chain_id, market = ws.ledger.chain_id, ws.compute_market.address
-    base = [*_CLI, "--home", str(state.home_dir)]
-    if state.account:
-        base += ["--account", state.account]
-    coordinator = subprocess.Popen([*base, "coordinator", "--port", str(port)])
-    time.sleep(2.0)
-    worker = subprocess.Popen([*_CLI, "--home", str(state.home_dir), "worker",
-                               "--coordinator", f"http://127.0.0.1:{port}", "--chain-id", str(chain_id),
-                               "--market", market, "--logical", str(workers), "--min-fee", str(min_fee)])
+    """Start a coordinator and N logical workers on this machine for the home (stop with Ctrl-C).
+
+    On the embedded chain this process also serves the node, so that
+    ``databright train --on-market`` in another shell reaches the same chain.
+    """
+    import signal
+
+    from databright.cli._common import parse_wei
+    from databright.cli._compute_local import LocalCompute
+    from databright.cli.serve import _start_node
+    from databright.config import Home
+
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    fee = parse_wei(min_fee)
+    home = Home(state.home_dir)
+    home.read_config()
+    chain = server = None
+    with workspace() as probe:
+        if state.rpc_url is None and probe.rpc_url is None:
+            chain, server, state.rpc_url = _start_node(home)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        worker.wait()
+        with workspace() as ws, LocalCompute(ws, workers, port=port, min_fee=fee) as local:
+            emit({"coordinator": local.url, "workers": local.addresses, "node": state.rpc_url},
+                 f"coordinator {local.url} with {workers} logical workers"
+                 f"{', node ' + str(state.rpc_url) if chain is not None else ''} (Ctrl-C stops)")
+            sys.stdout.flush()
+            while not stop.wait(interval):
+                local.poll()
     finally:
-        for process in (worker, coordinator):
-            if process.poll() is None:
-                process.terminate()
-                process.wait()
+        if server is not None:
+            home.retire_node()
+            server.shutdown()
+        if chain is not None:
+            chain.close()
+
+
+@compute_app.command("deploy")
+def deploy_cmd() -> None:
+    """Deploy ComputeMarket next to this chain's DataMarket (for a deployment made before it existed)."""
+    from databright.chain import add_compute_market
+
+    deploy_market("ComputeMarket", add_compute_market)
+
+
+@compute_app.command("attest")
+def attest_cmd() -> None:
+    """This machine's attestation backend, measurement and environment fingerprint."""
+    from databright.compute import describe_environment
+
+    described = describe_environment()
+    attestation: Any = described["attestation"]
+    print_: Any = described["fingerprint"]
+    emit(described, f"attestation: {attestation['label']}", f"measurement: {attestation['measurement']}",
+         f"environment fingerprint: {print_.get('digest')}")
 
 
 def register(root: typer.Typer) -> None:

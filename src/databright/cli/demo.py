@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from databright.cli._common import console, emit, format_eth, state, table
 
 if TYPE_CHECKING:
+    from databright.demo_compute import ComputeRound
     from databright.demo_market import ModelSale
 
 __all__ = ["register"]
@@ -38,6 +39,7 @@ def demo() -> None:
             "report": str(result.report),
             "evaluation_latency_s": result.latency,
             "model_sale": result.sale.__dict__ if result.sale else None,
+            "compute_round": result.compute.__dict__ if result.compute else None,
         },
         f"\n[bold]Voting policy:[/bold] {policy_text}\n",
         table(
@@ -53,6 +55,7 @@ def demo() -> None:
             [(p.proposal_id, v, "yes" if s else "no", w, r) for p in result.proposals for v, s, w, r in p.votes],
         ),
         *_sale(result.sale),
+        *_compute(result.compute),
         table(
             "Shareholders and revenue",
             ["holder", "address", "shares", "fraction", "withdrawn"],
@@ -65,6 +68,16 @@ def demo() -> None:
         f"Report with plots: {result.report}",
         f"State kept in {result.home}: try  databright --home {result.home} dataset show {result.dataset_id}",
     )
+
+
+def _compute(job: ComputeRound | None) -> list[object]:
+    if job is None:
+        return []
+    cheats = ", ".join(f"{s['worker']} ({format_eth(s['lost_wei'])})" for s in job.slashed) or "none"
+    return [f"Compute job {job.job_id} (redundancy 3, {job.workers} logical workers): {job.paid_tasks} tasks paid "
+            f"{format_eth(job.paid_wei)}, {format_eth(job.refunded_wei)} refunded, slashed: {cheats}; training fee "
+            f"{format_eth(job.training_fee_wei)} to the shareholders; model {job.model_id} registered "
+            f"(accuracy {job.score:.2%}, verified by the coordinator), {job.seconds:.1f} s"]
 
 
 def _sale(sale: ModelSale | None) -> list[object]:

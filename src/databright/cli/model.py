@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from databright.cli._common import (
+    deploy_market,
     emit,
     format_eth,
     parse_duration,
@@ -55,21 +56,29 @@ def _ppm(score: int) -> str:
 def register_trained(ws: Workspace, dataset_id: int, report_cid: str, price: int, royalty_bps: int) -> dict[str, Any]:
     """Register the model a training report describes; returns what the command prints."""
     from databright.models import load_training_report
-    from databright.storage import digest_of_cid
 
     report = load_training_report(ws.store, report_cid)
     if int(report["dataset_id"]) != dataset_id:
         raise InputError(f"report {report_cid} trained on dataset {report['dataset_id']}, not {dataset_id}")
+    return register_model(ws, dataset_id, report["spec"], report["checkpoint"], report_cid, float(report["score"]),
+                          price, royalty_bps)
+
+
+def register_model(ws: Workspace, dataset_id: int, spec_cid: str, checkpoint_cid: str, report_cid: str,
+                   score: float, price: int, royalty_bps: int) -> dict[str, Any]:
+    """Register a model by its spec, checkpoint and training receipt (a report CID), paying the training fee."""
+    from databright.storage import digest_of_cid
+
     signer = ws.signer()
     mm = ws.model_market
     fee = mm.training_fee(dataset_id)
     require_funds(ws, signer.address, fee, "the dataset's training fee")
-    score = round(float(report["score"]) * 1_000_000)
-    model_id = mm.register(signer, dataset_id, digest_of_cid(report["spec"]), digest_of_cid(report["checkpoint"]),
-                           digest_of_cid(report_cid), score, price, royalty_bps)
+    score_ppm = round(score * 1_000_000)
+    model_id = mm.register(signer, dataset_id, digest_of_cid(spec_cid), digest_of_cid(checkpoint_cid),
+                           digest_of_cid(report_cid), score_ppm, price, royalty_bps)
     return {"model_id": model_id, "dataset_id": dataset_id, "owner": signer.address, "price_wei": price,
-            "royalty_bps": royalty_bps, "claimed_score_ppm": score, "training_fee_wei": fee, "report": report_cid,
-            "checkpoint": report["checkpoint"], "spec": report["spec"]}
+            "royalty_bps": royalty_bps, "claimed_score_ppm": score_ppm, "training_fee_wei": fee,
+            "report": report_cid, "checkpoint": checkpoint_cid, "spec": spec_cid}
 
 
 @app.command("deploy")
@@ -77,14 +86,7 @@ def deploy_cmd() -> None:
     """Deploy ModelMarket next to this chain's DataMarket (for a deployment made before it existed)."""
     from databright.chain import add_model_market
 
-    with workspace() as ws:
-        deployment = ws.deployment
-        if "ModelMarket" in deployment.contracts:
-            raise InputError(f"ModelMarket is already deployed at {deployment.address('ModelMarket')}")
-        add_model_market(ws.ledger, ws.signer(), deployment, ws.home.cache)
-        deployment.save(ws.home.deployments)
-        address = deployment.address("ModelMarket")
-    emit({"ModelMarket": address}, f"ModelMarket deployed at {address}")
+    deploy_market("ModelMarket", add_model_market)
 
 
 @app.command("register")

@@ -22,6 +22,15 @@ def train_cmd(
     register_: Annotated[bool, typer.Option("--register", help="Register the trained model.")] = False,
     price: Annotated[str | None, typer.Option(help="Price per prediction when registering, e.g. 10gwei.")] = None,
     royalty: Annotated[str | None, typer.Option(help="Royalty to the dataset when registering, e.g. 10%.")] = None,
+    on_market: Annotated[bool, typer.Option("--on-market", help="Train as a ComputeMarket job on paid workers.")] = False,
+    redundancy: Annotated[int, typer.Option(help="With --on-market: replicas per task, 1 or 3.")] = 3,
+    budget: Annotated[str | None, typer.Option(help="With --on-market: budget in escrow for the workers, e.g. 1ether.")] = None,
+    rounds: Annotated[int, typer.Option(help="With --on-market: federated-averaging rounds.")] = 2,
+    max_exposure: Annotated[str, typer.Option(help="With --on-market: most of the dataset one worker may see.")] = "5%",
+    workers: Annotated[int | None, typer.Option(help="With --on-market: also run a coordinator and this many "
+                                                "logical workers in this process.")] = None,
+    timeout: Annotated[float, typer.Option(help="With --on-market: seconds to wait for the job.")] = 3600.0,
+    worker_fee: Annotated[str, typer.Option(help="With --workers: the logical workers' minimum fee per task.")] = "0",
 ) -> None:
     """Train deterministically on the accepted items, score on the validation split, write the report."""
     from databright.cli.model import parse_royalty, register_trained
@@ -36,6 +45,10 @@ def train_cmd(
     bps = parse_royalty(royalty) if royalty is not None else 0
     if steps is not None and steps < 1:
         raise InputError("--steps must be positive")
+    if on_market and budget is None:
+        raise InputError("--on-market needs --budget")
+    if not on_market and (budget is not None or workers is not None):
+        raise InputError("--budget and --workers only apply with --on-market")
     if spec is not None:
         try:
             chosen = ModelSpec.from_json(spec.read_bytes())
@@ -50,6 +63,15 @@ def train_cmd(
             if "model_spec" not in meta:
                 raise InputError(f"dataset {dataset_id} publishes no model spec; pass --spec")
             chosen = ModelSpec.from_json(json.dumps(meta["model_spec"]))
+        if on_market:
+            job, said = _on_market(ws, dataset_id, chosen, steps, redundancy, parse_wei(str(budget)), rounds,
+                                   parse_royalty(max_exposure), workers, timeout, parse_wei(worker_fee))
+            if register_:
+                job.update(_register_job(ws, dataset_id, job, wei, bps))
+                said.append(f"Registered model {job['model_id']} with job {job['job_id']}'s report as its "
+                            f"training receipt, coordinator-verified score {job['score']:.2%}")
+            emit(job, *said)
+            return
         proposals = ws.index.proposals(dataset_id=dataset_id, status="accepted")
         accepted = [p.manifest_cid for p in sorted(proposals, key=lambda p: p.entry_index or 0)]
         trained = train_model(ws.store, dataset_id, chosen, accepted, str(meta["validation"]), seed=seed,
@@ -63,6 +85,32 @@ def train_cmd(
             lines.append(f"Registered model {out['model_id']}: {format_eth(wei)} per prediction, "
                          f"{bps / 100:g}% royalty, training fee {format_eth(int(out['training_fee_wei']))} paid")
     emit(out, *lines)
+
+
+def _on_market(ws: Any, dataset_id: int, spec: Any, steps: int | None, redundancy: int, budget: int, rounds: int,
+               exposure_bps: int, workers: int | None, timeout: float, worker_fee: int) -> tuple[dict[str, Any], list[str]]:
+    from databright.cli._train_market import JobRequest, train_on_market
+
+    local_steps = steps if steps is not None else max(1, spec.pretrain_steps // max(rounds, 1))
+    result = train_on_market(ws, JobRequest(dataset_id, spec.to_json(), rounds, local_steps, redundancy,
+                                            exposure_bps, budget, 86_400, timeout), workers,
+                             worker_fee=worker_fee)
+    out: dict[str, Any] = {"dataset_id": dataset_id, "job_id": result.job_id, "report": result.report_cid,
+                           "checkpoint": result.checkpoint_cid, "spec": result.spec_cid, "score": result.score,
+                           "paid_wei": result.paid, "refunded_wei": result.refunded,
+                           "job_training_fee_wei": result.training_fee, "slashed": result.slashed}
+    lines = [f"Job {result.job_id} completed: validation accuracy {result.score:.2%} (verified by the coordinator)",
+             f"workers paid {format_eth(result.paid)}, refunded {format_eth(result.refunded)}, "
+             f"{len(result.slashed)} slashed; training fee {format_eth(result.training_fee)} to the shareholders",
+             f"report: {result.report_cid}"]
+    return out, lines
+
+
+def _register_job(ws: Any, dataset_id: int, out: dict[str, Any], price: int, bps: int) -> dict[str, Any]:
+    from databright.cli.model import register_model
+
+    registered = register_model(ws, dataset_id, out["spec"], out["checkpoint"], out["report"], out["score"], price, bps)
+    return {k: v for k, v in registered.items() if k not in out}
 
 
 def register(root: typer.Typer) -> None:

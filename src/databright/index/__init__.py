@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from databright.chain import DataMarket, Ledger
+from databright.chain.computemarket import ComputeMarket
 from databright.chain.modelmarket import ModelMarket
 from databright.errors import IndexError_, InputError, NotFound
 from databright.index._models import (
@@ -54,9 +55,6 @@ from databright.index._model_sync import PAYMENT_SOURCES, PaymentSource, TaggedE
 from databright.index._sync import ItemRecord, Loaders, apply_metadata, attach_manifest
 
 __all__ = [
-    "MAX_LIMIT",
-    "PAYMENT_SOURCES",
-    "REVENUE_SOURCES",
     "ChannelRow",
     "CommentRow",
     "ContributorImpact",
@@ -67,14 +65,17 @@ __all__ = [
     "ItemRecord",
     "ItemRow",
     "Loaders",
+    "MAX_LIMIT",
     "ModelImpact",
     "ModelIncomeRow",
     "ModelRow",
     "ModelVersionRow",
+    "PAYMENT_SOURCES",
     "Page",
     "PaymentSource",
     "PriceRow",
     "ProposalRow",
+    "REVENUE_SOURCES",
     "REVENUE_SOURCES",
     "RedemptionRow",
     "RevenueRow",
@@ -277,11 +278,12 @@ class Index:
             return -1 if cursor is None else cursor.last_block
 
     def sync(self, market: DataMarket, loaders: Loaders, to_block: int | None = None, *,
-             models: ModelMarket | None = None) -> int:
+             models: ModelMarket | None = None, compute: ComputeMarket | None = None) -> int:
         """Apply every event up to ``to_block`` (default: latest); returns the count.
 
         ``models`` is the ModelMarket bound with the index (``bind``'s
-        ``model_market``): its events are merged with DataMarket's in chain order.
+        ``model_market``): its events are merged with DataMarket's in chain order,
+        and so are ``compute``'s (a ComputeMarket: its jobs' training fees).
 
         Also retries the manifests and dataset metadata that were unreachable
         when their events were applied.
@@ -304,8 +306,10 @@ class Index:
                 break
             end = min(head, start + _BLOCK_RANGE - 1)
             events: list[TaggedEvent] = [(market.address, e) for e in market.events(start, end)]
-            if models is not None:
-                events += [(models.address, e) for e in models.events(start, end)]
+            for extra in (models, compute):
+                if extra is not None:
+                    events += [(extra.address, e) for e in extra.events(start, end)]
+            if models is not None or compute is not None:
                 events.sort(key=lambda tagged: (tagged[1].block_number, tagged[1].log_index))
             claim = (start - 1, cursor.last_hash, end, _block_hash(market.ledger, end) or "")
             try:

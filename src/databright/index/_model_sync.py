@@ -5,9 +5,9 @@ merged in chain order. A deposit into a dataset (DataMarket's
 ``RevenueDeposited``) names only its payer; when the payer is a contract whose
 own event in the same transaction announced that payment (ModelMarket's
 ``ModelRegistered`` with its training fee, ``VoucherRedeemed`` with its
-royalty), the deposit is attributed to that event's source. A contract that
-pays datasets later (the compute market's training fees) adds its event to
-``PAYMENT_SOURCES``. Unannounced deposits stay ``payment``, and a rejected
+royalty; ComputeMarket's ``JobSubmitted`` with its job's training fee), the
+deposit is attributed to that event's source. A contract that pays datasets
+too adds its event to ``PAYMENT_SOURCES``. Unannounced deposits stay ``payment``, and a rejected
 proposal's bond is ``forfeited_bond``.
 """
 
@@ -50,6 +50,8 @@ class PaymentSource:
 PAYMENT_SOURCES: dict[str, PaymentSource] = {
     "ModelRegistered": PaymentSource("training_fee", "training_fee", "model_id", by_model=True),
     "VoucherRedeemed": PaymentSource("royalty", "royalty", "model_id", by_model=True),
+    # ComputeMarket.submit_job pays the dataset's training fee; its source id is the job id.
+    "JobSubmitted": PaymentSource("training_fee", "training_fee", "job_id", by_model=False),
 }
 
 
@@ -195,10 +197,11 @@ def apply_all(session: Session, events: Sequence[TaggedEvent], loaders: Loaders,
     for address, e in events:
         if address.lower() != data_market.lower():
             handler = _HANDLERS.get(e.name)
-            if handler is None:
-                continue
-            handler(session, e, loaders)
             source = PAYMENT_SOURCES.get(e.name)
+            if handler is None and source is None:
+                continue
+            if handler is not None:
+                handler(session, e, loaders)
             if source is not None:
                 announced[e.tx_hash] = _Announced(address.lower(), source, int(e.args[source.amount]),
                                                   int(e.args[source.ref]))
