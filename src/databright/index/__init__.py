@@ -76,7 +76,6 @@ __all__ = [
     "PriceRow",
     "ProposalRow",
     "REVENUE_SOURCES",
-    "REVENUE_SOURCES",
     "RedemptionRow",
     "RevenueRow",
     "VoteRow",
