@@ -40,7 +40,11 @@ def init_home(home: Path, accounts: int = 4) -> None:
 
 @pytest.fixture(scope="package")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("webapi")
+    return make_home(tmp_path_factory.mktemp("webapi"))
+
+
+def make_home(root: Path) -> Path:
+    """A home with dataset 1 ("shapes", seeded by dev0) and dev1's proposal 2 open."""
     home = root / "home"
     init_home(home)
     ws = Workspace(home)

@@ -14,6 +14,13 @@ from databright.web import DEFAULT_HOSTS, create_app
 from databright.web._pages import eth
 from databright.workspace import Workspace
 from tests.integration.web.compute_home import run_job
+from tests.integration.web.conftest import make_home
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A home of its own: the package's home is held open by the other page tests' workspace.
+    return make_home(tmp_path_factory.mktemp("computepage"))
 
 
 @pytest.fixture(scope="module")
