@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from databright.chain.computemarket import Payment  # the settlement pays exactly what the contract takes
 from databright.errors import InputError
 from databright.ml import ModelSpec
 
@@ -31,13 +32,6 @@ class JobConfig:
             raise InputError("a job needs at least one round of at least one local step")
         if self.budget < 0 or self.seed < 0 or self.job_id < 0:
             raise InputError("job id, budget and seed must be non-negative")
-
-
-@dataclass(frozen=True)
-class Payment:
-    worker: str
-    tasks: int
-    fee_per_task: int
 
 
 @dataclass(frozen=True)
