@@ -14,9 +14,12 @@ import hashlib
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from databright.errors import ComputeError, InputError
+
+if TYPE_CHECKING:
+    from databright.compute._jobspec import JobSettings
 
 __all__ = ["JobRequest", "MarketResult", "train_on_market"]
 
@@ -34,12 +37,14 @@ class JobRequest:
     budget: int
     deadline_s: int
     timeout_s: float
+    #: Verification and splitting; None means what the redundancy alone says (a bare model spec).
+    settings: JobSettings | None = None
 
 
 @dataclass(frozen=True)
 class MarketResult:
     job_id: int
-    spec_cid: str
+    spec_cid: str  # the model spec alone, as a model registers it
     checkpoint_cid: str
     report_cid: str
     score: float
@@ -56,15 +61,19 @@ def _say(text: str) -> None:
 
 def _submit(ws: Any, request: JobRequest, signer: Any) -> tuple[int, str, int]:
     from databright.cli._common import require_funds
+    from databright.ml import ModelSpec
 
     cm = ws.compute_market
     fee = cm.training_fee(request.dataset_id)
     require_funds(ws, signer.address, request.budget + fee, "the job's budget and the dataset's training fee")
     spec_cid = str(ws.store.put(request.spec_json.encode()))
+    job_cid = spec_cid
+    if request.settings is not None and not request.settings.is_default:
+        job_cid = str(ws.store.put(request.settings.document(ModelSpec.from_json(request.spec_json))))
     now = int(ws.ledger.w3.eth.get_block("latest")["timestamp"])
     # The contract requires the deadline within the unbonding delay, so a slash can still reach a cheat.
     deadline = now + min(request.deadline_s, cm.unbonding_delay())
-    job_id = cm.submit_job(signer, request.dataset_id, spec_cid, rounds=request.rounds,
+    job_id = cm.submit_job(signer, request.dataset_id, job_cid, rounds=request.rounds,
                            local_steps=request.local_steps, redundancy=request.redundancy, budget=request.budget,
                            deadline=deadline, max_exposure_bps=request.max_exposure_bps)
     return int(job_id), spec_cid, fee
@@ -141,6 +150,8 @@ def train_on_market(ws: Any, request: JobRequest, workers: int | None, *, port: 
 
     if request.redundancy not in (1, 3):
         raise InputError("--redundancy must be 1 or 3")
+    if request.settings is not None:
+        request.settings.check_redundancy(request.redundancy)
     if request.rounds < 1 or request.local_steps < 1:
         raise InputError("--rounds and --steps must be positive")
     if request.budget <= 0:

@@ -27,6 +27,7 @@ from databright.compute._dcap import DcapAttestation, quote_measurement
 from databright.compute._fedavg import fedavg
 from databright.compute._fingerprint import Fingerprint, fingerprint, pinned_environment, probe
 from databright.compute._jobs import JobConfig, Payment, Settlement, Slash
+from databright.compute._jobspec import JobSettings, parse_job_document
 from databright.compute._measurement import package_measurement
 from databright.compute._planner import exposure_cap, partition, waiting_reason
 from databright.compute._redundancy import Verdict, decide
@@ -40,6 +41,7 @@ __all__ = [
     "DcapAttestation",
     "Fingerprint",
     "JobConfig",
+    "JobSettings",
     "Lease",
     "Payment",
     "Policy",
@@ -63,6 +65,7 @@ __all__ = [
     "fingerprint",
     "fingerprint_digest",
     "package_measurement",
+    "parse_job_document",
     "partition",
     "pinned_environment",
     "probe",

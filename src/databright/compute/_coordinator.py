@@ -122,6 +122,7 @@ class Coordinator:
                 id=job.job_id, dataset_id=job.dataset_id, spec=job.spec.to_json(), rounds=job.rounds,
                 local_steps=job.local_steps, redundancy=job.redundancy, max_exposure_bps=job.max_exposure_bps,
                 cap=cap, budget=str(job.budget), seed=job.seed, validation=validation, round=0,
+                settings=job.settings.to_json() if job.settings is not None else None,
                 status="running"))
             conn.execute(insert(job_items), [
                 {"job_id": job.job_id, "position": i, "cid": cid, "label": label, "shard": shard_of[i]}

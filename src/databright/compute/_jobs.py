@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from databright.chain.computemarket import Payment  # the settlement pays exactly what the contract takes
+from databright.compute._jobspec import JobSettings
 from databright.errors import InputError
 from databright.ml import ModelSpec
 
@@ -24,10 +25,16 @@ class JobConfig:
     max_exposure_bps: int = 500
     budget: int = 0
     seed: int = 0
+    #: How tasks are verified and the model split; None means what the redundancy alone says.
+    settings: JobSettings | None = None
 
     def __post_init__(self) -> None:
         if self.redundancy not in (1, 3):
             raise InputError(f"redundancy is 1 or 3, got {self.redundancy}")
+        if self.settings is None:
+            object.__setattr__(self, "settings", JobSettings.for_redundancy(self.redundancy))
+        else:
+            self.settings.check_redundancy(self.redundancy)
         if self.rounds < 1 or self.local_steps < 1:
             raise InputError("a job needs at least one round of at least one local step")
         if self.budget < 0 or self.seed < 0 or self.job_id < 0:

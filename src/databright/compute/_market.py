@@ -19,8 +19,8 @@ from sqlalchemy import select
 from databright.chain.computemarket import ComputeMarket, JobStatus, Payment, Slash
 from databright.compute._coordinator import Coordinator
 from databright.compute._jobs import JobConfig
+from databright.compute._jobspec import parse_job_document
 from databright.compute._schema import jobs
-from databright.ml import ModelSpec
 
 __all__ = ["DatasetItems", "MarketLink"]
 
@@ -49,9 +49,10 @@ class MarketLink:
             elif not (job.status == JobStatus.ACCEPTED and job.coordinator == self.account.address):
                 continue
             items, validation = self.dataset_items(job.dataset_id)
-            spec = ModelSpec.from_json(self.coordinator.store.get(job.spec_cid))
+            spec, settings = parse_job_document(self.coordinator.store.get(job.spec_cid), job.redundancy)
             self.coordinator.add_job(JobConfig(job_id, job.dataset_id, spec, job.rounds, job.local_steps,
-                                               job.redundancy, job.max_exposure_bps, job.budget), items, validation)
+                                               job.redundancy, job.max_exposure_bps, job.budget,
+                                               settings=settings), items, validation)
         self.settle()
 
     def settle(self) -> None:

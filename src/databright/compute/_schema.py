@@ -46,6 +46,7 @@ jobs = Table(
     Column("budget", String(80), nullable=False),
     Column("seed", BigInteger, nullable=False),
     Column("validation", Text),  # manifest CID of the validation split, if any
+    Column("settings", Text),  # JobSettings as canonical JSON: verification, split, snapshots
     Column("round", Integer, nullable=False),
     # running -> done (report written, settlement due) -> settled (complete_job mined)
     Column("status", String(16), nullable=False),
