@@ -58,7 +58,10 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
         lease = coordinator.claim(auth[0])
         if lease is None:
             return Response(status_code=204)
-        return {"lease": lease.id, "expires_at": lease.expires_at, "task": json.loads(lease.task.to_json())}
+        out = {"lease": lease.id, "expires_at": lease.expires_at, "task": json.loads(lease.task.to_json())}
+        if lease.commit_every:  # optimistically verified: commit every k steps (docs/compute.md)
+            out["commit_every"] = lease.commit_every
+        return out
 
     @app.post("/v1/leases/{lease_id}/heartbeat")
     def heartbeat(lease_id: int, auth: Signed) -> dict[str, float]:
@@ -85,6 +88,18 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
         seconds = request.headers.get("X-DataBright-Compute-Seconds")
         compute_s = float(seconds) if seconds and seconds.replace(".", "", 1).isdigit() else None
         return {"task": coordinator.submit(auth[0], lease_id, auth[1], compute_s)}
+
+    @app.post("/v1/leases/{lease_id}/commitment")
+    def commitment(lease_id: int, auth: Signed) -> dict[str, Any]:
+        return coordinator.optimistic.commit(auth[0], lease_id, auth[1])
+
+    @app.get("/v1/leases/{lease_id}/challenges")
+    def challenges(lease_id: int, auth: Signed) -> dict[str, Any]:
+        return coordinator.optimistic.challenges(auth[0].worker, lease_id)
+
+    @app.post("/v1/leases/{lease_id}/challenges/{leaf}")
+    def answer(lease_id: int, leaf: int, auth: Signed) -> dict[str, Any]:
+        return coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
 
     @app.get("/v1/status/jobs")
     def jobs() -> list[dict[str, Any]]:

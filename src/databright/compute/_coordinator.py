@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from databright.compute._jobs import JobConfig, Payment, Settlement, Slash
+from databright.compute._optimistic import Optimistic, commit_every
 from databright.compute._planner import exposure_cap, partition, waiting_reason
 from databright.compute._redundancy import MAX_RERUNS, decide
 from databright.compute._requests import RequestDomain, SignedRequest
@@ -52,6 +53,8 @@ class Lease:
     id: int
     task: Task
     expires_at: float
+    #: Steps per committed segment when the task is optimistically verified, else 0.
+    commit_every: int = 0
 
 
 def fingerprint_digest(fingerprint: Mapping[str, Any]) -> str:
@@ -62,7 +65,8 @@ class Coordinator:
     """One coordinator process's view of the shared database and blob store."""
 
     def __init__(self, engine: Engine, store: BlobStore, domain: RequestDomain, *, lease_s: float = 120.0,
-                 slash_wei: int = 10**17, clock: Callable[[], float] = time.time) -> None:
+                 slash_wei: int = 10**17, clock: Callable[[], float] = time.time,
+                 challenge_s: float | None = None) -> None:
         self.engine = engine
         self.store = store
         self.domain = domain
@@ -70,6 +74,7 @@ class Coordinator:
         self.slash_wei = slash_wei
         self.clock = clock
         self._postgres = engine.dialect.name == "postgresql"
+        self.optimistic = Optimistic(self, challenge_s)
 
     # -- requests -----------------------------------------------------------
 
@@ -207,7 +212,7 @@ class Coordinator:
             status="leased", leased_at=now, expires_at=expires, heartbeat_at=now,
             claim_evidence=canonical_json(request.evidence()).decode())).inserted_primary_key
         assert lease_id is not None
-        return Lease(int(lease_id[0]), self._task(conn, job, task), expires)
+        return Lease(int(lease_id[0]), self._task(conn, job, task), expires, commit_every(job))
 
     def _committed(self, conn: Connection, job_id: int) -> int:
         """Fees the job owes or may owe: live and accepted results at their workers' fees."""
@@ -288,6 +293,10 @@ class Coordinator:
                evidence: dict[str, Any]) -> None:
         cid = str(self.store.put(canonical_json({**evidence, "domain": {
             "chainId": self.domain.chain_id, "verifyingContract": self.domain.contract}})))
+        self._record_slash(conn, job_id, worker, assignment_id, reason, cid)
+
+    def _record_slash(self, conn: Connection, job_id: int, worker: str, assignment_id: int, reason: str,
+                      cid: str) -> None:
         conn.execute(insert(slashes).values(job_id=job_id, worker=worker, assignment_id=assignment_id,
                                             reason=reason, evidence_cid=cid))
         conn.execute(update(workers).where(workers.c.address == worker).values(banned=True))
@@ -314,6 +323,9 @@ class Coordinator:
             conn.execute(update(assignments).where(assignments.c.id == lease_id).values(
                 status="submitted", result_cid=cid, result_sha256=sha, compute_s=compute_s,
                 result_evidence=canonical_json(request.evidence()).decode()))
+            job = conn.execute(select(jobs).where(jobs.c.id == task.job_id)).one()
+            if commit_every(job):  # accepted only once sampled segments replay (._optimistic)
+                return self.optimistic.submitted(conn, job, lease_id)
             outcome = self._decide(conn, task)
             if outcome == "accepted":
                 advance(conn, self.store, task.job_id)
@@ -352,8 +364,9 @@ class Coordinator:
         return "accepted"
 
     def tick(self) -> None:
-        """Expire leases and advance any round whose tasks are all accepted (after a restart)."""
+        """Expire leases, check optimistic results, advance rounds whose tasks are all accepted (after a restart)."""
         self.expire_leases()
+        self.optimistic.tick()
         with self.engine.begin() as conn:
             for job_id in conn.execute(select(jobs.c.id).where(jobs.c.status == "running")).scalars().all():
                 advance(conn, self.store, job_id)

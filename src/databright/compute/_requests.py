@@ -149,6 +149,11 @@ class RequestSigner:
         self.lifetime = lifetime
         self._nonce = 0
 
+    @property
+    def key(self) -> bytes:
+        """The private key, for the worker's other typed data (its training commitments)."""
+        return bytes(self._key.secret)
+
     def headers(self, method: str, path: str, body: bytes = b"") -> dict[str, str]:
         self._nonce = max(self._nonce + 1, time.time_ns())
         expiry = int(time.time()) + self.lifetime

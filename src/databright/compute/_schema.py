@@ -28,8 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-__all__ = ["assignments", "connect", "exposure", "job_items", "jobs", "metadata", "nonces", "rounds",
-           "slashes", "tasks", "workers"]
+__all__ = ["assignments", "challenges", "commitments", "connect", "exposure", "job_items", "jobs", "metadata",
+           "nonces", "rounds", "slashes", "tasks", "workers"]
 
 metadata = MetaData()
 
@@ -144,6 +144,32 @@ slashes = Table(
     Column("assignment_id", Integer, ForeignKey("compute_assignments.id"), nullable=False, unique=True),
     Column("reason", Text, nullable=False),
     Column("evidence_cid", Text, nullable=False),
+)
+
+# Optimistic verification (docs/compute.md): a worker's signed commitment per lease, and the
+# snapshots the coordinator asked it for. A coordinator killed mid-check resumes from these.
+commitments = Table(
+    "compute_commitments", metadata,
+    Column("assignment_id", Integer, ForeignKey("compute_assignments.id"), primary_key=True, autoincrement=False),
+    Column("commitment", Text, nullable=False),  # Commitment.evidence() as canonical JSON, signature included
+    # committed (result not yet in) -> challenging -> accepted | rejected
+    Column("status", String(16), nullable=False),
+    Column("secret", String(64)),  # the sampling secret, drawn after the commitment was signed
+    Column("samples", Text),  # JSON list of the sampled segments
+    Column("reason", Text),
+    Column("replayed_steps", Integer),
+    Column("bad_segment", Integer),
+)
+
+challenges = Table(
+    "compute_challenges", metadata,
+    Column("assignment_id", Integer, ForeignKey("compute_assignments.id"), primary_key=True),
+    Column("leaf", Integer, primary_key=True, autoincrement=False),
+    Column("asked_at", Float, nullable=False),
+    Column("deadline", Float, nullable=False),
+    Column("snapshot_cid", Text),  # null while the challenge is open
+    Column("proof", Text),  # the Merkle proof served with it, as JSON
+    Column("answer_evidence", Text),  # the worker's signed answer request
 )
 
 

@@ -7,6 +7,12 @@ with the worker's key. Nothing received is unpickled or executed: tasks are
 JSON, tensors safetensors. Several logical workers, each with its own key, may
 share one process (:func:`run_workers`), so one machine can stand in for the
 many distinct workers an exposure cap needs.
+
+In an optimistically verified task (the claim names ``commit_every``) the
+worker trains with a snapshot every k steps, posts its signed commitment and
+then the result, and keeps the snapshots until the coordinator's verdict,
+serving those it is challenged for each time it polls
+(:meth:`Worker.answer_challenges`).
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from typing import Any
 
 import httpx
 
+from databright.compute._challenges import commitment_to_json, pack_answer, task_digest
+from databright.compute._commitments import CommittedRun, commit_training
 from databright.compute._requests import RequestSigner
-from databright.compute._task import Task, run_task
+from databright.compute._task import Fetch, Task, run_task, task_inputs
+from databright.ml import save_checkpoint
 from databright.errors import ComputeError, DataBrightError
 
 __all__ = ["Worker", "run_workers"]
@@ -36,6 +45,8 @@ class Worker:
         self.fingerprint = dict(fingerprint)
         self.min_fee = min_fee
         self.completed = 0
+        #: Optimistic leases awaiting their verdict, with the snapshots they may be challenged for.
+        self.pending: dict[int, CommittedRun] = {}
 
     def _call(self, method: str, path: str, body: bytes = b"", extra: Mapping[str, str] | None = None) -> httpx.Response:
         headers = {**self.signer.headers(method, path, body), **(extra or {})}
@@ -73,10 +84,11 @@ class Worker:
         return out
 
     def step(self) -> bool:
-        """Claim, run and submit one task; False when the coordinator has nothing for this worker."""
+        """Answer open challenges, then claim, run and submit one task; False when there was nothing to do."""
+        answered = self.answer_challenges()
         response = self._call("POST", "/v1/claim")
         if response.status_code == 204:
-            return False
+            return answered
         lease = response.json()
         task = Task.from_json(json.dumps(lease["task"]))
         stop = threading.Event()
@@ -86,15 +98,43 @@ class Worker:
         try:
             blobs = self.fetch_many(sorted(task.blobs))
             started = time.perf_counter()  # the worker's own compute, without transfers
-            result = run_task(task, blobs.__getitem__)
+            interval = int(lease.get("commit_every", 0))
+            committed = self.commit(task, blobs.__getitem__, interval) if interval else None
+            state = save_checkpoint(committed.weights) if committed else run_task(task, blobs.__getitem__).state
             seconds = time.perf_counter() - started
+            if committed is not None:
+                self._call("POST", f"/v1/leases/{lease['lease']}/commitment",
+                           commitment_to_json(committed.commitment), {"Content-Type": "application/json"})
         finally:
             stop.set()
             beat.join()
-        self._call("POST", f"/v1/leases/{lease['lease']}/result", result.state,
+        self._call("POST", f"/v1/leases/{lease['lease']}/result", state,
                    {"Content-Type": "application/octet-stream", "X-DataBright-Compute-Seconds": f"{seconds:.6f}"})
+        if committed is not None:
+            self.pending[int(lease["lease"])] = committed
         self.completed += 1
         return True
+
+    def commit(self, task: Task, fetch: Fetch, interval: int) -> CommittedRun:
+        """Train ``task`` with a snapshot every ``interval`` steps and sign the Merkle root of the snapshots."""
+        state, x, y = task_inputs(task, fetch)
+        return commit_training(task.spec, state, x, y, steps=task.steps, seed=task.seed, interval=interval,
+                               task=task_digest(task), domain=self.signer.domain, key=self.signer.key)
+
+    def answer_challenges(self) -> bool:
+        """Serve every snapshot the coordinator asks for; forget runs it has decided on. True if any was served."""
+        served = False
+        for lease, run in list(self.pending.items()):
+            state = self._call("GET", f"/v1/leases/{lease}/challenges").json()
+            if state["status"] in ("accepted", "rejected"):
+                del self.pending[lease]
+                continue
+            for challenge in state["challenges"]:
+                leaf = int(challenge["leaf"])
+                self._call("POST", f"/v1/leases/{lease}/challenges/{leaf}", pack_answer(*run.serve(leaf)),
+                           {"Content-Type": "application/octet-stream"})
+                served = True
+        return served
 
     def _heartbeat(self, lease: int, expires_at: float, stop: threading.Event) -> None:
         while not stop.wait(max(0.5, (expires_at - time.time()) / 3)):
@@ -122,7 +162,7 @@ def run_workers(workers: Sequence[Worker], *, idle_s: float = 1.0, stop: threadi
                     continue
                 raise
         if not busy:
-            if until_idle:
+            if until_idle and not any(w.pending for w in workers):
                 return done
             stop.wait(idle_s)
     return done
