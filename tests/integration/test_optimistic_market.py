@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 
-from databright.chain import ComputeMarket, DatasetParams, Deployment, JobStatus, add_compute_market, compile_contract
+from databright.chain import JobStatus
 from databright.chain.computemarket import MIN_STAKE
 from databright.compute import Coordinator, JobSettings, RequestDomain, RequestSigner, connect
 from databright.compute._app import coordinator_app
@@ -17,6 +17,7 @@ from databright.compute._market import MarketLink
 from databright.compute._worker import Worker, run_workers
 from databright.storage import LocalBlobStore
 from tests.integration.conftest import Backend
+from tests.integration.test_compute_market_link import compute_market
 from tests.unit.compute._byzantine import FakingWorker
 from tests.unit.compute.conftest import FINGERPRINT, SPEC, table_items
 
@@ -29,15 +30,8 @@ STEPS = 4
 def test_a_worker_faking_its_steps_is_slashed_on_chain_and_the_job_completes(
         backend: Backend, tmp_path: Path, contract_cache: Path, fraction: float) -> None:
     b = backend
-    bare = Deployment(b.ledger.chain_id, {"DataMarket": {"address": b.market.address}}, {}, "", "")
-    deployment = add_compute_market(b.ledger, b.accounts[0], bare, contract_cache)
-    cm = ComputeMarket(b.ledger, deployment.address("ComputeMarket"),
-                       compile_contract("compute_market", contract_cache).abi)
+    cm, dataset = compute_market(b, contract_cache)
     owner, submitter, key = b.accounts[0], b.accounts[1], b.accounts[2]
-    cm.allow_measurement(owner, b"\x4d" * 32)
-    cm.register_coordinator(owner, key.address, b"\x4d" * 32, "bafkevidence")
-    dataset = b.market.create_dataset(owner, DatasetParams(metadata_digest=b"\x11" * 32, initial_shares=1_000,
-                                                           training_fee=10**16))
     store = LocalBlobStore(tmp_path / "blobs")
     items = table_items(store, 20)
     # Every segment sampled, so a worker faking even one of its four is caught for certain.
