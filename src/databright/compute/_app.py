@@ -3,7 +3,10 @@
 Workers (``/v1/workers``, ``/v1/claim``, ``/v1/leases/…``, ``/v1/blobs/…``) must
 sign every request (:mod:`._requests`); the body is read once, its digest
 checked against the signature and the nonce spent before anything else runs.
-Results travel as ``application/octet-stream`` safetensors. Status endpoints
+Results travel as ``application/octet-stream`` safetensors; in optimistic
+tasks a signed commitment comes first and the worker polls for challenges and
+answers them (``/v1/leases/{id}/commitment``, ``…/challenges``, see
+:mod:`._optimistic`). Status endpoints
 (``/v1/status/…``) are read-only JSON for the dashboard and the CLI.
 """
 
