@@ -24,6 +24,7 @@ from databright.errors import ChainError
 
 __all__ = ["ContractClient", "DatasetPayerClient", "Event"]
 
+ZERO_ADDRESS = "0x" + "00" * 20
 _FEE_ABI: list[dict[str, Any]] = [{"type": "function", "name": "training_fee", "stateMutability": "view",
              "inputs": [{"name": "dataset_id", "type": "uint256"}],
              "outputs": [{"name": "", "type": "uint256"}]}]

@@ -17,7 +17,7 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.types import TxReceipt
 
-from databright.chain._contract_client import ContractClient, Event, _fields, _normalise
+from databright.chain._contract_client import ZERO_ADDRESS, ContractClient, Event, _fields, _normalise
 from databright.errors import NotFound
 
 __all__ = [
@@ -30,8 +30,6 @@ __all__ = [
     "Proposal",
     "ProposalStatus",
 ]
-
-ZERO_ADDRESS = "0x" + "00" * 20
 
 
 class ProposalStatus:

@@ -14,8 +14,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3.types import TxReceipt
 
-from databright.chain._contract_client import DatasetPayerClient, Event, _fields, _normalise
-from databright.errors import NotFound
+from databright.chain._contract_client import ZERO_ADDRESS, DatasetPayerClient, Event, _fields, _normalise
+from databright.errors import NotFound, TransactionError
 
 __all__ = ["CHALLENGE_PERIOD", "Channel", "Model", "ModelMarket", "ModelVersion", "Verification"]
 
@@ -93,6 +93,26 @@ class ModelMarket(DatasetPayerClient):
     def challenge_period(self) -> int:
         return int(self._read("challenge_period"))
 
+    def deployer(self) -> str:
+        """Who may link the ComputeMarket (once)."""
+        return to_checksum_address(self._read("deployer"))
+
+    def compute_market_address(self) -> str | None:
+        """The ComputeMarket whose completed jobs register models without a second training fee.
+
+        None while none is linked, and for a ModelMarket deployed before
+        models could be registered from jobs (it has no such function).
+        """
+        try:
+            address = to_checksum_address(self._read("compute_market"))
+        except TransactionError:
+            return None
+        return None if address == ZERO_ADDRESS else address
+
+    def job_model(self, job_id: int) -> int:
+        """The model registered from ComputeMarket job ``job_id`` (0 while none)."""
+        return int(self._read("job_model", job_id))
+
     def model(self, model_id: int) -> Model:
         count = self.model_count()
         if not 1 <= model_id <= count:
@@ -139,6 +159,17 @@ class ModelMarket(DatasetPayerClient):
         receipt = self._send(account, "register", dataset_id, spec_digest, checkpoint_digest, report_digest,
                              claimed_score, price, royalty_bps, value=fee)
         return self._created(receipt, "ModelRegistered", "model_id")
+
+    def register_from_job(self, account: LocalAccount, job_id: int, dataset_id: int, spec_digest: bytes,
+                          checkpoint_digest: bytes, report_digest: bytes, claimed_score: int, price: int,
+                          royalty_bps: int) -> int:
+        """Register the model a completed ComputeMarket job trained, paying nothing: the job paid the fee."""
+        receipt = self._send(account, "register_from_job", job_id, dataset_id, spec_digest, checkpoint_digest,
+                             report_digest, claimed_score, price, royalty_bps)
+        return self._created(receipt, "ModelRegistered", "model_id")
+
+    def link_compute_market(self, account: LocalAccount, compute_market: str) -> TxReceipt:
+        return self._send(account, "link_compute_market", to_checksum_address(compute_market))
 
     def publish_version(self, account: LocalAccount, model_id: int, spec_digest: bytes,
                         checkpoint_digest: bytes, report_digest: bytes, claimed_score: int) -> int:
