@@ -78,8 +78,11 @@ def train_cmd(
                                    parse_royalty(max_exposure), workers, timeout, parse_wei(worker_fee), settings)
             if register_:
                 job.update(_register_job(ws, dataset_id, job, wei, bps))
+                again = (f"; training fee {format_eth(int(job['training_fee_wei']))} paid again (this "
+                         "deployment's ModelMarket cannot read jobs)" if job["training_fee_wei"] else
+                         "; no second training fee")
                 said.append(f"Registered model {job['model_id']} with job {job['job_id']}'s report as its "
-                            f"training receipt, coordinator-verified score {job['score']:.2%}")
+                            f"training receipt, coordinator-verified score {job['score']:.2%}{again}")
             emit(job, *said)
             return
         proposals = ws.index.proposals(dataset_id=dataset_id, status="accepted")
@@ -148,7 +151,8 @@ def _on_market(ws: Any, dataset_id: int, spec: Any, steps: int | None, redundanc
 def _register_job(ws: Any, dataset_id: int, out: dict[str, Any], price: int, bps: int) -> dict[str, Any]:
     from databright.cli.model import register_model
 
-    registered = register_model(ws, dataset_id, out["spec"], out["checkpoint"], out["report"], out["score"], price, bps)
+    registered = register_model(ws, dataset_id, out["spec"], out["checkpoint"], out["report"], out["score"], price, bps,
+                                job_id=int(out["job_id"]))
     return {k: v for k, v in registered.items() if k not in out}
 
 
