@@ -14,6 +14,12 @@ dtype, number of dimensions, step, payload length, then one uint32 per
 dimension), then the tensor's raw little-endian bytes. Nothing is unpickled or
 executed; the receiver checks every field against what it expects (kind, step,
 dtype, shape) and a size limit before reading the payload.
+
+Frames are copied once in user space at most: the sender hands the tensor's own
+memory to the kernel next to the header (one ``sendmsg``), the receiver reads the
+payload straight into a tensor it allocated after the checks (``recv_into``).
+Activations cross every step and the peer waits for each one, so
+:func:`low_latency` turns Nagle's algorithm off on the channel's sockets.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import hashlib
 import os
 import socket
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from enum import IntEnum
@@ -44,6 +51,7 @@ __all__ = [
     "StageToken",
     "accept_stage",
     "connect_stage",
+    "low_latency",
     "read_frame",
     "write_frame",
 ]
@@ -157,16 +165,43 @@ class StageToken:
         )
 
 
+def _receive_into(sock: socket.socket, buffer: memoryview) -> None:
+    got = 0
+    while got < len(buffer):
+        n = sock.recv_into(buffer[got:])
+        if not n:
+            raise ChannelError(
+                f"stage peer closed the connection {len(buffer) - got} bytes short of a frame"
+            )
+        got += n
+
+
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    chunks: list[bytes] = []
-    left = n
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise ChannelError(f"stage peer closed the connection {left} bytes short of a frame")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+    buffer = bytearray(n)
+    _receive_into(sock, memoryview(buffer))
+    return bytes(buffer)
+
+
+def low_latency(sock: socket.socket) -> None:
+    """Send every frame at once: without this, Nagle's algorithm can hold a frame's tail back."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _bytes_of(array: np.ndarray) -> memoryview:
+    """The array's memory as flat bytes, without copying it."""
+    return array.reshape(-1).view(np.uint8).data
+
+
+def _send_all(sock: socket.socket, parts: list[memoryview]) -> None:
+    # sendmsg may take only part of what it is given; continue from where it stopped.
+    while parts:
+        sent = sock.sendmsg(parts)
+        while parts and sent >= len(parts[0]):
+            sent -= len(parts[0])
+            parts.pop(0)
+        if parts and sent:
+            parts[0] = parts[0][sent:]
 
 
 def write_frame(sock: socket.socket, kind: Kind, step: int, tensor: Tensor) -> int:
@@ -174,12 +209,13 @@ def write_frame(sock: socket.socket, kind: Kind, step: int, tensor: Tensor) -> i
     code = _CODES.get(tensor.dtype)
     if code is None:
         raise ChannelError(f"the stage channel carries float32 and int64 tensors, not {tensor.dtype}")
+    # A no-op for a contiguous tensor on a little-endian machine: the payload is its memory.
     array = np.ascontiguousarray(tensor.detach().numpy(), dtype=_DTYPES[code][1])
-    payload = array.tobytes()
-    dims = struct.pack(f"<{array.ndim}I", *array.shape)
-    header = _HEADER.pack(MAGIC, VERSION, int(kind), code, array.ndim, step, len(payload))
-    sock.sendall(header + dims + payload)
-    return len(header) + len(dims) + len(payload)
+    payload = _bytes_of(array)
+    head = _HEADER.pack(MAGIC, VERSION, int(kind), code, array.ndim, step, len(payload))
+    head += struct.pack(f"<{array.ndim}I", *array.shape)
+    _send_all(sock, [memoryview(head), payload])
+    return len(head) + len(payload)
 
 
 def read_frame(
@@ -215,8 +251,13 @@ def read_frame(
         raise ChannelError(f"frame of {length} bytes exceeds the {limit}-byte limit")
     if length != item.itemsize * int(np.prod(dims, dtype=np.int64)):
         raise ChannelError(f"frame length {length} does not match shape {dims} of {dtype}")
-    array = np.frombuffer(_read_exactly(sock, length), dtype=item).reshape(dims)
-    return torch.from_numpy(array.astype(item.newbyteorder("="), copy=True))
+    # Allocated only now that the header has passed every check, and filled in place.
+    tensor = torch.empty(dims, dtype=dtype)
+    array = tensor.numpy()
+    _receive_into(sock, _bytes_of(array))
+    if sys.byteorder != "little":
+        array.byteswap(inplace=True)
+    return tensor
 
 
 def connect_stage(sock: socket.socket, domain: RequestDomain, token: StageToken, sender_key: bytes) -> None:
