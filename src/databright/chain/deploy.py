@@ -13,13 +13,15 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from databright.chain._compile import compile_contract, source_hashes
-from databright.chain._ledger import Ledger
 from databright.errors import ChainError, ConfigError, TransactionError
+
+if TYPE_CHECKING:  # web3 and eth_account: reading a manifest needs neither
+    from eth_account.signers.local import LocalAccount
+
+    from databright.chain._ledger import Ledger
 
 __all__ = ["Deployment", "add_compute_market", "add_model_market", "deploy", "link_markets", "load_deployment"]
 

@@ -129,7 +129,7 @@ def list_cmd(
 
     rows: list[dict[str, Any]] = []
     with workspace() as ws:
-        ws.model_market  # noqa: B018 - a clear error when ModelMarket is not deployed
+        ws.contract_address("ModelMarket", "databright model deploy")  # a clear error when it is not deployed
         ws.sync()
         for m in list_models(ws.index, dataset_id=dataset):
             versions = model_versions(ws.index, m.model_id)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from databright.chain import Event
 from databright.index._model_rows import (
     ChannelRow,
     JobIncomeRow,
@@ -37,10 +37,13 @@ from databright.index._model_rows import (
 from databright.index._models import HolderRow
 from databright.index._sync import Loaders, apply_events, record_deposit
 
+if TYPE_CHECKING:  # the contract clients import web3; the events come from their caller
+    from databright.chain import Event
+
 __all__ = ["PAYMENT_SOURCES", "PaymentSource", "TaggedEvent", "apply_all"]
 
 # An event with the address of the contract that emitted it.
-TaggedEvent = tuple[str, Event]
+TaggedEvent = tuple[str, "Event"]
 
 
 @dataclass(frozen=True)
