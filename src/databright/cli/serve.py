@@ -43,15 +43,19 @@ def _indexer(web_state: Any, stop: threading.Event, interval: float) -> None:
             print(f"indexer: {exc}", file=sys.stderr, flush=True)
 
 
-def parse_model_servers(values: list[str]) -> dict[int, str]:
-    """``['1=http://127.0.0.1:8100']`` -> ``{1: 'http://127.0.0.1:8100'}``; a malformed one is a usage error."""
+def _is_http_url(url: str) -> bool:
     from urllib.parse import urlsplit
 
+    parts = urlsplit(url.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def parse_model_servers(values: list[str]) -> dict[int, str]:
+    """``['1=http://127.0.0.1:8100']`` -> ``{1: 'http://127.0.0.1:8100'}``; a malformed one is a usage error."""
     servers: dict[int, str] = {}
     for value in values:
         model, _, url = value.partition("=")
-        parts = urlsplit(url.strip())
-        if not model.strip().isdigit() or int(model) < 1 or parts.scheme not in ("http", "https") or not parts.netloc:
+        if not model.strip().isdigit() or int(model) < 1 or not _is_http_url(url):
             raise typer.BadParameter(f"{value!r} is not MODEL=http(s)://HOST[:PORT]", param_hint="--model-server")
         servers[int(model)] = url.strip().rstrip("/")
     return servers
@@ -68,6 +72,9 @@ def serve(
     model_server: Annotated[list[str] | None, typer.Option(
         help="MODEL=URL: the prediction server a model page's 'try it' forwards to (repeatable); a model without "
              "one uses the server a 'databright model serve' of this home announces.")] = None,
+    coordinator: Annotated[str | None, typer.Option(
+        help="URL of the coordinator whose rounds and exposure ledger the compute pages show (its public "
+             "/v1/status endpoints); without it they show on-chain facts only.")] = None,
 ) -> None:
     """Run the web dashboard and REST API (and the embedded node if none runs) until interrupted."""
     import uvicorn
@@ -76,6 +83,8 @@ def serve(
     from databright.web import DEFAULT_HOSTS, create_app
 
     servers = parse_model_servers(model_server or [])
+    if coordinator is not None and not _is_http_url(coordinator):
+        raise typer.BadParameter(f"{coordinator!r} is not http(s)://HOST[:PORT]", param_hint="--coordinator")
     home = Home(state.home_dir)
     home.read_config()
     chain = server = None
@@ -96,7 +105,7 @@ def serve(
     try:
         with workspace() as ws:
             app = create_app(ws, allowed_hosts=[*DEFAULT_HOSTS, *(allowed_host or [])],
-                             model_servers=servers)
+                             model_servers=servers, coordinator_url=coordinator and coordinator.strip())
             config = uvicorn.Config(app, log_level="warning", access_log=False)
             web = uvicorn.Server(config)
             indexer = threading.Thread(target=_indexer, args=(app.state.web, stop, interval), daemon=True)

@@ -30,7 +30,7 @@ from databright.index._models import (
     RevenueRow,
     VoteRow,
 )
-from databright.index._pages import MAX_LIMIT, CursorError, Page, keyset_page
+from databright.index._pages import MAX_LIMIT, CursorError, Page, keyset_page, sequence_page
 from databright.index._model_queries import (
     REVENUE_SOURCES,
     ContributorImpact,
@@ -92,6 +92,7 @@ __all__ = [
     "model_versions",
     "redemptions",
     "revenue_by_source",
+    "sequence_page",
 ]
 
 _T = TypeVar("_T")

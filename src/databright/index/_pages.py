@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +23,9 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from databright.errors import InputError
 
-__all__ = ["CursorError", "MAX_LIMIT", "Page", "check_limit", "decode_cursor", "encode_cursor", "keyset_page"]
+__all__ = [
+    "CursorError", "MAX_LIMIT", "Page", "check_limit", "decode_cursor", "encode_cursor", "keyset_page", "sequence_page",
+]
 
 T = TypeVar("T")
 
@@ -127,4 +129,34 @@ def keyset_page(
         rows,
         encode_cursor(kind, last) if has_next and last is not None else None,
         encode_cursor(kind, first, before=True) if has_prev and first is not None else None,
+    )
+
+
+def sequence_page(rows: Sequence[T], kind: str, key: Callable[[T], Key], types: Sequence[type], cursor: str | None,
+                  limit: int, *, descending: bool = False) -> Page[T]:
+    """One page of a short list held in memory, with the cursors :func:`keyset_page` hands out.
+
+    ``rows`` are already in list order: ``key`` unique and ascending (descending with ``descending``).
+    """
+    check_limit(limit)
+    keys = [key(row) for row in rows]
+    start, stop = 0, min(limit, len(keys))
+    bound: Key | None = None
+    before = False
+    if cursor is not None:
+        bound, before = decode_cursor(kind, cursor, types)
+        # Rows in front of the cursor's key in list order form a prefix of the list.
+        ahead = sum(1 for k in keys if (k > bound if descending else k < bound))
+        if before:
+            start, stop = max(0, ahead - limit), ahead
+        else:
+            start = ahead + (1 if ahead < len(keys) and keys[ahead] == bound else 0)
+            stop = min(start + limit, len(keys))
+    page = list(rows[start:stop])
+    first = keys[start] if page else bound
+    last = keys[stop - 1] if page else bound
+    return Page(
+        page,
+        encode_cursor(kind, last) if stop < len(keys) and last is not None else None,
+        encode_cursor(kind, first, before=True) if start > 0 and first is not None else None,
     )

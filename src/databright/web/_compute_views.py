@@ -4,7 +4,9 @@ Every change of a worker or a job is an event with its values (registration,
 stake, fee, unbonding, payment per accepted task, slash with its evidence,
 completion with the result's report), so the page's tables are a fold over the
 contract's log from its deployment block. The fold is cached per chain head.
-Rounds and the exposure ledger live in the coordinator's database, not on-chain.
+Rounds and the exposure ledger live in the coordinator's database, not on-chain
+(:mod:`._coordinator_status`). How a job is verified and split is in the job
+document at its spec CID, read from the blob store (:func:`job_document`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from databright.chain import DataMarket, compile_contract
+from databright.compute import parse_job_document
+from databright.errors import DataBrightError
 from databright.web._state import WebState
 
-__all__ = ["ComputeBook", "JobView", "WorkerView", "compute_book"]
+__all__ = ["ComputeBook", "JobDocument", "JobView", "WorkerView", "compute_book", "job_document"]
 
 _CACHE: dict[tuple[int, str], tuple[int, ComputeBook]] = {}
+#: Largest job document the pages read: a model spec and four settings are a few kilobytes.
+MAX_DOCUMENT = 256 * 1024
+_VERIFICATION = {"tmr": "TMR", "optimistic": "optimistic", "none": "one worker"}
 
 
 @dataclass
@@ -59,6 +66,7 @@ class JobView:
     report_cid: str | None = None
     checkpoint_digest: str | None = None
     workers: int = 0
+    slashes: list[tuple[str, int, str]] = field(default_factory=list)  # (worker, amount, evidence CID)
 
 
 @dataclass
@@ -98,6 +106,9 @@ class ComputeBook:
                 worker.slashed += int(a["amount"])
                 worker.stake -= int(a["amount"])
                 worker.slashes.append((int(a["job_id"]), str(a["evidence_cid"])))
+            slashed_in = self.jobs.get(int(a["job_id"]))
+            if slashed_in is not None:
+                slashed_in.slashes.append((a["worker"], int(a["amount"]), str(a["evidence_cid"])))
         elif name == "JobCompleted":
             job = self.jobs[int(a["job_id"])]
             job.status, job.paid, job.refunded = "completed", int(a["paid"]), int(a["refunded"])
@@ -126,3 +137,42 @@ def compute_book(state: WebState) -> ComputeBook | None:
         book.apply(event.name, event.args)
     _CACHE[key] = (head, book)
     return book
+
+
+@dataclass(frozen=True)
+class JobDocument:
+    """What a job's spec CID says beyond the chain's numbers: verification, split, the model's kind."""
+
+    verification: str | None = None  # "TMR", "optimistic", "one worker"; None if unreadable
+    split: int = 1
+    snapshot_every: int = 0
+    samples: int = 0
+    model: str | None = None
+    problem: str | None = None  # why the document could not be read
+
+
+_DOCUMENTS: dict[tuple[str, int], JobDocument] = {}
+
+
+def job_document(state: WebState, job: JobView) -> JobDocument:
+    """The job document at ``job.spec_cid``, parsed as the coordinator parses it (cached: a CID never changes)."""
+    key = (job.spec_cid, job.redundancy)
+    if key not in _DOCUMENTS:
+        _DOCUMENTS[key] = _read_document(state, job)
+    return _DOCUMENTS[key]
+
+
+def _read_document(state: WebState, job: JobView) -> JobDocument:
+    store = state.ws.store
+    try:
+        if not store.has(job.spec_cid):
+            return JobDocument(problem="the job document is not in this dashboard's blob store")
+        if store.size(job.spec_cid) > MAX_DOCUMENT:
+            return JobDocument(problem=f"the job document is larger than {MAX_DOCUMENT // 1024} KiB")
+        spec, settings = parse_job_document(store.get(job.spec_cid), job.redundancy)
+    except DataBrightError as exc:
+        # One line, bounded: the message may quote the (untrusted) document's field names.
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return JobDocument(problem=f"the job document is unreadable: {reason}")
+    return JobDocument(_VERIFICATION[settings.verification], settings.split, settings.snapshot_every,
+                       settings.samples, str(spec.kind))

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from eth_account.signers.local import LocalAccount
 
+from databright.web._coordinator_status import StatusReader
 from databright.web._limits import Limits, RateLimited, TokenBuckets
 from databright.web._sessions import SessionStore
 from databright.workspace import Workspace
@@ -26,11 +27,13 @@ T = TypeVar("T")
 
 class WebState:
     def __init__(self, ws: Workspace, limits: Limits | None = None,
-                 model_servers: Mapping[int, str] | None = None) -> None:
+                 model_servers: Mapping[int, str] | None = None, coordinator: StatusReader | None = None) -> None:
         self.ws = ws
         # Prediction servers the operator named (``serve --model-server``); others are found
         # by the URL a ``model serve`` of this home announces. Never a URL a visitor gives.
         self.model_servers = dict(model_servers or {})
+        # The coordinator whose status the compute pages show (``serve --coordinator``), likewise the operator's.
+        self.coordinator = coordinator or StatusReader(None)
         self.lock = threading.RLock()
         # Keys unlocked by local sign-in live here only, keyed by session id; a session's end forgets its key.
         self._signers: dict[str, LocalAccount] = {}

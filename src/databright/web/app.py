@@ -30,6 +30,7 @@ from databright.errors import (
     TransactionError,
 )
 from databright.storage import BlobNotFound
+from databright.web._coordinator_status import StatusReader
 from databright.web._limits import Limits, RateLimited
 from databright.web._pages import render
 from databright.web._security import DEFAULT_HOSTS, SecurityMiddleware
@@ -99,9 +100,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                allowed_hosts: Iterable[str] = DEFAULT_HOSTS, limits: Limits | None = None,
-               model_servers: Mapping[int, str] | None = None) -> FastAPI:
+               model_servers: Mapping[int, str] | None = None, coordinator_url: str | None = None) -> FastAPI:
     """The app for ``ws``: answers only for ``allowed_hosts`` (any port unless one is given, ``host:port``);
-    ``model_servers`` names the prediction servers of models (others are found by their announcement)."""
+    ``model_servers`` names the prediction servers of models (others are found by their announcement),
+    ``coordinator_url`` the coordinator whose rounds and exposure ledger the compute pages show."""
     app = FastAPI(
         title="DataBright",
         version=__version__,
@@ -110,7 +112,7 @@ def create_app(ws: Workspace, *, secret: str | None = None, max_upload_bytes: in
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    state = WebState(ws, limits, model_servers)
+    state = WebState(ws, limits, model_servers, StatusReader(coordinator_url))
     state.refresh()
     app.state.web = state
     app.state.max_upload_bytes = max_upload_bytes
