@@ -49,9 +49,12 @@ def coordinator_cmd(
         else:
             compute = ws.compute_market
             domain = RequestDomain(ws.ledger.chain_id, compute.address)
-        coordinator = Coordinator(engine, ws.store, domain, lease_s=lease)
-        if not serve_only:
-            link = MarketLink(coordinator, ws.compute_market, ws.signer(), lambda d: dataset_items(ws, d))
+        signer = None if serve_only else ws.signer()
+        # The coordinator's key signs the stage-channel tokens of split jobs.
+        coordinator = Coordinator(engine, ws.store, domain, lease_s=lease,
+                                  key=None if signer is None else bytes(signer.key))
+        if signer is not None:
+            link = MarketLink(coordinator, ws.compute_market, signer, lambda d: dataset_items(ws, d))
         stop = threading.Event()
 
         def loop() -> None:
