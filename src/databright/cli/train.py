@@ -31,6 +31,8 @@ def train_cmd(
                                                 "logical workers in this process.")] = None,
     timeout: Annotated[float, typer.Option(help="With --on-market: seconds to wait for the job.")] = 3600.0,
     worker_fee: Annotated[str, typer.Option(help="With --workers: the logical workers' minimum fee per task.")] = "0",
+    split: Annotated[int, typer.Option(help="With --on-market: cut the model into this many pieces, each "
+                                       "trained by a different worker.")] = 1,
 ) -> None:
     """Train deterministically on the accepted items, score on the validation split, write the report."""
     from databright.cli.model import parse_royalty, register_trained
@@ -47,8 +49,8 @@ def train_cmd(
         raise InputError("--steps must be positive")
     if on_market and budget is None:
         raise InputError("--on-market needs --budget")
-    if not on_market and (budget is not None or workers is not None):
-        raise InputError("--budget and --workers only apply with --on-market")
+    if not on_market and (budget is not None or workers is not None or split != 1):
+        raise InputError("--budget, --workers and --split only apply with --on-market")
     if spec is not None:
         try:
             chosen = ModelSpec.from_json(spec.read_bytes())
@@ -64,8 +66,9 @@ def train_cmd(
                 raise InputError(f"dataset {dataset_id} publishes no model spec; pass --spec")
             chosen = ModelSpec.from_json(json.dumps(meta["model_spec"]))
         if on_market:
+            settings = split_settings(chosen, split, redundancy)
             job, said = _on_market(ws, dataset_id, chosen, steps, redundancy, parse_wei(str(budget)), rounds,
-                                   parse_royalty(max_exposure), workers, timeout, parse_wei(worker_fee))
+                                   parse_royalty(max_exposure), workers, timeout, parse_wei(worker_fee), settings)
             if register_:
                 job.update(_register_job(ws, dataset_id, job, wei, bps))
                 said.append(f"Registered model {job['model_id']} with job {job['job_id']}'s report as its "
@@ -87,13 +90,30 @@ def train_cmd(
     emit(out, *lines)
 
 
+def split_settings(spec: Any, split: int, redundancy: int) -> Any:
+    """The job settings ``--split`` asks for (None: not split); a model that cannot be cut so is a usage error."""
+    from databright.compute._jobspec import JobSettings
+    from databright.compute._splitting import cut_spec
+
+    if split == 1:
+        return None
+    try:
+        if split < 1:
+            raise InputError(f"split={split}: a model is cut into at least one piece")
+        cut_spec(spec, split)
+        return JobSettings("tmr" if redundancy == 3 else "none", split=split)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--split'") from None
+
+
 def _on_market(ws: Any, dataset_id: int, spec: Any, steps: int | None, redundancy: int, budget: int, rounds: int,
-               exposure_bps: int, workers: int | None, timeout: float, worker_fee: int) -> tuple[dict[str, Any], list[str]]:
+               exposure_bps: int, workers: int | None, timeout: float, worker_fee: int,
+               settings: Any = None) -> tuple[dict[str, Any], list[str]]:
     from databright.cli._train_market import JobRequest, train_on_market
 
     local_steps = steps if steps is not None else max(1, spec.pretrain_steps // max(rounds, 1))
     result = train_on_market(ws, JobRequest(dataset_id, spec.to_json(), rounds, local_steps, redundancy,
-                                            exposure_bps, budget, 86_400, timeout), workers,
+                                            exposure_bps, budget, 86_400, timeout, settings), workers,
                              worker_fee=worker_fee)
     out: dict[str, Any] = {"dataset_id": dataset_id, "job_id": result.job_id, "report": result.report_cid,
                            "checkpoint": result.checkpoint_cid, "spec": result.spec_cid, "score": result.score,
@@ -103,7 +123,27 @@ def _on_market(ws: Any, dataset_id: int, spec: Any, steps: int | None, redundanc
              f"workers paid {format_eth(result.paid)}, refunded {format_eth(result.refunded)}, "
              f"{len(result.slashed)} slashed; training fee {format_eth(result.training_fee)} to the shareholders",
              f"report: {result.report_cid}"]
+    if result.split is not None:
+        out["split"] = result.split
+        lines.extend(split_lines(result.split))
     return out, lines
+
+
+def split_lines(split: dict[str, Any]) -> list[str]:
+    """How a split job's model was cut, and which worker held which piece of each accepted pipeline."""
+    pieces = split["pieces"]
+    def span(p: dict[str, Any]) -> str:
+        last = p["first_layer"] + len(p["layers"]) - 1
+        return f"layer {last}" if last == p["first_layer"] else f"layers {p['first_layer']}-{last}"
+
+    lines = [f"model cut into {len(pieces)} pieces: " + "; ".join(
+        f"piece {p['stage']} = {span(p)} ({', '.join(p['layers'])}), {p['params']} parameters" for p in pieces)]
+    for pipeline in split["pipelines"]:
+        held = ", ".join(f"piece {s['stage']} on {s['worker']}" for s in pipeline["stages"])
+        state = "accepted" if pipeline["status"] == "submitted" else pipeline["status"]
+        lines.append(f"round {pipeline['round'] + 1} task {pipeline['task']} ({state}): {held}"
+                     + (f" - {pipeline['failure']}" if pipeline["status"] == "failed" else ""))
+    return lines
 
 
 def _register_job(ws: Any, dataset_id: int, out: dict[str, Any], price: int, bps: int) -> dict[str, Any]:
