@@ -7,7 +7,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from coincurve import PrivateKey
 from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from databright.compute import Coordinator, JobConfig, RequestSigner, connect
 from databright.compute._app import coordinator_app
@@ -25,7 +26,7 @@ from databright.compute._stage_channel import ChannelError, StageToken, accept_s
 from databright.compute._stage_worker import StageRun, StageTask
 from databright.compute._worker import Worker, run_workers
 from databright.errors import RequestError
-from databright.ml import ModelSpec, load_checkpoint
+from databright.ml import ModelSpec, load_checkpoint, save_checkpoint
 from databright.storage import LocalBlobStore, Manifest, ManifestItem
 from tests.unit.compute.conftest import DOMAIN, FINGERPRINT, table_items
 
@@ -293,3 +294,42 @@ def test_a_stage_sending_oversized_frames_ends_its_pipeline_and_the_job_still_fi
     assert hostile.stage_errors and "is released" in hostile.stage_errors[0]  # its piece is refused
     # Neither stage of the broken pipeline is paid; the job was finished by other pipelines.
     assert all(s["verdict"] is None for s in failed[0]["stages"])
+
+
+class PerturbingStage(Worker):
+    """Returns its piece with one weight nudged: only a replica of that piece can tell."""
+
+    def _call(self, method: str, path: str, body: bytes = b"", extra: Mapping[str, str] | None = None) -> Response:
+        if path.endswith("/result"):
+            state = load_checkpoint(body)
+            first = sorted(state)[0]
+            state[first] = state[first] + 1e-3
+            body = save_checkpoint(state)
+        return super()._call(method, path, body, extra)
+
+
+def test_three_replicated_pipelines_catch_a_cheating_piece(setup: Setup) -> None:
+    coordinator = setup.coordinator("c.sqlite")
+    job = JobConfig(1, 1, SPEC, rounds=1, local_steps=3, redundancy=3, max_exposure_bps=10000, budget=10**6,
+                    settings=JobSettings("tmr", split=2))
+    coordinator.add_job(job, setup.items, setup.validation)
+    with TestClient(coordinator_app(coordinator)) as client:
+        cheat = PerturbingStage(client, _signer(70), FINGERPRINT, 1)
+        workers = [cheat, *_workers(client, 11)]
+        run_workers(workers, idle_s=0.05, until_idle=True)
+        done = client.get("/v1/status/jobs/1").json()
+        group = {w["address"]: w["group"] for w in client.get("/v1/status/workers").json()}
+    assert done["status"] == "done"
+    report = json.loads(setup.store.get(str(done["report"])))
+    pipelines = report["split"]["pipelines"]
+    submitted = [p for p in pipelines if p["status"] == "submitted"]
+    # Three pipelines from three groups disagree (one piece differs), three more are run, the majority wins.
+    assert len(submitted) == 6
+    first_three = sorted(submitted, key=lambda p: p["pipeline"])[:3]
+    groups = [{group[s["worker"]] for s in p["stages"]} for p in first_three]
+    assert all(len(g) == 1 for g in groups) and len(set().union(*groups)) == 3
+    verdicts = {(s["worker"], s["verdict"]) for p in submitted for s in p["stages"]}
+    assert (cheat.signer.address, "odd") in verdicts
+    assert [v for v in verdicts if v[1] == "odd"] == [(cheat.signer.address, "odd")]  # its honest partner is paid
+    assert [s["worker"] for s in report["slashes"]] == [cheat.signer.address]
+    assert "piece" in report["slashes"][0]["reason"]
