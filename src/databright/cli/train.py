@@ -40,6 +40,8 @@ def train_cmd(
                                                        "segment (default: at most 32 segments a task).")] = None,
     samples: Annotated[int | None, typer.Option(help="With --verification optimistic: segments re-executed per "
                                                 "task (default: catch 10% faked with 99%).")] = None,
+    split: Annotated[int, typer.Option(help="With --on-market: cut the model into this many pieces, each "
+                                       "trained by a different worker.")] = 1,
 ) -> None:
     """Train deterministically on the accepted items, score on the validation split, write the report."""
     from databright.cli.model import parse_royalty, register_trained
@@ -56,8 +58,8 @@ def train_cmd(
         raise InputError("--steps must be positive")
     if on_market and budget is None:
         raise InputError("--on-market needs --budget")
-    if not on_market and (budget is not None or workers is not None):
-        raise InputError("--budget and --workers only apply with --on-market")
+    if not on_market and (budget is not None or workers is not None or split != 1):
+        raise InputError("--budget, --workers and --split only apply with --on-market")
     settings = _job_settings(on_market, redundancy, verification, snapshot_every, samples)
     if spec is not None:
         try:
@@ -74,6 +76,7 @@ def train_cmd(
                 raise InputError(f"dataset {dataset_id} publishes no model spec; pass --spec")
             chosen = ModelSpec.from_json(json.dumps(meta["model_spec"]))
         if on_market:
+            settings = split_settings(chosen, split, redundancy, settings)
             job, said = _on_market(ws, dataset_id, chosen, steps, redundancy, parse_wei(str(budget)), rounds,
                                    parse_royalty(max_exposure), workers, timeout, parse_wei(worker_fee), settings)
             if register_:
@@ -128,6 +131,24 @@ def _job_settings(on_market: bool, redundancy: int, verification: str | None, sn
     return JobSettings(cast("Verification", verification), snapshot_every=snapshot_every or 0, samples=samples or 0)
 
 
+def split_settings(spec: Any, split: int, redundancy: int, base: JobSettings | None = None) -> JobSettings | None:
+    """``base`` with the split ``--split`` asks for (None: neither); a model that cannot be cut so is a usage error."""
+    from dataclasses import replace
+
+    from databright.compute._jobspec import JobSettings
+    from databright.compute._splitting import cut_spec
+
+    if split == 1:
+        return base
+    try:
+        if split < 1:
+            raise InputError(f"split={split}: a model is cut into at least one piece")
+        cut_spec(spec, split)
+        return replace(base or JobSettings.for_redundancy(redundancy), split=split)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--split'") from None
+
+
 def _on_market(ws: Any, dataset_id: int, spec: Any, steps: int | None, redundancy: int, budget: int, rounds: int,
                exposure_bps: int, workers: int | None, timeout: float, worker_fee: int,
                settings: JobSettings | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -145,7 +166,27 @@ def _on_market(ws: Any, dataset_id: int, spec: Any, steps: int | None, redundanc
              f"workers paid {format_eth(result.paid)}, refunded {format_eth(result.refunded)}, "
              f"{len(result.slashed)} slashed; training fee {format_eth(result.training_fee)} to the shareholders",
              f"report: {result.report_cid}"]
+    if result.split is not None:
+        out["split"] = result.split
+        lines.extend(split_lines(result.split))
     return out, lines
+
+
+def split_lines(split: dict[str, Any]) -> list[str]:
+    """How a split job's model was cut, and which worker held which piece of each accepted pipeline."""
+    pieces = split["pieces"]
+    def span(p: dict[str, Any]) -> str:
+        last = p["first_layer"] + len(p["layers"]) - 1
+        return f"layer {last}" if last == p["first_layer"] else f"layers {p['first_layer']}-{last}"
+
+    lines = [f"model cut into {len(pieces)} pieces: " + "; ".join(
+        f"piece {p['stage']} = {span(p)} ({', '.join(p['layers'])}), {p['params']} parameters" for p in pieces)]
+    for pipeline in split["pipelines"]:
+        held = ", ".join(f"piece {s['stage']} on {s['worker']}" for s in pipeline["stages"])
+        state = "accepted" if pipeline["status"] == "submitted" else pipeline["status"]
+        lines.append(f"round {pipeline['round'] + 1} task {pipeline['task']} ({state}): {held}"
+                     + (f" - {pipeline['failure']}" if pipeline["status"] == "failed" else ""))
+    return lines
 
 
 def _register_job(ws: Any, dataset_id: int, out: dict[str, Any], price: int, bps: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The coordinator's HTTP API: signed worker endpoints and public status endpoints.
 
-Workers (``/v1/workers``, ``/v1/claim``, ``/v1/leases/…``, ``/v1/blobs/…``) must
+Workers (``/v1/workers``, ``/v1/claim``, ``/v1/leases/…``, ``/v1/blobs/…``,
+``/v1/stages/…`` for the stages of split jobs) must
 sign every request (:mod:`._requests`); the body is read once, its digest
 checked against the signature and the nonce spent before anything else runs.
 Results travel as ``application/octet-stream`` safetensors; in optimistic
@@ -103,6 +104,19 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
     @app.post("/v1/leases/{lease_id}/challenges/{leaf}")
     def answer(lease_id: int, leaf: int, auth: Signed) -> dict[str, Any]:
         return coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
+    # Split jobs: a stage reports where it listens, learns its neighbours, or reports a broken channel.
+    @app.post("/v1/stages/{lease_id}/listen")
+    def stage_listen(lease_id: int, auth: Signed) -> dict[str, str]:
+        return coordinator.split.listen(auth[0], lease_id, auth[1])
+
+    @app.post("/v1/stages/{lease_id}/peers", response_model=None)
+    def stage_peers(lease_id: int, auth: Signed) -> Response | dict[str, Any]:
+        peers = coordinator.split.peers(auth[0], lease_id)
+        return Response(status_code=204) if peers is None else peers
+
+    @app.post("/v1/stages/{lease_id}/abort")
+    def stage_abort(lease_id: int, auth: Signed) -> dict[str, str]:
+        return coordinator.split.abort(auth[0], lease_id, auth[1])
 
     @app.get("/v1/status/jobs")
     def jobs() -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from databright.compute._fedavg import fedavg
 from databright.compute._planner import task_seed
 from databright.compute._schema import assignments, commitments, job_items, jobs, rounds, slashes, tasks, workers
+from databright.compute._split_jobs import split_report
 from databright.ml import (
     ModelSpec,
     accuracy,
@@ -146,4 +147,5 @@ def _report(conn: Connection, job: Any, cid: str, sha: str, score: float | None)
         "workers": [{"address": w, "fingerprint": fingerprints.get(w)} for w in used],
         "slashes": [{"worker": s.worker, "reason": s.reason, "evidence": s.evidence_cid} for s in slashed],
         "environment": environment(),
+        **split_report(conn, job),
     }

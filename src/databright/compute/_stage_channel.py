@@ -1,7 +1,9 @@
 """The channel between the stage workers of a split job: tokens and raw-tensor frames.
 
 The coordinator authorises each cut of a job with a :class:`StageToken`: EIP-712
-typed data binding (job, stage, sending worker, receiving worker, expiry),
+typed data binding (job, task, stage, sending worker, receiving worker, expiry),
+where the task is the coordinator's number for one pipeline of one round, so a
+token of an earlier round or another replica opens no channel,
 signed with the coordinator's key. The receiving worker, which listens on
 loopback or the job's network (workers still open no port towards the
 coordinator), opens every connection with a fresh 32-byte challenge; the sender
@@ -63,10 +65,10 @@ MAX_FRAME_BYTES = 64 * 2**20
 MAX_DIMS = 8
 _HEADER = struct.Struct("<4sBBBBQQ")
 STAGE_TOKEN = (
-    "StageToken(uint256 job,uint256 stage,address sender,address receiver,uint256 expiry)"
+    "StageToken(uint256 job,uint256 task,uint256 stage,address sender,address receiver,uint256 expiry)"
 )
 _TYPEHASH = keccak(STAGE_TOKEN.encode())
-_TOKEN = struct.Struct("<32s32s20s20s8s65s")
+_TOKEN = struct.Struct("<32s32s32s20s20s8s65s")
 _HELLO_BYTES = _TOKEN.size + 65
 
 
@@ -95,9 +97,10 @@ def _sign(key: PrivateKey, digest: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class StageToken:
-    """The coordinator's permission for ``sender`` to feed ``receiver`` at cut ``stage`` of ``job``."""
+    """The coordinator's permission for ``sender`` to feed ``receiver`` at cut ``stage`` of ``job``'s ``task``."""
 
     job: int
+    task: int
     stage: int
     sender: str
     receiver: str
@@ -111,6 +114,7 @@ class StageToken:
             keccak(
                 _TYPEHASH
                 + self.job.to_bytes(32, "big")
+                + self.task.to_bytes(32, "big")
                 + self.stage.to_bytes(32, "big")
                 + bytes.fromhex(self.sender[2:]).rjust(32, b"\0")
                 + bytes.fromhex(self.receiver[2:]).rjust(32, b"\0")
@@ -125,6 +129,7 @@ class StageToken:
         coordinator_key: bytes,
         *,
         job: int,
+        task: int,
         stage: int,
         sender: str,
         receiver: str,
@@ -132,17 +137,19 @@ class StageToken:
     ) -> StageToken:
         unsigned = cls(
             job,
+            task,
             stage,
             to_checksum_address(sender),
             to_checksum_address(receiver),
             int(time.time()) + lifetime,
         )
         signature = _sign(PrivateKey(coordinator_key), unsigned.digest(domain))
-        return cls(unsigned.job, stage, unsigned.sender, unsigned.receiver, unsigned.expiry, signature)
+        return cls(job, task, stage, unsigned.sender, unsigned.receiver, unsigned.expiry, signature)
 
     def to_bytes(self) -> bytes:
         return _TOKEN.pack(
             self.job.to_bytes(32, "big"),
+            self.task.to_bytes(32, "big"),
             self.stage.to_bytes(32, "big"),
             bytes.fromhex(self.sender[2:]),
             bytes.fromhex(self.receiver[2:]),
@@ -154,9 +161,10 @@ class StageToken:
     def from_bytes(cls, data: bytes) -> StageToken:
         if len(data) != _TOKEN.size:
             raise ChannelError(f"stage token has {len(data)} bytes, expected {_TOKEN.size}")
-        job, stage, sender, receiver, expiry, signature = _TOKEN.unpack(data)
+        job, task, stage, sender, receiver, expiry, signature = _TOKEN.unpack(data)
         return cls(
             int.from_bytes(job, "big"),
+            int.from_bytes(task, "big"),
             int.from_bytes(stage, "big"),
             to_checksum_address("0x" + sender.hex()),
             to_checksum_address("0x" + receiver.hex()),
@@ -273,6 +281,7 @@ def accept_stage(
     *,
     coordinator: str,
     job: int,
+    task: int,
     stage: int,
     receiver: str,
     spent: set[bytes],
@@ -287,8 +296,8 @@ def accept_stage(
     digest = token.digest(domain)
     if recover_signer(digest, token.signature) != to_checksum_address(coordinator):
         raise ChannelError("stage token is not signed by this job's coordinator")
-    if (token.job, token.stage) != (job, stage):
-        raise ChannelError(f"stage token is for job {token.job} stage {token.stage}")
+    if (token.job, token.task, token.stage) != (job, task, stage):
+        raise ChannelError(f"stage token is for job {token.job} task {token.task} stage {token.stage}")
     if token.receiver != to_checksum_address(receiver):
         raise ChannelError("stage token names another receiving worker")
     if token.expiry < (time.time() if now is None else now):

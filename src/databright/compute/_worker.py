@@ -6,7 +6,9 @@ thread heartbeats the lease, and posts the new state. Every request is signed
 with the worker's key. Nothing received is unpickled or executed: tasks are
 JSON, tensors safetensors. Several logical workers, each with its own key, may
 share one process (:func:`run_workers`), so one machine can stand in for the
-many distinct workers an exposure cap needs.
+many distinct workers an exposure cap needs. A stage of a split job runs on a
+thread of its own (:mod:`._stage_worker`), since its neighbours in the pipeline
+may be logical workers of this very process.
 
 In an optimistically verified task (the claim names ``commit_every``) the
 worker trains with a snapshot every k steps, posts its signed commitment and
@@ -28,6 +30,7 @@ import httpx
 from databright.compute._challenges import commitment_to_json, pack_answer, task_digest
 from databright.compute._commitments import CommittedRun, commit_training
 from databright.compute._requests import RequestSigner
+from databright.compute._stage_worker import StageRun, StageTask
 from databright.compute._task import Fetch, Task, run_task, task_inputs
 from databright.ml import save_checkpoint
 from databright.errors import ComputeError, DataBrightError
@@ -38,6 +41,9 @@ __all__ = ["Worker", "run_workers"]
 class Worker:
     """One logical worker: a key, a fee and a connection to a coordinator."""
 
+    #: What runs a stage lease; a test's hostile stage replaces it.
+    stage_run: type[StageRun] = StageRun
+
     def __init__(self, client: httpx.Client, signer: RequestSigner, fingerprint: Mapping[str, Any],
                  min_fee: int) -> None:
         self.client = client
@@ -47,6 +53,10 @@ class Worker:
         self.completed = 0
         #: Optimistic leases awaiting their verdict, with the snapshots they may be challenged for.
         self.pending: dict[int, CommittedRun] = {}
+        #: The host a stage of a split job listens on for its upstream neighbour.
+        self.stage_host = "127.0.0.1"
+        self.stage_errors: list[str] = []
+        self._staging: threading.Thread | None = None
 
     def _call(self, method: str, path: str, body: bytes = b"", extra: Mapping[str, str] | None = None) -> httpx.Response:
         headers = {**self.signer.headers(method, path, body), **(extra or {})}
@@ -61,6 +71,15 @@ class Worker:
                 detail = response.text
             raise ComputeError(f"coordinator refused {method} {path}: {detail}")
         return response
+
+    def call(self, method: str, path: str, body: bytes = b"") -> httpx.Response:
+        """A signed request to the coordinator; a refusal raises :class:`ComputeError`."""
+        return self._call(method, path, body)
+
+    @property
+    def staging(self) -> bool:
+        """Whether a stage of a split job is running on this worker's behalf."""
+        return self._staging is not None and self._staging.is_alive()
 
     def register(self) -> dict[str, Any]:
         body = json.dumps({"fingerprint": self.fingerprint, "min_fee": str(self.min_fee)}).encode()
@@ -86,10 +105,16 @@ class Worker:
     def step(self) -> bool:
         """Answer open challenges, then claim, run and submit one task; False when there was nothing to do."""
         answered = self.answer_challenges()
+        if self.staging:  # one lease at a time: a running stage holds this worker
+            return answered
         response = self._call("POST", "/v1/claim")
         if response.status_code == 204:
             return answered
         lease = response.json()
+        if lease["task"].get("kind") == "stage":
+            self._staging = threading.Thread(target=self._stage, args=(lease,), daemon=True)
+            self._staging.start()
+            return True
         task = Task.from_json(json.dumps(lease["task"]))
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(int(lease["lease"]), float(lease["expires_at"]), stop),
@@ -136,6 +161,31 @@ class Worker:
                 served = True
         return served
 
+    def _stage(self, lease: dict[str, Any]) -> None:
+        """Run one stage lease to its result; a failure is kept, the coordinator already knows of it."""
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(int(lease["lease"]), float(lease["expires_at"]), stop),
+                                daemon=True)
+        beat.start()
+        try:
+            task = StageTask.from_json(json.dumps(lease["task"]))
+            started = time.perf_counter()
+            state = self.stage_run(self, int(lease["lease"]), task, self.stage_host).run()
+            seconds = time.perf_counter() - started
+        except DataBrightError as exc:
+            self.stage_errors.append(str(exc))
+            return
+        finally:
+            stop.set()
+            beat.join()
+        try:
+            self._call("POST", f"/v1/leases/{lease['lease']}/result", state,
+                       {"Content-Type": "application/octet-stream", "X-DataBright-Compute-Seconds": f"{seconds:.6f}"})
+        except DataBrightError as exc:
+            self.stage_errors.append(str(exc))
+            return
+        self.completed += 1
+
     def _heartbeat(self, lease: int, expires_at: float, stop: threading.Event) -> None:
         while not stop.wait(max(0.5, (expires_at - time.time()) / 3)):
             try:
@@ -162,7 +212,7 @@ def run_workers(workers: Sequence[Worker], *, idle_s: float = 1.0, stop: threadi
                     continue
                 raise
         if not busy:
-            if until_idle and not any(w.pending for w in workers):
+            if until_idle and not any(w.pending or w.staging for w in workers):
                 return done
             stop.wait(idle_s)
     return done

@@ -45,8 +45,9 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     peer.close()
 
 
-def _token(signer: bytes = COORDINATOR, job: int = 7, receiver: bytes = RECEIVER, lifetime: int = 60) -> StageToken:
-    return StageToken.issue(DOMAIN, signer, job=job, stage=0, sender=_address(SENDER),
+def _token(signer: bytes = COORDINATOR, job: int = 7, receiver: bytes = RECEIVER, lifetime: int = 60,
+           task: int = 3) -> StageToken:
+    return StageToken.issue(DOMAIN, signer, job=job, task=task, stage=0, sender=_address(SENDER),
                             receiver=_address(receiver), lifetime=lifetime)
 
 
@@ -56,7 +57,7 @@ def _handshake(pair: tuple[socket.socket, socket.socket], token: StageToken, key
     thread = threading.Thread(target=connect_stage, args=(client, DOMAIN, token, key))
     thread.start()
     try:
-        return accept_stage(peer, DOMAIN, coordinator=_address(COORDINATOR), job=7, stage=0,
+        return accept_stage(peer, DOMAIN, coordinator=_address(COORDINATOR), job=7, task=3, stage=0,
                             receiver=_address(RECEIVER), spent=set() if spent is None else spent)
     finally:
         thread.join(10)
@@ -143,6 +144,7 @@ def test_low_latency_turns_nagle_off_on_tcp_only(pair: tuple[socket.socket, sock
     [
         (lambda: _token(signer=STRANGER), SENDER, "not signed by this job's coordinator"),
         (lambda: _token(job=8), SENDER, "for job 8"),
+        (lambda: _token(task=4), SENDER, "task 4"),
         (lambda: _token(receiver=STRANGER), SENDER, "another receiving worker"),
         (lambda: _token(lifetime=-5), SENDER, "expired"),
         (lambda: _token(), STRANGER, "does not hold the key"),
@@ -209,5 +211,5 @@ def test_a_truncated_hello_is_refused(pair: tuple[socket.socket, socket.socket])
     client.sendall(_token().to_bytes()[:50])
     client.shutdown(socket.SHUT_WR)
     with pytest.raises(ChannelError, match="short of a frame"):
-        accept_stage(peer, DOMAIN, coordinator=_address(COORDINATOR), job=7, stage=0,
+        accept_stage(peer, DOMAIN, coordinator=_address(COORDINATOR), job=7, task=3, stage=0,
                      receiver=_address(RECEIVER), spent=set())
