@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import BackgroundTasks, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from databright.compute._coordinator import Coordinator
@@ -101,8 +101,11 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
         return coordinator.optimistic.challenges(auth[0].worker, lease_id)
 
     @app.post("/v1/leases/{lease_id}/challenges/{leaf}")
-    def answer(lease_id: int, leaf: int, auth: Signed) -> dict[str, Any]:
-        return coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
+    def answer(lease_id: int, leaf: int, auth: Signed, background: BackgroundTasks) -> dict[str, Any]:
+        answered = coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
+        if answered["complete"]:  # re-execute after responding: the worker need not wait for it
+            background.add_task(coordinator.optimistic.check, lease_id)
+        return answered
 
     @app.get("/v1/status/jobs")
     def jobs() -> list[dict[str, Any]]:
