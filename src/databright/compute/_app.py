@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import BackgroundTasks, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from databright.compute._coordinator import Coordinator
@@ -102,8 +102,12 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
         return coordinator.optimistic.challenges(auth[0].worker, lease_id)
 
     @app.post("/v1/leases/{lease_id}/challenges/{leaf}")
-    def answer(lease_id: int, leaf: int, auth: Signed) -> dict[str, Any]:
-        return coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
+    def answer(lease_id: int, leaf: int, auth: Signed, background: BackgroundTasks) -> dict[str, Any]:
+        answered = coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
+        if answered["complete"]:  # re-execute after responding: the worker need not wait for it
+            background.add_task(coordinator.optimistic.check, lease_id)
+        return answered
+
     # Split jobs: a stage reports where it listens, learns its neighbours, or reports a broken channel.
     @app.post("/v1/stages/{lease_id}/listen")
     def stage_listen(lease_id: int, auth: Signed) -> dict[str, str]:

@@ -172,9 +172,8 @@ class Optimistic:
                 answer_evidence=json.dumps(request.evidence())))
             rest = conn.execute(select(challenges.c.leaf).where(
                 challenges.c.assignment_id == lease_id, challenges.c.snapshot_cid.is_(None))).first()
-        if rest is None:  # the last snapshot asked for: check now rather than at the next tick
-            self._check(lease_id)
-        return {"lease": lease_id, "leaf": leaf, "snapshot": cid}
+        # The last snapshot asked for: the caller may check now (after answering) rather than at the next tick.
+        return {"lease": lease_id, "leaf": leaf, "snapshot": cid, "complete": rest is None}
 
     def _snapshot_limit(self, conn: Connection, lease: Any) -> int:
         """The most bytes an honest snapshot of this task can take.
@@ -197,9 +196,10 @@ class Optimistic:
             pending = list(conn.execute(select(commitments.c.assignment_id)
                                         .where(commitments.c.status == "challenging")).scalars())
         for lease_id in pending:
-            self._check(lease_id)
+            self.check(lease_id)
 
-    def _check(self, lease_id: int) -> None:
+    def check(self, lease_id: int) -> None:
+        """Decide a lease whose snapshots are all in (asking for one more if bisection needs it), or a late one."""
         now = self.c.clock()
         with self.c.engine.connect() as conn:
             row = conn.execute(select(commitments).where(commitments.c.assignment_id == lease_id)).one()
