@@ -8,6 +8,10 @@ One pure ASGI middleware, so the checks hold for every route, page or API:
 - **Body limit on the bytes received.** ``Content-Length`` is only a claim
   (chunked bodies have none), so the limit counts what arrives and stops the
   read past it; a claim above the limit is refused before reading.
+- **JSON nesting.** py-evm raises Python's recursion limit so far that a JSON
+  body nested a hundred thousand levels deep overflows the C stack while it is
+  parsed and kills the process instead of raising; a JSON body is scanned as it
+  arrives and refused past :data:`MAX_JSON_DEPTH` levels.
 - **Security headers.** A strict Content-Security-Policy (scripts and styles
   from this origin only, no framing), ``X-Frame-Options: DENY`` for older
   browsers, no MIME sniffing, no referrer to other origins, a separate
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,7 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from databright.web.deps import UploadTooLarge
 
-__all__ = ["DEFAULT_HOSTS", "SecurityMiddleware", "host_of"]
+__all__ = ["DEFAULT_HOSTS", "MAX_JSON_DEPTH", "SecurityMiddleware", "host_of"]
+
+#: Deepest nesting of arrays and objects a JSON body may have; the API's bodies need three.
+MAX_JSON_DEPTH = 64
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -98,7 +106,7 @@ class SecurityMiddleware:
             if body.exceeded:
                 if not started:
                     started = True
-                    await _plain_error(send_secured, 413, body.message, path)
+                    await _plain_error(send_secured, body.status, body.message, path)
                 return
             started = started or message["type"] == "http.response.start"
             await send_secured(message)
@@ -112,14 +120,20 @@ class SecurityMiddleware:
 
 
 class _LimitedBody:
-    """A ``receive`` that refuses a body (declared or streamed) longer than ``limit`` bytes."""
+    """A ``receive`` that refuses a body (declared or streamed) longer than ``limit`` bytes, or JSON nested
+    deeper than :data:`MAX_JSON_DEPTH`."""
 
     def __init__(self, scope: Scope, receive: Receive, limit: int) -> None:
         self._receive = receive
-        self._declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        self._declared = headers.get(b"content-length")
+        # FastAPI parses a body as JSON when its type says so, or when it has no type at all.
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        self._nesting = _Nesting() if not kind or kind.endswith((b"/json", b"+json")) else None
         self._limit = limit
         self._seen = 0
         self.exceeded = False
+        self.status = 413
         self.message = f"the request body is larger than the limit of {limit / 2**20:g} MiB"
 
     async def receive(self) -> Message:
@@ -128,11 +142,48 @@ class _LimitedBody:
         else:
             message = await self._receive()
             if message["type"] == "http.request":
-                self._seen += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                self._seen += len(chunk)
                 self.exceeded = self._seen > self._limit
+                if not self.exceeded and self._nesting is not None and self._nesting.feed(chunk) > MAX_JSON_DEPTH:
+                    self.exceeded, self.status = True, 400
+                    self.message = f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
             if not self.exceeded:
                 return message
         raise UploadTooLarge(self.message)
+
+
+_JSON_TOKENS = re.compile(rb'["\\\[\]{}]')
+
+
+class _Nesting:
+    """How deep the brackets of a JSON text go outside its strings, fed a chunk at a time."""
+
+    def __init__(self) -> None:
+        self.depth = self.deepest = 0
+        self._in_string = False
+        self._escaped_at = -1  # the offset, in the next chunk's terms, of the byte a backslash escapes
+
+    def feed(self, chunk: bytes) -> int:
+        for match in _JSON_TOKENS.finditer(chunk):
+            at = match.start()
+            if at == self._escaped_at:
+                continue
+            token = chunk[at]
+            if self._in_string:
+                if token == 0x5C:  # backslash
+                    self._escaped_at = at + 1
+                elif token == 0x22:
+                    self._in_string = False
+            elif token == 0x22:
+                self._in_string = True
+            elif token in b"[{":
+                self.depth += 1
+                self.deepest = max(self.deepest, self.depth)
+            elif token in b"]}":
+                self.depth -= 1
+        self._escaped_at = 0 if self._escaped_at == len(chunk) else -1
+        return self.deepest
 
 
 async def _plain_error(send: Any, status: int, message: str, path: str) -> None:

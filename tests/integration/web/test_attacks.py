@@ -167,3 +167,13 @@ def test_no_comments_on_finalized_proposals(client: TestClient) -> None:
     assert client.get("/api/v1/proposals/1").json()["status"] == "accepted"
     reply = client.post("/api/v1/proposals/1/comments", json={"body": "too late"}, headers=headers)
     assert reply.status_code == 400 and "already accepted" in reply.json()["error"]
+
+
+def test_deeply_nested_json_is_refused_not_a_crash(client: TestClient) -> None:
+    # Parsed by json.loads under py-evm's raised recursion limit, this body killed the server outright.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for kind in ("application/json", None):
+        reply = client.post("/api/v1/auth/local", content=deep,
+                            headers={"Content-Type": kind} if kind else {})
+        assert reply.status_code == 400 and "nested deeper than 64 levels" in reply.json()["error"]
+    assert client.get("/api/v1/session").status_code == 200
