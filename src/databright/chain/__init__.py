@@ -1,13 +1,14 @@
 """The ledger: contracts, their typed clients, accounts and the embedded node.
 
-The names below load on first use (PEP 562): web3 and eth_account cost about a
-second to import, and a command that answers from the index needs neither.
+The names below load on first use (``lazy_exports``): web3 and eth_account cost
+about a second to import, and a command that answers from the index needs neither.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from databright._exports import lazy_exports
 
 if TYPE_CHECKING:
     from databright.chain._compile import CompiledContract, compile_contract, source_hashes
@@ -28,21 +29,6 @@ if TYPE_CHECKING:
     )
     from databright.chain.deploy import Deployment, add_compute_market, add_model_market, deploy, load_deployment
     from databright.chain.modelmarket import Channel, Model, ModelMarket, ModelVersion, Verification
-
-# name -> the module that defines it
-_HOMES = {
-    **dict.fromkeys(["CompiledContract", "compile_contract", "source_hashes"], "_compile"),
-    **dict.fromkeys(["domain_separator", "recover_signer", "typed_digest"], "_eip712"),
-    **dict.fromkeys(["ChainHead", "RpcHead"], "_head"),
-    **dict.fromkeys(["Ledger", "revert_reason"], "_ledger"),
-    **dict.fromkeys(["Keystore", "StoredAccount"], "accounts"),
-    **dict.fromkeys(["ComputeMarket", "Coordinator", "Job", "JobStatus", "Payment", "Slash", "Worker"],
-                    "computemarket"),
-    **dict.fromkeys(["Commitment", "DataMarket", "Dataset", "DatasetParams", "Entry", "Event", "Proposal",
-                     "ProposalStatus"], "datamarket"),
-    **dict.fromkeys(["Deployment", "add_compute_market", "add_model_market", "deploy", "load_deployment"], "deploy"),
-    **dict.fromkeys(["Channel", "Model", "ModelMarket", "ModelVersion", "Verification"], "modelmarket"),
-}
 
 __all__ = [
     "ChainHead",
@@ -85,14 +71,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # once loaded, an ordinary module attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "_compile": ["CompiledContract", "compile_contract", "source_hashes"],
+    "_eip712": ["domain_separator", "recover_signer", "typed_digest"],
+    "_head": ["ChainHead", "RpcHead"],
+    "_ledger": ["Ledger", "revert_reason"],
+    "accounts": ["Keystore", "StoredAccount"],
+    "computemarket": ["ComputeMarket", "Coordinator", "Job", "JobStatus", "Payment", "Slash", "Worker"],
+    "datamarket": ["Commitment", "DataMarket", "Dataset", "DatasetParams", "Entry", "Event", "Proposal",
+                   "ProposalStatus"],
+    "deploy": ["Deployment", "add_compute_market", "add_model_market", "deploy", "load_deployment"],
+    "modelmarket": ["Channel", "Model", "ModelMarket", "ModelVersion", "Verification"],
+})

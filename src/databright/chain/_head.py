@@ -18,6 +18,7 @@ import itertools
 import json
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Protocol
 
@@ -66,6 +67,8 @@ class RpcHead:
     """``ChainHead`` over JSON-RPC/HTTP with the standard library."""
 
     def __init__(self, url: str, *, timeout: float = _TIMEOUT_S) -> None:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):  # urllib would also open file: URLs
+            raise ChainError(f"cannot reach the node at {url}: a JSON-RPC URL starts with http:// or https://")
         self.url = url
         self.timeout = timeout
         self._ids = itertools.count(1)

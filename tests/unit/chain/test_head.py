@@ -45,6 +45,8 @@ def test_an_unreachable_node_is_one_clear_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ChainError, match=f"^cannot reach the node at {url}: "):
         RpcHead(url, timeout=5).block_number()
+    with pytest.raises(ChainError, match="starts with http:// or https://"):
+        RpcHead("file:///etc/hostname")
 
 
 def test_encode_call_is_the_abi_encoding() -> None:
