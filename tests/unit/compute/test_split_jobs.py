@@ -25,7 +25,7 @@ from databright.compute._splitting import Stage
 from databright.compute._stage_channel import ChannelError, StageToken, accept_stage, connect_stage
 from databright.compute._stage_worker import StageRun, StageTask
 from databright.compute._worker import Worker, run_workers
-from databright.errors import RequestError
+from databright.errors import InputError, RequestError
 from databright.ml import ModelSpec, load_checkpoint, save_checkpoint
 from databright.storage import LocalBlobStore, Manifest, ManifestItem
 from tests.unit.compute.conftest import DOMAIN, FINGERPRINT, table_items
@@ -333,3 +333,19 @@ def test_three_replicated_pipelines_catch_a_cheating_piece(setup: Setup) -> None
     assert [v for v in verdicts if v[1] == "odd"] == [(cheat.signer.address, "odd")]  # its honest partner is paid
     assert [s["worker"] for s in report["slashes"]] == [cheat.signer.address]
     assert "piece" in report["slashes"][0]["reason"]
+
+
+def test_a_split_job_says_it_waits_for_enough_workers_per_pipeline(setup: Setup) -> None:
+    coordinator = setup.coordinator("c.sqlite")
+    coordinator.add_job(_job(2, rounds=1, exposure=10000), setup.items, setup.validation)
+    coordinator.register_worker(_signer(21).address, FINGERPRINT, 1)
+    assert "a pipeline of 2 pieces needs 2 distinct workers" in str(coordinator.waiting(1))
+    coordinator.register_worker(_signer(22).address, FINGERPRINT, 1)
+    assert coordinator.waiting(1) is None
+
+
+def test_a_job_asking_for_more_pieces_than_the_model_has_is_refused(setup: Setup) -> None:
+    coordinator = setup.coordinator("c.sqlite")
+    with pytest.raises(InputError, match="split=3: this model can be cut into 1 to 2 pieces"):
+        coordinator.add_job(_job(3), setup.items, setup.validation)
+    assert coordinator.waiting(1) is None  # nothing was planned
