@@ -8,6 +8,8 @@ results by digest (:mod:`._redundancy`) and aggregates each round itself
 (:mod:`._rounds`). Claims are serialised per task row: ``SELECT … FOR UPDATE
 SKIP LOCKED`` on PostgreSQL, so several coordinators sharing one database never
 lease one replica slot twice, and a whole-database write lock on SQLite.
+A split job's tasks run as pipelines of stage leases (:mod:`._split_jobs`);
+the coordinator hands them over at claim, blob fetch, result and expiry.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from databright.compute._planner import exposure_cap, partition, waiting_reason
 from databright.compute._redundancy import MAX_RERUNS, Verdict, decide
 from databright.compute._requests import RequestDomain, SignedRequest
 from databright.compute._rounds import advance, start
-from databright.compute._split_jobs import SplitJobs, split_of
-from databright.compute._stage_worker import StageTask
 from databright.compute._schema import (
     assignments,
     exposure,
@@ -42,6 +42,9 @@ from databright.compute._schema import (
     tasks,
     workers,
 )
+from databright.compute._split_jobs import SplitJobs, split_of, split_waiting
+from databright.compute._splitting import cut_spec
+from databright.compute._stage_worker import StageTask
 from databright.compute._task import Task
 from databright.errors import ComputeError, InputError, NotFound, RequestError
 from databright.ml import ModelSpec, load_checkpoint
@@ -122,6 +125,8 @@ class Coordinator:
 
     def add_job(self, job: JobConfig, items: list[tuple[str, str]], validation: str | None = None) -> bool:
         """Plan a job over ``items`` (CID, label) and open its first round; False if already known."""
+        if job.settings is not None and job.settings.split > 1:
+            cut_spec(job.spec, job.settings.split)  # a model that cannot be cut so is refused before planning
         cap = exposure_cap(len(items), job.max_exposure_bps)
         shard_of = partition(job.dataset_id, [cid for cid, _ in items], cap)
         with self.engine.begin() as conn:
@@ -434,4 +439,4 @@ class Coordinator:
                     per_group[grp] = int(count)
                 elif job.redundancy == 1:
                     per_group[0] += int(count)
-        return waiting_reason(int(shards), job.redundancy, per_group)
+        return split_waiting(job, per_group) or waiting_reason(int(shards), job.redundancy, per_group)

@@ -62,7 +62,7 @@ from databright.storage import canonical_json
 if TYPE_CHECKING:
     from databright.compute._coordinator import Coordinator
 
-__all__ = ["MAX_FAILED", "SplitJobs", "split_of", "split_report"]
+__all__ = ["MAX_FAILED", "SplitJobs", "split_of", "split_report", "split_waiting"]
 
 #: Pipelines of one task whose stage channel broke before the job is given up.
 MAX_FAILED = 3
@@ -363,6 +363,16 @@ class SplitJobs:
                                                                   pipelines.c.status.in_(_LIVE))).scalars().all():
             self._end(conn, pipeline, "lapsed", "the task was decided without it")
         return "accepted"
+
+
+def split_waiting(job: Any, per_group: list[int]) -> str | None:
+    """Why no pipeline of a split job can form with these workers (each group needs k of its own), if so."""
+    k = split_of(job)
+    if k == 1 or min(per_group) >= k:
+        return None
+    have = ", ".join(f"group {g}: {n}" for g, n in enumerate(per_group))
+    return (f"waiting for workers: a pipeline of {k} pieces needs {k} distinct workers in each of "
+            f"{job.redundancy} redundancy group(s) ({have})")
 
 
 def split_report(conn: Connection, job: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from databright.compute._splitting import Stage
 from databright.compute._stage_channel import ChannelError, StageToken, accept_stage, connect_stage
 from databright.compute._stage_worker import StageRun, StageTask
 from databright.compute._worker import Worker, run_workers
-from databright.errors import RequestError
+from databright.errors import InputError, RequestError
 from databright.ml import ModelSpec, load_checkpoint, save_checkpoint
 from databright.storage import LocalBlobStore, Manifest, ManifestItem
 from tests.unit.compute.conftest import DOMAIN, FINGERPRINT, table_items
@@ -259,7 +259,9 @@ def test_a_pipeline_that_does_not_form_lapses_and_its_slot_reopens(setup: Setup)
 
 
 class JunkRun(StageRun):
-    """A hostile stage: after a valid handshake it announces a frame far over the size limit."""
+    """A hostile stage: after a valid handshake it sends its neighbour ``junk`` instead of a tensor."""
+
+    junk = "oversized"
 
     def _train(self, stage: Stage, up: socket.socket | None, down: socket.socket | None,
                batches: object) -> StageTimes:
@@ -267,31 +269,39 @@ class JunkRun(StageRun):
         assert sock is not None
         shape = self.task.stage.output_shape if down is not None else self.task.stage.input_shape
         kind = 2 if down is not None else 3  # an activation downstream, a gradient upstream
-        sock.sendall(struct.pack("<4sBBBBQQ", b"DBST", 1, kind, 1, 1 + len(shape), 0, 2**40)
-                     + struct.pack(f"<{1 + len(shape)}I", self.task.batch, *shape))
+        if self.junk == "oversized":  # a header announcing far more than the size limit
+            sock.sendall(struct.pack("<4sBBBBQQ", b"DBST", 1, kind, 1, 1 + len(shape), 0, 2**40)
+                         + struct.pack(f"<{1 + len(shape)}I", self.task.batch, *shape))
+        else:  # not a stage frame at all
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         while sock.recv(1 << 16):  # until the honest stage hangs up
             pass
         return StageTimes()
 
 
-class JunkWorker(Worker):
-    stage_run = JunkRun
+class MalformedRun(JunkRun):
+    junk = "malformed"
 
 
-def test_a_stage_sending_oversized_frames_ends_its_pipeline_and_the_job_still_finishes(setup: Setup) -> None:
+@pytest.mark.parametrize(("run", "says"), [(JunkRun, "exceeds the"), (MalformedRun, "bad magic")])
+def test_a_stage_sending_bad_frames_ends_its_pipeline_and_the_job_still_finishes(
+        setup: Setup, run: type[StageRun], says: str) -> None:
     coordinator = setup.coordinator("c.sqlite")
     coordinator.add_job(_job(2, rounds=1, exposure=5000), setup.items, setup.validation)
     with TestClient(coordinator_app(coordinator)) as client:
-        hostile = JunkWorker(client, _signer(60), FINGERPRINT, 1)
+        hostile = Worker(client, _signer(60), FINGERPRINT, 1)
+        hostile.stage_run = run
         workers = [hostile, *_workers(client, 5)]
         run_workers(workers, idle_s=0.05, until_idle=True)
         job = client.get("/v1/status/jobs/1").json()
     assert job["status"] == "done"
     report = json.loads(setup.store.get(str(job["report"])))
     failed = [p for p in report["split"]["pipelines"] if p["status"] == "failed"]
-    assert len(failed) == 1 and "exceeds the" in failed[0]["failure"], failed
+    assert len(failed) == 1 and says in failed[0]["failure"], failed
     assert hostile.signer.address in {s["worker"] for s in failed[0]["stages"]}
-    assert hostile.stage_errors and "is released" in hostile.stage_errors[0]  # its piece is refused
+    # Its own stage ends too: its piece is refused, or the honest stage's hang-up resets its socket.
+    assert len(hostile.stage_errors) == 1 and ("is released" in hostile.stage_errors[0]
+                                                or "stage channel" in hostile.stage_errors[0])
     # Neither stage of the broken pipeline is paid; the job was finished by other pipelines.
     assert all(s["verdict"] is None for s in failed[0]["stages"])
 
@@ -333,3 +343,19 @@ def test_three_replicated_pipelines_catch_a_cheating_piece(setup: Setup) -> None
     assert [v for v in verdicts if v[1] == "odd"] == [(cheat.signer.address, "odd")]  # its honest partner is paid
     assert [s["worker"] for s in report["slashes"]] == [cheat.signer.address]
     assert "piece" in report["slashes"][0]["reason"]
+
+
+def test_a_split_job_says_it_waits_for_enough_workers_per_pipeline(setup: Setup) -> None:
+    coordinator = setup.coordinator("c.sqlite")
+    coordinator.add_job(_job(2, rounds=1, exposure=10000), setup.items, setup.validation)
+    coordinator.register_worker(_signer(21).address, FINGERPRINT, 1)
+    assert "a pipeline of 2 pieces needs 2 distinct workers" in str(coordinator.waiting(1))
+    coordinator.register_worker(_signer(22).address, FINGERPRINT, 1)
+    assert coordinator.waiting(1) is None
+
+
+def test_a_job_asking_for_more_pieces_than_the_model_has_is_refused(setup: Setup) -> None:
+    coordinator = setup.coordinator("c.sqlite")
+    with pytest.raises(InputError, match="split=3: this model can be cut into 1 to 2 pieces"):
+        coordinator.add_job(_job(3), setup.items, setup.validation)
+    assert coordinator.waiting(1) is None  # nothing was planned
