@@ -8,7 +8,9 @@ workers on loopback, each staked on chain; one of them returns perturbed
 weights. Its result disagrees with the other two replicas, the task is re-run
 on a fresh worker, the majority result is used and the cheat loses its stake.
 The job's checkpoint (its digest checked against the one complete_job
-recorded) is registered as a model with the job report as its receipt.
+recorded) is registered as a model with the job report as its receipt,
+from the job: ModelMarket checks the job on chain and charges no second
+training fee.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class ComputeRound:
     paid_tasks: int
     paid_wei: int
     refunded_wei: int
-    training_fee_wei: int
+    training_fee_wei: int  # paid by the job
+    registration_fee_wei: int  # paid again when registering its model: 0 unless ModelMarket cannot read jobs
     # Per slashed worker: its address, why, the evidence CID and the stake it lost.
     slashed: list[dict[str, Any]]
     seconds: float  # wall time of the round, submission to registration
@@ -49,8 +52,8 @@ class ComputeRound:
 def compute_round(ws: Workspace, dataset_id: int, scientist: Any, operator: Any, price: int, royalty_bps: int,
                   progress: Callable[[str], None]) -> ComputeRound:
     from databright.cli._train_market import JobRequest, train_on_market
+    from databright.cli.model import register_model
     from databright.ml import ModelSpec
-    from databright.storage import digest_of_cid
 
     started = time.perf_counter()
     meta = json.loads(ws.index.dataset(dataset_id).metadata_json)
@@ -62,15 +65,17 @@ def compute_round(ws: Workspace, dataset_id: int, scientist: Any, operator: Any,
     cm = ws.compute_market
     slashed = [{"worker": s["worker"], "reason": s["reason"], "evidence": s["evidence"],
                 "lost_wei": stake - cm.worker(s["worker"]).stake} for s in result.slashed]
-    model_id = ws.model_market.register(
-        scientist, dataset_id, digest_of_cid(result.spec_cid), digest_of_cid(result.checkpoint_cid),
-        digest_of_cid(result.report_cid), round(result.score * 1_000_000), price, royalty_bps)
+    registered = register_model(ws, dataset_id, result.spec_cid, result.checkpoint_cid, result.report_cid,
+                                result.score, price, royalty_bps, job_id=result.job_id, signer=scientist)
+    model_id = int(registered["model_id"])
     ws.sync()
     done = ComputeRound(result.job_id, model_id, result.score, WORKERS, result.paid // WORKER_FEE, result.paid,
-                        result.refunded, result.training_fee, slashed, time.perf_counter() - started)
+                        result.refunded, result.training_fee, int(registered["training_fee_wei"]), slashed,
+                        time.perf_counter() - started)
     progress(f"compute job {done.job_id}: {WORKERS} logical workers, redundancy 3, one returning perturbed weights; "
              f"{done.paid_tasks} tasks paid {done.paid_wei / 1e18:g} ETH, {len(slashed)} worker slashed "
              f"({sum(s['lost_wei'] for s in slashed) / 1e18:g} ETH stake), training fee "
              f"{done.training_fee_wei / 1e18:g} ETH to the shareholders; registered as model {model_id} "
-             f"(accuracy {done.score:.2%}, verified by the coordinator) in {done.seconds:.1f} s")
+             f"({'no second training fee' if not done.registration_fee_wei else 'training fee paid again'}, "
+             f"accuracy {done.score:.2%}, verified by the coordinator) in {done.seconds:.1f} s")
     return done

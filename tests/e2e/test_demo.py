@@ -38,6 +38,7 @@ def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
     assert cheat["reason"] == "result differs from the majority" and cheat["lost_wei"] == 10**16
     assert job["paid_tasks"] >= 9 and job["paid_wei"] + job["refunded_wei"] == 10**17
     assert job["training_fee_wei"] == 10**18 and job["seconds"] < 60
+    assert job["registration_fee_wei"] == 0  # registered from the job, whose submission paid the fee
     report = Path(result["report"])
     assert report.is_file() and (report.parent / "value-per-proposal.png").stat().st_size > 1000
 
@@ -48,11 +49,12 @@ def test_demo_runs_and_keeps_its_state(tmp_path: Path) -> None:
     assert dataset["accepted_items"] == 179 + 100 * len(clean)
     assert {h["address"] for h in dataset["shareholders"]} >= {h["address"] for h in result["holders"]}
     assert len(dataset["shareholders"]) == 1 + len(clean)
-    # Two registrations and the compute job's own fee, which the index names as a training fee too.
-    assert dataset["revenue_by_source_wei"]["training_fee"] == 3 * 10**18
+    # The first model's registration and the compute job's fee, once: its model registered without one.
+    assert dataset["revenue_by_source_wei"]["training_fee"] == 2 * 10**18
     assert dataset["revenue_by_source_wei"]["royalty"] == sale["royalty_wei"]
     model, trained = dataset["models"]
     assert trained["model_id"] == job["model_id"] and trained["predictions"] == 0
+    assert trained["training_fee_wei"] == model["training_fee_wei"] == 10**18  # the job's fee is its model's
     assert model["predictions"] == 200 and model["verified_score_ppm"] == round(sale["verified_score"] * 10**6)
 
     export = tmp_path / "export"

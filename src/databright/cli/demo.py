@@ -76,8 +76,9 @@ def _compute(job: ComputeRound | None) -> list[object]:
     cheats = ", ".join(f"{s['worker']} ({format_eth(s['lost_wei'])})" for s in job.slashed) or "none"
     return [f"Compute job {job.job_id} (redundancy 3, {job.workers} logical workers): {job.paid_tasks} tasks paid "
             f"{format_eth(job.paid_wei)}, {format_eth(job.refunded_wei)} refunded, slashed: {cheats}; training fee "
-            f"{format_eth(job.training_fee_wei)} to the shareholders; model {job.model_id} registered "
-            f"(accuracy {job.score:.2%}, verified by the coordinator), {job.seconds:.1f} s"]
+            f"{format_eth(job.training_fee_wei)} to the shareholders; model {job.model_id} registered from the job "
+            f"with {format_eth(job.registration_fee_wei)} more (accuracy {job.score:.2%}, verified by the "
+            f"coordinator), {job.seconds:.1f} s"]
 
 
 def _sale(sale: ModelSale | None) -> list[object]:

@@ -26,6 +26,8 @@ from databright.cli._common import (
 from databright.errors import InputError
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from databright.workspace import Workspace
     from databright.config import Home
 
@@ -65,17 +67,19 @@ def register_trained(ws: Workspace, dataset_id: int, report_cid: str, price: int
 
 
 def register_model(ws: Workspace, dataset_id: int, spec_cid: str, checkpoint_cid: str, report_cid: str,
-                   score: float, price: int, royalty_bps: int, job_id: int | None = None) -> dict[str, Any]:
+                   score: float, price: int, royalty_bps: int, job_id: int | None = None,
+                   signer: LocalAccount | None = None) -> dict[str, Any]:
     """Register a model by its spec, checkpoint and training receipt (a report CID), paying the training fee.
 
     A model trained by ComputeMarket job ``job_id`` pays no fee: the job's
     submission paid it, and ModelMarket checks the job on-chain. Only a
     ModelMarket deployed before it could read jobs (not linked to this
-    deployment's ComputeMarket) charges the fee again.
+    deployment's ComputeMarket) charges the fee again. ``signer`` defaults
+    to the home's account.
     """
     from databright.storage import digest_of_cid
 
-    signer = ws.signer()
+    signer = signer or ws.signer()
     mm = ws.model_market
     digests = (digest_of_cid(spec_cid), digest_of_cid(checkpoint_cid), digest_of_cid(report_cid))
     score_ppm = round(score * 1_000_000)
