@@ -14,9 +14,13 @@ answers them (``/v1/leases/{id}/commitment``, ``…/challenges``, see
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, FastAPI, Request, Response
+import pydantic_core
+from fastapi import BackgroundTasks, Depends, FastAPI, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from databright.compute._coordinator import Coordinator
@@ -37,6 +41,27 @@ async def _signed(request: Request) -> tuple[SignedRequest, bytes]:
 MAX_BATCH = 4096
 
 Signed = Annotated[tuple[SignedRequest, bytes], Depends(_signed)]
+# Lease ids are SQL integers: a larger number names no lease (and would overflow the driver).
+LeaseId = Annotated[int, Path(ge=0, le=2**63 - 1)]
+_WEI = re.compile(r"[0-9]{1,78}")
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+
+
+def _compute_seconds(header: str | None) -> float | None:
+    """The worker's own measure of its compute time: a plain decimal number, or nothing."""
+    if header is None or not _SECONDS.fullmatch(header):
+        return None
+    seconds = float(header)
+    return seconds if math.isfinite(seconds) else None
+
+
+def _json_body(body: bytes) -> Any:
+    """A worker's JSON body. Not ``json.loads``: under py-evm's raised recursion limit deep nesting
+    overflows the C stack and kills the process; this parser refuses nesting past a fixed depth."""
+    try:
+        return pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError:
+        raise InputError("the request body is not JSON (or nests too deep)") from None
 
 
 def coordinator_app(coordinator: Coordinator) -> FastAPI:
@@ -48,14 +73,24 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
         code = 403 if isinstance(exc, RequestError) else 404 if isinstance(exc, NotFound) else 400
         return JSONResponse({"detail": str(exc)}, status_code=code)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # One line naming the field, without echoing the (untrusted) input back.
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "request"
+        return JSONResponse({"detail": f"invalid {where}: {first.get('msg', 'malformed')}"}, status_code=422)
+
     @app.post("/v1/workers")
     def register(auth: Signed) -> dict[str, Any]:
         request, body = auth
-        try:
-            data = json.loads(body)
-            return coordinator.register_worker(request.worker, data["fingerprint"], int(data["min_fee"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"registration needs JSON with fingerprint and min_fee ({exc})") from None
+        data = _json_body(body)
+        fee = data.get("min_fee") if isinstance(data, dict) else None
+        # Wei as a JSON integer or, as workers send it so no client rounds it, a string of decimal digits.
+        if isinstance(fee, str) and _WEI.fullmatch(fee):
+            fee = int(fee)
+        if type(fee) is not int or "fingerprint" not in data:
+            raise InputError("registration needs a JSON object with fingerprint and min_fee (wei, an integer)")
+        return coordinator.register_worker(request.worker, data["fingerprint"], fee)
 
     @app.post("/v1/claim", response_model=None)
     def claim(auth: Signed) -> Response | dict[str, Any]:
@@ -68,7 +103,7 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
         return out
 
     @app.post("/v1/leases/{lease_id}/heartbeat")
-    def heartbeat(lease_id: int, auth: Signed) -> dict[str, float]:
+    def heartbeat(lease_id: LeaseId, auth: Signed) -> dict[str, float]:
         return {"expires_at": coordinator.heartbeat(auth[0].worker, lease_id)}
 
     @app.get("/v1/blobs/{cid}")
@@ -78,31 +113,28 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
     @app.post("/v1/blobs")
     def blobs(auth: Signed) -> Response:
         """Several blobs in one response: each as an 8-byte big-endian length, then its bytes."""
-        try:
-            cids = json.loads(auth[1])["cids"]
-            if not isinstance(cids, list) or not all(isinstance(c, str) for c in cids) or len(cids) > MAX_BATCH:
-                raise TypeError(f"cids must be a list of at most {MAX_BATCH} strings")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"a blob batch is JSON {{\"cids\": [...]}} ({exc})") from None
+        data = _json_body(auth[1])
+        cids = data.get("cids") if isinstance(data, dict) else None
+        if not isinstance(cids, list) or not all(isinstance(c, str) for c in cids) or len(cids) > MAX_BATCH:
+            raise InputError(f"a blob batch is JSON {{\"cids\": [...]}}, a list of at most {MAX_BATCH} strings")
         frames = b"".join(len(b).to_bytes(8, "big") + b for b in coordinator.blobs(auth[0].worker, cids))
         return Response(frames, media_type="application/octet-stream")
 
     @app.post("/v1/leases/{lease_id}/result")
-    def result(lease_id: int, auth: Signed, request: Request) -> dict[str, str]:
-        seconds = request.headers.get("X-DataBright-Compute-Seconds")
-        compute_s = float(seconds) if seconds and seconds.replace(".", "", 1).isdigit() else None
+    def result(lease_id: LeaseId, auth: Signed, request: Request) -> dict[str, str]:
+        compute_s = _compute_seconds(request.headers.get("X-DataBright-Compute-Seconds"))
         return {"task": coordinator.submit(auth[0], lease_id, auth[1], compute_s)}
 
     @app.post("/v1/leases/{lease_id}/commitment")
-    def commitment(lease_id: int, auth: Signed) -> dict[str, Any]:
+    def commitment(lease_id: LeaseId, auth: Signed) -> dict[str, Any]:
         return coordinator.optimistic.commit(auth[0], lease_id, auth[1])
 
     @app.get("/v1/leases/{lease_id}/challenges")
-    def challenges(lease_id: int, auth: Signed) -> dict[str, Any]:
+    def challenges(lease_id: LeaseId, auth: Signed) -> dict[str, Any]:
         return coordinator.optimistic.challenges(auth[0].worker, lease_id)
 
     @app.post("/v1/leases/{lease_id}/challenges/{leaf}")
-    def answer(lease_id: int, leaf: int, auth: Signed, background: BackgroundTasks) -> dict[str, Any]:
+    def answer(lease_id: LeaseId, leaf: int, auth: Signed, background: BackgroundTasks) -> dict[str, Any]:
         answered = coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
         if answered["complete"]:  # re-execute after responding: the worker need not wait for it
             background.add_task(coordinator.optimistic.check, lease_id)
@@ -110,16 +142,16 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
 
     # Split jobs: a stage reports where it listens, learns its neighbours, or reports a broken channel.
     @app.post("/v1/stages/{lease_id}/listen")
-    def stage_listen(lease_id: int, auth: Signed) -> dict[str, str]:
+    def stage_listen(lease_id: LeaseId, auth: Signed) -> dict[str, str]:
         return coordinator.split.listen(auth[0], lease_id, auth[1])
 
     @app.post("/v1/stages/{lease_id}/peers", response_model=None)
-    def stage_peers(lease_id: int, auth: Signed) -> Response | dict[str, Any]:
+    def stage_peers(lease_id: LeaseId, auth: Signed) -> Response | dict[str, Any]:
         peers = coordinator.split.peers(auth[0], lease_id)
         return Response(status_code=204) if peers is None else peers
 
     @app.post("/v1/stages/{lease_id}/abort")
-    def stage_abort(lease_id: int, auth: Signed) -> dict[str, str]:
+    def stage_abort(lease_id: LeaseId, auth: Signed) -> dict[str, str]:
         return coordinator.split.abort(auth[0], lease_id, auth[1])
 
     @app.get("/v1/status/jobs")

@@ -53,6 +53,8 @@ class ComputeJobPublic(BaseModel):
     redundancy: int
     max_exposure_bps: int
     budget_wei: int
+    training_fee_wei: int = Field(description="paid to the dataset's shareholders when the job was submitted")
+    deadline: int = Field(description="chain time by which the coordinator must complete it, or it expires")
     paid_wei: int
     refunded_wei: int
     workers_paid: int
@@ -77,6 +79,7 @@ def job_public(job: JobView, document: JobDocument, reply: CoordinatorReply,
         job_id=job.job_id, dataset_id=job.dataset_id, submitter=job.submitter, status=job.status,
         coordinator=job.coordinator, spec_cid=job.spec_cid, rounds=job.rounds, local_steps=job.local_steps,
         redundancy=job.redundancy, max_exposure_bps=job.max_exposure_bps, budget_wei=job.budget,
+        training_fee_wei=job.training_fee, deadline=job.deadline,
         paid_wei=job.paid, refunded_wei=job.refunded, workers_paid=job.workers, report_cid=job.report_cid,
         checkpoint_digest=job.checkpoint_digest,
         slashes=[JobSlashPublic(worker=w, amount_wei=a, evidence_cid=e) for w, a, e in job.slashes],

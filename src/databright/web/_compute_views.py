@@ -59,6 +59,8 @@ class JobView:
     redundancy: int
     max_exposure_bps: int
     budget: int
+    training_fee: int = 0  # paid to the dataset's shareholders on submission
+    deadline: int = 0
     status: str = "waiting"  # waiting, running, completed, expired
     coordinator: str | None = None
     paid: int = 0
@@ -90,7 +92,8 @@ class ComputeBook:
         elif name == "JobSubmitted":
             self.jobs[int(a["job_id"])] = JobView(
                 int(a["job_id"]), int(a["dataset_id"]), a["submitter"], str(a["spec_cid"]), int(a["rounds"]),
-                int(a["local_steps"]), int(a["redundancy"]), int(a["max_exposure_bps"]), int(a["budget"]))
+                int(a["local_steps"]), int(a["redundancy"]), int(a["max_exposure_bps"]), int(a["budget"]),
+                int(a["training_fee"]), int(a["deadline"]))
         elif name == "JobAccepted":
             job = self.jobs[int(a["job_id"])]
             job.status, job.coordinator = "running", a["coordinator"]

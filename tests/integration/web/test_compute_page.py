@@ -82,6 +82,7 @@ def test_a_job_page_shows_the_chain_facts_slashes_and_report(ws: Workspace, done
     with _client(ws) as client:
         page = client.get(f"/compute/jobs/{done.job_id}").text
         assert client.get("/compute/jobs/999999").status_code == 404
+    assert "to the dataset's shareholders, paid on submission" in page and "UTC (chain time)" in page
     assert 'data-testid="budget">0.01 ETH' in page and 'data-testid="paid">0.004 ETH' in page
     assert 'data-testid="refunded">0.006 ETH' in page and 'href="/blobs/bafkreireport"' in page
     slashes = re.search(r'data-testid="slashes">.*?</table>', page, re.S)
@@ -100,7 +101,7 @@ def test_verification_and_split_come_from_the_job_document(ws: Workspace) -> Non
         listing = client.get("/compute").text
         pages = {j: client.get(f"/compute/jobs/{j}").text for j in (tmr, trusted, split)}
         api = {j: client.get(f"/api/v1/compute/jobs/{j}").json() for j in (tmr, trusted, split)}
-    assert "TMR" in _row(listing, f"job-{tmr}") and "not split" in _row(listing, f"job-{tmr}")
+    assert "TMR" in _row(listing, f"job-{tmr}") and "pieces" not in _row(listing, f"job-{tmr}")
     assert "one worker" in _row(listing, f"job-{trusted}")
     assert "optimistic" in _row(listing, f"job-{split}") and "2 pieces" in _row(listing, f"job-{split}")
     assert f'href="/compute/jobs/{split}"' in listing
@@ -133,6 +134,7 @@ def test_the_job_list_api_pages_with_cursors(ws: Workspace, done: Job) -> None:
     assert bad.status_code == 400 and "invalid cursor" in bad.json()["error"]
     assert too_many.status_code == 422
     completed = next(j for j in everything if j["job_id"] == done.job_id)
+    assert completed["training_fee_wei"] == int(ws.market.contract.functions.training_fee(1).call())
     assert completed["paid_wei"] == 4 * 10**15 and completed["slashes"][0]["evidence_cid"] == "bafkreislash"
 
 

@@ -7,6 +7,7 @@ operator named (``serve --coordinator``), if any.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -78,5 +79,7 @@ def job_page(request: Request, job_id: JobId, state: StateDep) -> HTMLResponse:
     job = _job(state, job_id)
     names = {d.dataset_id: d.name or f"dataset {d.dataset_id}" for d in state.ws.index.datasets()}
     reply = state.coordinator.read([job.job_id], exposure_of=job.dataset_id)
+    deadline = datetime.fromtimestamp(job.deadline, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return render(request, "compute_job.html", job=job, document=job_document(state, job), coordinator=reply,
-                  status=reply.jobs.get(job.job_id), dataset=names.get(job.dataset_id, f"dataset {job.dataset_id}"))
+                  status=reply.jobs.get(job.job_id), dataset=names.get(job.dataset_id, f"dataset {job.dataset_id}"),
+                  deadline=deadline)
