@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from databright.chain._head import ChainHead, RpcHead, call_uint
+from databright.chain._head import ChainHead, MarketViews, RpcHead
 from databright.config import Home
 from databright.errors import AccountError, ChainError, ConfigError, DataBrightError
 from databright.storage import BlobStore, Manifest, cid_from_digest, open_store
@@ -184,11 +184,11 @@ class Workspace:
         address = self.contract_address("ComputeMarket", "databright compute deploy")
         return ComputeMarket(self.ledger, address, compile_contract("compute_market", self.home.cache).abi)
 
-    def withdrawable(self, dataset_id: int, holder: str) -> int:
-        """Revenue ``holder`` can withdraw from the dataset now (``DataMarket.withdrawable``, read
-        with one eth_call through ``head``, so a read command need not load the contract client)."""
-        return call_uint(self.head, self.deployment.address("DataMarket"), "withdrawable(uint256,address)",
-                         dataset_id, holder)
+    @cached_property
+    def views(self) -> MarketViews:
+        """DataMarket's views that reads show, with one eth_call each through ``head``: a read
+        command needs no contract client (``market``) for them."""
+        return MarketViews(self.head, self.deployment.address("DataMarket"))
 
     # -- accounts -------------------------------------------------------------
 

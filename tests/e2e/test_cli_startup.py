@@ -71,7 +71,7 @@ def test_reads_of_a_current_index_load_no_web3_and_no_torch(served: tuple[Path, 
     cli(home, "dataset", "list")  # the index catches up with the setup's blocks
     for args in (["--help"], ["dataset", "show", "1", "--json"], ["dataset", "list", "--json"],
                  ["proposal", "list", "--json"], ["shares", "dev0", "--json"], ["model", "list", "--json"],
-                 ["compute", "jobs", "--json"]):
+                 ["proposal", "show", "2", "--json"], ["compute", "jobs", "--json"]):
         modules, _ = loaded(home, *args)
         assert not modules & HEAVY, f"{args} loaded {sorted(modules & HEAVY)}"
     modules, out = loaded(home, "dataset", "show", "1", "--json")
@@ -83,6 +83,8 @@ def test_reads_of_a_current_index_load_no_web3_and_no_torch(served: tuple[Path, 
     try:
         for holder in shown["shareholders"]:
             assert holder["withdrawable_wei"] == ws.market.withdrawable(1, holder["address"]) > 0
+        proposal = json.loads(loaded(home, "proposal", "show", "2", "--json")[1])
+        assert proposal["snapshot_supply"] == ws.market.snapshot_supply(2) > 0
         assert [p["proposal_id"] for p in json.loads(loaded(home, "proposal", "list", "--json")[1])["proposals"]] \
             == list(range(1, ws.market.proposal_count() + 1))
     finally:

@@ -10,6 +10,8 @@ for the chain opened in-process.
 ``call_uint`` reads a view function whose parameters are static words
 (``uint256``, ``address``, ``bool``) and whose result is one ``uint256``: the ABI
 of those is one 32-byte word each, so no ABI library is needed either.
+``MarketViews`` names the DataMarket views that read commands show beside the
+index.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from eth_hash.auto import keccak
 
 from databright.errors import ChainError, TransactionError
 
-__all__ = ["ChainHead", "RpcHead", "call_uint", "encode_call"]
+__all__ = ["ChainHead", "MarketViews", "RpcHead", "call_uint", "encode_call"]
 
 _TIMEOUT_S = 60.0
 _WORD = 32
@@ -163,3 +165,18 @@ def call_uint(head: ChainHead, to: str, signature: str, *args: int | str | bool)
     if len(result) != _WORD:
         raise ChainError(f"{signature} at {to} returned {len(result)} bytes, not one uint256 (is it deployed?)")
     return int.from_bytes(result, "big")
+
+
+class MarketViews:
+    """DataMarket's ``uint256`` views that reads show beside the index, through a ``ChainHead``
+    (the same values as ``DataMarket``'s methods of those names, without its web3 client)."""
+
+    def __init__(self, head: ChainHead, address: str) -> None:
+        self.head = head
+        self.address = address
+
+    def withdrawable(self, dataset_id: int, holder: str) -> int:
+        return call_uint(self.head, self.address, "withdrawable(uint256,address)", dataset_id, holder)
+
+    def snapshot_supply(self, proposal_id: int) -> int:
+        return call_uint(self.head, self.address, "snapshot_supply(uint256)", proposal_id)

@@ -159,7 +159,7 @@ def show(
         labels = ws.index.proposal_labels(proposal_id)
         duplicates = [{"cid": cid, "position": position, "duplicate_of": of}
                       for cid, position, of in ws.index.duplicate_items(proposal_id)]
-        supply = ws.market.snapshot_supply(proposal_id)
+        supply = ws.views.snapshot_supply(proposal_id)
         now = float(chain_time(ws))
         report = _report(ws, p.report_cid)
         previews = text_previews(ws.store, page.rows) if d.kind == "text" else []
