@@ -27,6 +27,13 @@ stalls), bytes crossing the cut per step, and the epoch extrapolated to a 1 Gbps
 link (communication replaced by bytes x 8 / 1e9 s; latency not added). A
 profile below the table gives each worker's CPU time against the wall time and
 the machine's load average, since other processes compete for the same cores.
+Two more columns count CPU time, which other load does not stretch: all the
+workers' CPU ("CPU s", the pipeline's own overhead shows as its excess over one
+worker), and the CPU time on the epoch's critical path ("path CPU s": one
+worker's all; data parallel's slower worker; for splitting stage 0's all plus
+stage 1's from receiving an activation to sending its gradient back, the rest of
+stage 1's work overlapping stage 0's), which is the epoch time when each worker
+has a core of its own and the transfers cost what they cost here.
 Goal: 2-way splitting <= 1.10x the single worker's epoch time (paper: 1.17x).
 
 Run: ``.venv/bin/python bench/splitting.py [--items N] [--batch B] [--repeats R]``.
@@ -160,14 +167,17 @@ class Workers:
             proc.join(60)
 
 
-def _row(epochs: list[Epoch], extra: float, comm: float, per_step: float, steps: int) -> dict[str, float]:
+def _row(epochs: list[Epoch], extra: float, comm: float, per_step: float, steps: int,
+         path: float) -> dict[str, float]:
     epoch = max(e.end for e in epochs) - min(e.start for e in epochs) + extra
     return {
+        "path": path + extra,
         "epoch": epoch,
         "forward": sum(e.times.forward for e in epochs),
         "comm": comm,
         "bytes": per_step,
         "1g": epoch - comm + steps * per_step * 8 / GBPS,
+        "cpu": sum(e.cpu for e in epochs),
         **{f"cpu{i}": e.cpu for i, e in enumerate(epochs)},
     }
 
@@ -175,14 +185,19 @@ def _row(epochs: list[Epoch], extra: float, comm: float, per_step: float, steps:
 def _measure(name: str, workers: Workers, steps: int) -> tuple[dict[str, float], list[Epoch]]:
     epochs = workers.epoch()
     if name == SINGLE:
-        return _row(epochs, 0.0, 0.0, 0, steps), epochs
+        return _row(epochs, 0.0, 0.0, 0, steps, epochs[0].times.cpu), epochs
     if name == PARALLEL:
         tick = time.perf_counter()
         fedavg([e.state for e in epochs], [1, 1])
-        return _row(epochs, time.perf_counter() - tick, 0.0, 0, steps), epochs
+        extra = time.perf_counter() - tick
+        return _row(epochs, extra, 0.0, 0, steps, max(e.times.cpu for e in epochs)), epochs
     s0, s1 = epochs[0].times, epochs[1].times
     comm = max(0.0, s0.channel - s1.reply)
-    return _row(epochs, 0.0, comm, (s0.bytes_sent + s1.bytes_sent) / steps, steps), epochs
+    # Stage 0 never waits for itself, and waits for stage 1 from the activation leaving to the
+    # gradient arriving; stage 1's deferred weight gradients and update run meanwhile, unless
+    # they take longer than all of stage 0's work.
+    path = max(s0.cpu + s1.reply_cpu, s1.cpu)
+    return _row(epochs, 0.0, comm, (s0.bytes_sent + s1.bytes_sent) / steps, steps, path), epochs
 
 
 def main() -> None:
@@ -222,16 +237,21 @@ def main() -> None:
     cut = stages[1].input_shape
     print(f"VGG-style CNN {spec.hidden}, 32x32x3, batch {a.batch}, {steps} steps per epoch, "
           f"cut before layer {stages[1].first_layer} (activation {cut}), median of {a.repeats}")
+    one_cpu, one_path = median[SINGLE]["cpu"], median[SINGLE]["path"]
     print(f"{'setting':<28} {'epoch s':>8} {'x 1 worker':>10} {'forward s':>9} {'comm s':>7} "
-          f"{'bytes/step':>11} {'epoch @1Gbps s':>15} {'x @1Gbps':>8}")
+          f"{'bytes/step':>11} {'epoch @1Gbps s':>15} {'x @1Gbps':>8} {'CPU s':>6} {'x CPU':>6} "
+          f"{'path CPU s':>10} {'x path':>6}")
     for name, row in median.items():
         print(f"{name:<28} {row['epoch']:8.3f} {row['epoch'] / one:10.2f} {row['forward']:9.3f} "
-              f"{row['comm']:7.3f} {row['bytes']:11,.0f} {row['1g']:15.3f} {row['1g'] / one:8.2f}")
+              f"{row['comm']:7.3f} {row['bytes']:11,.0f} {row['1g']:15.3f} {row['1g'] / one:8.2f} "
+              f"{row['cpu']:6.3f} {row['cpu'] / one_cpu:6.2f} {row['path']:10.3f} {row['path'] / one_path:6.2f}")
     split = median[SPLIT]
     print(f"2-way splitting's weights bitwise equal to 1 worker's: {'yes' if identical else 'NO'}")
-    print(f"profile (medians): 1 worker {median[SINGLE]['cpu0']:.3f} s CPU in {one:.3f} s; "
-          f"split stage 0 {split['cpu0']:.3f} s + stage 1 {split['cpu1']:.3f} s CPU in "
-          f"{split['epoch']:.3f} s, communication {split['comm'] / split['epoch']:.1%} of the epoch")
+    # With other work on the machine a worker gets a fraction of a core: CPU over wall says how much.
+    print(f"profile (medians): 1 worker {one_cpu:.3f} s CPU in {one:.3f} s ({one_cpu / one:.0%} of a core); "
+          f"split stage 0 {split['cpu0']:.3f} s + stage 1 {split['cpu1']:.3f} s CPU in {split['epoch']:.3f} s "
+          f"({split['cpu'] / split['epoch']:.0%} of a core), communication {split['comm'] / split['epoch']:.1%} "
+          f"of the epoch")
     print(f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after, on "
           f"{os.cpu_count()} CPUs")
 

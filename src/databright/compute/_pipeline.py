@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from databright.compute._splitting import Stage, StageSpec
-from databright.compute._stage_channel import Kind, low_latency, read_frame, write_frame
+from databright.compute._stage_channel import Kind, low_latency, read_frame, write_frame, write_frames
 from databright.errors import InputError
 from databright.ml import ModelSpec, single_thread
 from databright.ml._train import _batches, _generator, _seeds, _tensors
@@ -45,18 +45,24 @@ __all__ = ["StageTimes", "run_stage", "stage_batches", "train_pipeline"]
 
 @dataclass
 class StageTimes:
-    """Where one stage's time went, in seconds of wall time.
+    """Where one stage's time went, in seconds.
 
-    ``compute`` is the stage's own work (``forward`` its share in forward passes),
-    ``channel`` the time spent writing to or waiting on the channel, and ``reply``
-    the time from having a step's input to having the gradient that goes back
-    upstream: what the previous stage waits for beyond the transfers themselves.
+    Wall time: ``compute`` is the stage's own work (``forward`` its share in
+    forward passes), ``channel`` the time spent writing to or waiting on the
+    channel, and ``reply`` the time from having a step's input to having the
+    gradient that goes back upstream: what the previous stage waits for beyond
+    the transfers themselves. CPU time of the stage's thread, which other load on
+    the machine does not stretch: ``cpu`` for the whole loop, ``reply_cpu`` from
+    starting to read a step's input to having sent its gradient upstream (the
+    part of this stage's work that the previous stage waits for).
     """
 
     forward: float = 0.0
     compute: float = 0.0
     channel: float = 0.0
     reply: float = 0.0
+    cpu: float = 0.0
+    reply_cpu: float = 0.0
     bytes_sent: int = 0
     steps: int = 0
 
@@ -110,7 +116,9 @@ def run_stage(
     out_shape = (batch, *spec.output_shape)
     defer = upstream is not None
     clock = _Clock()
+    started = time.thread_time()
     for step in range(steps):
+        step_cpu = time.thread_time()
         if upstream is None:
             assert batches is not None
             xb, yb = next(batches)
@@ -127,8 +135,9 @@ def run_stage(
         if downstream is None:
             grad = stage.loss_backward(yb, defer_weights=defer)
         else:
-            times.bytes_sent += write_frame(downstream, Kind.ACTIVATION, step, activation)
-            times.bytes_sent += write_frame(downstream, Kind.LABELS, step, yb)
+            times.bytes_sent += write_frames(
+                downstream, [(Kind.ACTIVATION, step, activation), (Kind.LABELS, step, yb)]
+            )
             outgoing = read_frame(
                 downstream, kind=Kind.GRADIENT, step=step, dtype=torch.float32, shape=out_shape
             )
@@ -143,9 +152,11 @@ def run_stage(
             times.reply += reply + backward
             times.bytes_sent += write_frame(upstream, Kind.GRADIENT, step, grad)
             times.channel += clock.lap()
+            times.reply_cpu += time.thread_time() - step_cpu
         stage.step()
         times.compute += clock.lap()
         times.steps += 1
+    times.cpu = time.thread_time() - started
     return times
 
 

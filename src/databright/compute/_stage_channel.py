@@ -18,8 +18,9 @@ executed; the receiver checks every field against what it expects (kind, step,
 dtype, shape) and a size limit before reading the payload.
 
 Frames are copied once in user space at most: the sender hands the tensor's own
-memory to the kernel next to the header (one ``sendmsg``), the receiver reads the
-payload straight into a tensor it allocated after the checks (``recv_into``).
+memory to the kernel next to the header (one ``sendmsg``, for several frames
+that go together too), the receiver reads the payload straight into a tensor it
+allocated after the checks (``recv_into``).
 Activations cross every step and the peer waits for each one, so
 :func:`low_latency` turns Nagle's algorithm off on the channel's sockets.
 """
@@ -32,6 +33,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -56,6 +58,7 @@ __all__ = [
     "low_latency",
     "read_frame",
     "write_frame",
+    "write_frames",
 ]
 
 MAGIC = b"DBST"
@@ -212,8 +215,7 @@ def _send_all(sock: socket.socket, parts: list[memoryview]) -> None:
             parts[0] = parts[0][sent:]
 
 
-def write_frame(sock: socket.socket, kind: Kind, step: int, tensor: Tensor) -> int:
-    """Send one tensor; returns the bytes written (header and payload)."""
+def _frame(kind: Kind, step: int, tensor: Tensor) -> list[memoryview]:
     code = _CODES.get(tensor.dtype)
     if code is None:
         raise ChannelError(f"the stage channel carries float32 and int64 tensors, not {tensor.dtype}")
@@ -222,8 +224,20 @@ def write_frame(sock: socket.socket, kind: Kind, step: int, tensor: Tensor) -> i
     payload = _bytes_of(array)
     head = _HEADER.pack(MAGIC, VERSION, int(kind), code, array.ndim, step, len(payload))
     head += struct.pack(f"<{array.ndim}I", *array.shape)
-    _send_all(sock, [memoryview(head), payload])
-    return len(head) + len(payload)
+    return [memoryview(head), payload]
+
+
+def write_frames(sock: socket.socket, frames: Sequence[tuple[Kind, int, Tensor]]) -> int:
+    """Send several frames in one go (one wake-up for the peer); returns the bytes written."""
+    parts = [part for kind, step, tensor in frames for part in _frame(kind, step, tensor)]
+    total = sum(len(part) for part in parts)
+    _send_all(sock, parts)
+    return total
+
+
+def write_frame(sock: socket.socket, kind: Kind, step: int, tensor: Tensor) -> int:
+    """Send one tensor; returns the bytes written (header and payload)."""
+    return write_frames(sock, [(kind, step, tensor)])
 
 
 def read_frame(

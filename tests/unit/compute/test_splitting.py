@@ -202,4 +202,7 @@ def test_stages_over_loopback_tcp_give_the_whole_model_bits() -> None:
     # the middle stage's includes its own wait on the last.
     assert 0 < results[2].reply < results[2].compute
     assert results[2].reply < results[1].reply < results[1].compute + results[1].channel
-    assert results[0].reply == 0
+    assert results[0].reply == 0 == results[0].reply_cpu
+    assert all(0 < r.reply_cpu < r.cpu for r in (results[1], results[2]))
+    # A thread's CPU time leaves out its waits: stage 0 waits on the rest for most of each step.
+    assert results[0].cpu < results[0].compute + results[0].channel

@@ -22,6 +22,7 @@ from databright.compute._stage_channel import (
     low_latency,
     read_frame,
     write_frame,
+    write_frames,
 )
 from tests.unit.compute.conftest import DOMAIN
 
@@ -124,6 +125,23 @@ def test_each_frame_arrives_in_memory_of_its_own(pair: tuple[socket.socket, sock
     assert torch.equal(got_first, first) and torch.equal(got_second, second)
     got_second.add_(1)
     assert torch.equal(got_first, first)
+
+
+def test_frames_sent_together_arrive_in_order(pair: tuple[socket.socket, socket.socket]) -> None:
+    client, peer = pair
+    activation, labels = torch.randn(8, 3, generator=torch.Generator().manual_seed(2)), torch.tensor([2, 0] * 4)
+    sent = write_frames(client, [(Kind.ACTIVATION, 5, activation), (Kind.LABELS, 5, labels)])
+    assert sent == (24 + 8 + 8 * 3 * 4) + (24 + 4 + 8 * 8)
+    assert torch.equal(read_frame(peer, kind=Kind.ACTIVATION, step=5, dtype=torch.float32, shape=(8, 3)), activation)
+    assert torch.equal(read_frame(peer, kind=Kind.LABELS, step=5, dtype=torch.int64, shape=(8,)), labels)
+
+
+def test_a_batch_with_a_bad_frame_sends_nothing(pair: tuple[socket.socket, socket.socket]) -> None:
+    client, peer = pair
+    with pytest.raises(ChannelError, match="not torch.float64"):
+        write_frames(client, [(Kind.ACTIVATION, 0, torch.zeros(4)), (Kind.LABELS, 0, torch.zeros(4, dtype=torch.float64))])
+    client.shutdown(socket.SHUT_WR)
+    assert peer.recv(1) == b""
 
 
 def test_low_latency_turns_nagle_off_on_tcp_only(pair: tuple[socket.socket, socket.socket]) -> None:
