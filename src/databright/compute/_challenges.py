@@ -32,6 +32,8 @@ __all__ = [
     "default_interval",
     "default_samples",
     "pack_answer",
+    "proof_from_json",
+    "proof_to_json",
     "task_digest",
     "unpack_answer",
 ]

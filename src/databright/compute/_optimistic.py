@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ from databright.compute._requests import SignedRequest
 from databright.compute._rounds import advance
 from databright.compute._schema import assignments, challenges, commitments, job_items, jobs, rounds, tasks
 from databright.compute._verification import Outcome, SnapshotNeeded, sample_segments, slash_for, verify_run
-from databright.errors import InputError, NotFound, RequestError
+from databright.errors import DataBrightError, InputError, NotFound, RequestError
 from databright.compute._task import task_inputs
 from databright.ml import load_checkpoint
 
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from databright.compute._coordinator import Coordinator
 
 __all__ = ["Optimistic", "commit_every", "settings_of"]
+
+_log = logging.getLogger(__name__)
 
 
 def settings_of(job: Any) -> JobSettings:
@@ -196,7 +199,10 @@ class Optimistic:
             pending = list(conn.execute(select(commitments.c.assignment_id)
                                         .where(commitments.c.status == "challenging")).scalars())
         for lease_id in pending:
-            self.check(lease_id)
+            try:
+                self.check(lease_id)
+            except DataBrightError as exc:  # one lease the coordinator cannot check now must not stop the rest
+                _log.warning("optimistic check of lease %s failed, retried next tick: %s", lease_id, exc)
 
     def check(self, lease_id: int) -> None:
         """Decide a lease whose snapshots are all in (asking for one more if bisection needs it), or a late one."""
