@@ -170,3 +170,16 @@ def test_an_unreachable_coordinator_is_said_never_a_500(ws: Workspace, done: Job
     assert page.status_code == listing.status_code == api.status_code == 200
     assert 'data-testid="coordinator-unreachable"' in page.text and "coordinator unreachable" in listing.text
     assert api.json()["progress"]["error"].startswith("coordinator unreachable")
+
+
+def test_a_job_document_stored_after_the_job_is_read_then(ws: Workspace) -> None:
+    from databright.storage import cid_of
+
+    text = SPEC.model_copy(update={"hidden": (5,)}).to_json().encode()
+    job_id = submit_job(ws, str(cid_of(text)), 3)
+    with _client(ws) as client:
+        before = client.get(f"/api/v1/compute/jobs/{job_id}").json()["document"]
+        ws.store.put(text)
+        after = client.get(f"/api/v1/compute/jobs/{job_id}").json()["document"]
+    assert "not in this dashboard" in before["problem"] and before["verification"] is None
+    assert after["verification"] == "TMR" and after["problem"] is None
