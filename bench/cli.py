@@ -9,7 +9,8 @@ ratio of wall times, pairing commands that do the same kind of work:
 - ``--help``: start-up alone;
 - a read: ``dataset show 1 --json`` (index sync and contract reads) against
   ``cast call get_dataset(1)``, and ``proposal list --json`` against
-  ``cast block-number``;
+  ``cast block-number``, as are the other reads people run often (``model list``,
+  ``shares``, ``compute jobs``);
 - a write: ``vote`` (unlock the keystore, check, send, wait for the receipt,
   update the index) against ``cast send deposit(1)`` with the same dev key
   (sign, send, wait for the receipt). Each ``vote`` gets a proposal of its own,
@@ -95,13 +96,16 @@ def main() -> None:
             market = json.loads((home / "deployments" / "31415.json").read_text())["contracts"]["DataMarket"]
             address = str(market["address"])
             key = _dev_key(home)
+            head = timed([cast, "block-number", "--rpc-url", url], runs)
             rows = [
                 ("--help", timed([*db, "--help"], runs), "cast --help", timed([cast, "--help"], runs)),
                 ("dataset show 1 --json", timed([*db, "dataset", "show", "1", "--json"], runs),
                  "cast call get_dataset(1)",
                  timed([cast, "call", address, "get_dataset(uint256)", "1", "--rpc-url", url], runs)),
-                ("proposal list --json", timed([*db, "proposal", "list", "--json"], runs),
-                 "cast block-number", timed([cast, "block-number", "--rpc-url", url], runs)),
+                ("proposal list --json", timed([*db, "proposal", "list", "--json"], runs), "cast block-number", head),
+                ("model list --json", timed([*db, "model", "list", "--json"], runs), "cast block-number", head),
+                ("shares dev0 --json", timed([*db, "shares", "dev0", "--json"], runs), "cast block-number", head),
+                ("compute jobs --json", timed([*db, "compute", "jobs", "--json"], runs), "cast block-number", head),
                 ("vote P yes", timed_each([[*db, "vote", p, "yes"] for p in proposals]),
                  "cast send deposit(1)",
                  timed([cast, "send", address, "deposit(uint256)", "1", "--value", "1", "--private-key", key,

@@ -10,13 +10,23 @@ thread:
   steps on its own copy, then the coordinator averages the two (FedAvg);
 * "2-way splitting, 2 workers": the spec cut in two by FLOPs
   (``cut_spec(spec, 2, balance="flops")``), stage 0 sending activations and
-  labels to stage 1 over loopback TCP and receiving gradients back.
+  labels to stage 1 over loopback TCP and receiving gradients back; stage 1
+  sends the gradient before computing its weight gradients, so the two stages
+  overlap (see ``databright.compute._pipeline``).
 
-Columns: epoch time (the slowest worker's loop, plus averaging for data
-parallel), forward-pass time (summed over the stages), communication time
-(stage 0's time in the channel minus stage 1's compute, i.e. what is left for
-moving bytes), bytes crossing the cut per step, and the epoch extrapolated to a
-1 Gbps link (communication replaced by bytes x 8 / 1e9 s; latency not added).
+The worker processes start once and train the three settings in turn, R times
+(the order rotating), so the settings share the machine's load alike; each
+column is the median over the R epochs. The split epoch's final weights are
+checked to be bitwise those of the single worker (same data, seed and steps).
+
+Columns: epoch time (first worker's start to last worker's end on the
+system-wide monotonic clock, plus averaging for data parallel), forward-pass
+time (summed over the workers), communication time (stage 0's time on the
+channel beyond stage 1's forward and input-gradient pass: transfers, wake-ups,
+stalls), bytes crossing the cut per step, and the epoch extrapolated to a 1 Gbps
+link (communication replaced by bytes x 8 / 1e9 s; latency not added). A
+profile below the table gives each worker's CPU time against the wall time and
+the machine's load average, since other processes compete for the same cores.
 Goal: 2-way splitting <= 1.10x the single worker's epoch time (paper: 1.17x).
 
 Run: ``.venv/bin/python bench/splitting.py [--items N] [--batch B] [--repeats R]``.
@@ -28,23 +38,29 @@ import argparse
 import dataclasses
 import json
 import multiprocessing as mp
+import os
 import socket
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from databright.compute import fedavg  # noqa: E402
 from databright.compute._pipeline import StageTimes, run_stage, stage_batches  # noqa: E402
-from databright.compute._splitting import Stage, cut_spec, split_state  # noqa: E402
+from databright.compute._splitting import Stage, cut_spec, join_states, split_state  # noqa: E402
 from databright.ml import ModelSpec, build_model, load_checkpoint, save_checkpoint, single_thread  # noqa: E402
 
 GBPS = 1e9
+SINGLE, PARALLEL, SPLIT = "standard, 1 worker", "no splitting, 2 workers", "2-way splitting, 2 workers"
 
 
 def _spec(batch: int) -> ModelSpec:
@@ -64,113 +80,160 @@ def _data(n: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(n, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, size=n)
 
 
-def _worker(args: dict[str, Any], out: Connection) -> None:
-    """One worker process: build its stage, wire its sockets, run the loop, report times."""
-    spec: ModelSpec = args["spec"]
-    stages = cut_spec(spec, args["k"], balance="flops")
-    whole = {k: v.detach().clone() for k, v in build_model(spec, 0).state_dict().items()}
-    index = args["index"]
-    stage = Stage(stages[index], split_state(stages, whole)[index])
-    upstream = downstream = None
-    if args["k"] == 2 and index == 1:
-        with socket.create_server(("127.0.0.1", args["port"])) as server:
+def _wire(
+    job: dict[str, Any], commands: Connection, out: Connection
+) -> tuple[socket.socket | None, socket.socket | None]:
+    """Stage 1 listens on a port of its choosing and says which; stage 0 is told it and connects."""
+    if job["k"] == 1:
+        return None, None
+    if job["index"] == 1:
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            out.send_bytes(str(server.getsockname()[1]).encode())
             upstream, _ = server.accept()
-    elif args["k"] == 2:
-        downstream = _connect(args["port"])
-    x, y = _data(args["items"])
-    lo, hi = args["shard"]
-    batches = stage_batches(spec, x[lo:hi], y[lo:hi], steps=args["steps"], seed=1) if index == 0 else None
-    with single_thread():
-        start = time.perf_counter()
-        times = run_stage(stage, steps=args["steps"], batch=spec.batch_size, upstream=upstream,
-                          downstream=downstream, batches=batches)
-        wall = time.perf_counter() - start
-    # Plain bytes back to the parent (JSON and safetensors): nothing is unpickled.
-    out.send_bytes(json.dumps([wall, dataclasses.asdict(times)]).encode())
-    out.send_bytes(save_checkpoint(stage.state()))
+        return upstream, None
+    return None, socket.create_connection(("127.0.0.1", int(commands.recv_bytes())))
 
 
-def _connect(port: int) -> socket.socket:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port))
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+def _worker(job: dict[str, Any], commands: Connection, out: Connection) -> None:
+    """One worker process: set up once, then train one epoch per command and report it."""
+    spec: ModelSpec = job["spec"]
+    stages = cut_spec(spec, job["k"], balance="flops")
+    whole = {k: v.detach().clone() for k, v in build_model(spec, 0).state_dict().items()}
+    index = job["index"]
+    x, y = _data(job["items"])
+    lo, hi = job["shard"]
+    upstream, downstream = _wire(job, commands, out)
+    while commands.recv_bytes() == b"epoch":
+        stage = Stage(stages[index], split_state(stages, whole)[index])
+        batches = stage_batches(spec, x[lo:hi], y[lo:hi], steps=job["steps"], seed=1) if index == 0 else None
+        with single_thread():
+            # time.monotonic is the system-wide clock, so the workers' stamps compare.
+            start, cpu = time.monotonic(), time.process_time()
+            times = run_stage(stage, steps=job["steps"], batch=spec.batch_size, upstream=upstream,
+                              downstream=downstream, batches=batches)
+            end, cpu = time.monotonic(), time.process_time() - cpu
+        # Plain bytes back to the parent (JSON and safetensors): nothing is unpickled.
+        out.send_bytes(json.dumps([start, end, cpu, dataclasses.asdict(times)]).encode())
+        out.send_bytes(save_checkpoint(stage.state()))
 
 
-def _free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return int(probe.getsockname()[1])
+@dataclass
+class Epoch:
+    """One worker's epoch as it reported it."""
+
+    start: float
+    end: float
+    cpu: float
+    times: StageTimes
+    state: dict[str, torch.Tensor]
 
 
-def _run(jobs: list[dict[str, Any]]) -> list[tuple[float, StageTimes, Any]]:
-    # spawn, not fork: a forked child inherits the parent's OpenMP pool and can hang in it.
-    context = mp.get_context("spawn")
-    pipes, procs = [], []
-    for job in jobs:
-        receive, send = context.Pipe(duplex=False)
-        proc = context.Process(target=_worker, args=(job, send))
-        proc.start()
-        pipes.append(receive)
-        procs.append(proc)
-    results = []
-    for pipe in pipes:
-        wall, times = json.loads(pipe.recv_bytes())
-        results.append((wall, StageTimes(**times), load_checkpoint(pipe.recv_bytes())))
-    for proc in procs:
-        proc.join(60)
-    return results
+class Workers:
+    """The processes of one setting, kept running across repeats."""
+
+    def __init__(self, jobs: list[dict[str, Any]]) -> None:
+        # spawn, not fork: a forked child inherits the parent's OpenMP pool and can hang in it.
+        context = mp.get_context("spawn")
+        self.links: list[tuple[Connection, Connection, BaseProcess]] = []
+        for job in jobs:
+            receive, report = context.Pipe(duplex=False)
+            listen, command = context.Pipe(duplex=False)
+            proc = context.Process(target=_worker, args=(job, listen, report), daemon=True)
+            proc.start()
+            self.links.append((command, receive, proc))
+        if jobs[0]["k"] == 2:
+            by_index = {job["index"]: link for job, link in zip(jobs, self.links, strict=True)}
+            by_index[0][0].send_bytes(by_index[1][1].recv_bytes())
+
+    def epoch(self) -> list[Epoch]:
+        for command, _, _ in self.links:
+            command.send_bytes(b"epoch")
+        epochs = []
+        for _, receive, _ in self.links:
+            start, end, cpu, times = json.loads(receive.recv_bytes())
+            epochs.append(Epoch(start, end, cpu, StageTimes(**times), load_checkpoint(receive.recv_bytes())))
+        return epochs
+
+    def close(self) -> None:
+        for command, _, proc in self.links:
+            command.send_bytes(b"stop")
+            proc.join(60)
 
 
-def _row(name: str, epoch: float, forward: float, comm: float, per_step: float, steps: int) -> dict[str, Any]:
-    at_1g = epoch - comm + steps * per_step * 8 / GBPS
-    return {"name": name, "epoch": epoch, "forward": forward, "comm": comm, "bytes": per_step, "1g": at_1g}
+def _row(epochs: list[Epoch], extra: float, comm: float, per_step: float, steps: int) -> dict[str, float]:
+    epoch = max(e.end for e in epochs) - min(e.start for e in epochs) + extra
+    return {
+        "epoch": epoch,
+        "forward": sum(e.times.forward for e in epochs),
+        "comm": comm,
+        "bytes": per_step,
+        "1g": epoch - comm + steps * per_step * 8 / GBPS,
+        **{f"cpu{i}": e.cpu for i, e in enumerate(epochs)},
+    }
+
+
+def _measure(name: str, workers: Workers, steps: int) -> tuple[dict[str, float], list[Epoch]]:
+    epochs = workers.epoch()
+    if name == SINGLE:
+        return _row(epochs, 0.0, 0.0, 0, steps), epochs
+    if name == PARALLEL:
+        tick = time.perf_counter()
+        fedavg([e.state for e in epochs], [1, 1])
+        return _row(epochs, time.perf_counter() - tick, 0.0, 0, steps), epochs
+    s0, s1 = epochs[0].times, epochs[1].times
+    comm = max(0.0, s0.channel - s1.reply)
+    return _row(epochs, 0.0, comm, (s0.bytes_sent + s1.bytes_sent) / steps, steps), epochs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3, help="best of R runs per row")
+    parser.add_argument("--repeats", type=int, default=5, help="epochs per setting; columns are medians")
     a = parser.parse_args()
     spec, steps = _spec(a.batch), a.items // a.batch
     stages = cut_spec(spec, 2, balance="flops")
     base = {"spec": spec, "items": a.items}
-    best: dict[str, dict[str, Any]] = {}
-    for _ in range(a.repeats):
-        rows = []
-        (wall, t, _), = _run([base | {"k": 1, "index": 0, "steps": steps, "shard": (0, a.items)}])
-        rows.append(_row("standard, 1 worker", wall, t.forward, 0.0, 0, steps))
-        half = a.items // 2
-        results = _run([base | {"k": 1, "index": 0, "steps": steps // 2, "shard": (i * half, (i + 1) * half)}
-                        for i in range(2)])
-        tick = time.perf_counter()
-        fedavg([r[2] for r in results], [1, 1])
-        average = time.perf_counter() - tick
-        rows.append(_row("no splitting, 2 workers", max(r[0] for r in results) + average,
-                         sum(r[1].forward for r in results), 0.0, 0, steps))
-        port = _free_port()
-        first, second = _run([base | {"k": 2, "index": i, "steps": steps, "shard": (0, a.items),
-                                      "port": port} for i in (1, 0)])
-        s1, s0 = first[1], second[1]
-        comm = max(0.0, s0.channel - s1.compute)
-        rows.append(_row("2-way splitting, 2 workers", max(first[0], second[0]), s0.forward + s1.forward,
-                         comm, (s0.bytes_sent + s1.bytes_sent) / steps, steps))
-        for row in rows:
-            if row["name"] not in best or row["epoch"] < best[row["name"]]["epoch"]:
-                best[row["name"]] = row
-    single = best["standard, 1 worker"]["epoch"]
+    half = a.items // 2
+    settings = {
+        SINGLE: Workers([base | {"k": 1, "index": 0, "steps": steps, "shard": (0, a.items)}]),
+        PARALLEL: Workers([base | {"k": 1, "index": 0, "steps": steps // 2, "shard": (i * half, (i + 1) * half)}
+                           for i in range(2)]),
+        SPLIT: Workers([base | {"k": 2, "index": i, "steps": steps, "shard": (0, a.items)} for i in (0, 1)]),
+    }
+    load_before = os.getloadavg()
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in settings}
+    identical = True
+    names = list(settings)
+    for r in range(a.repeats):
+        last: dict[str, list[Epoch]] = {}
+        for name in names[r % 3:] + names[: r % 3]:
+            row, last[name] = _measure(name, settings[name], steps)
+            rows[name].append(row)
+        joined = join_states(stages, [e.state for e in last[SPLIT]])
+        single = last[SINGLE][0].state
+        identical &= set(joined) == set(single) and all(torch.equal(joined[k], single[k]) for k in single)
+    load_after = os.getloadavg()
+    for workers in settings.values():
+        workers.close()
+    median = {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+              for name, runs in rows.items()}
+    one = median[SINGLE]["epoch"]
     cut = stages[1].input_shape
     print(f"VGG-style CNN {spec.hidden}, 32x32x3, batch {a.batch}, {steps} steps per epoch, "
-          f"cut before layer {stages[1].first_layer} (activation {cut}), best of {a.repeats}")
+          f"cut before layer {stages[1].first_layer} (activation {cut}), median of {a.repeats}")
     print(f"{'setting':<28} {'epoch s':>8} {'x 1 worker':>10} {'forward s':>9} {'comm s':>7} "
           f"{'bytes/step':>11} {'epoch @1Gbps s':>15} {'x @1Gbps':>8}")
-    for row in best.values():
-        print(f"{row['name']:<28} {row['epoch']:8.3f} {row['epoch'] / single:10.2f} {row['forward']:9.3f} "
-              f"{row['comm']:7.3f} {row['bytes']:11,.0f} {row['1g']:15.3f} {row['1g'] / single:8.2f}")
+    for name, row in median.items():
+        print(f"{name:<28} {row['epoch']:8.3f} {row['epoch'] / one:10.2f} {row['forward']:9.3f} "
+              f"{row['comm']:7.3f} {row['bytes']:11,.0f} {row['1g']:15.3f} {row['1g'] / one:8.2f}")
+    split = median[SPLIT]
+    print(f"2-way splitting's weights bitwise equal to 1 worker's: {'yes' if identical else 'NO'}")
+    print(f"profile (medians): 1 worker {median[SINGLE]['cpu0']:.3f} s CPU in {one:.3f} s; "
+          f"split stage 0 {split['cpu0']:.3f} s + stage 1 {split['cpu1']:.3f} s CPU in "
+          f"{split['epoch']:.3f} s, communication {split['comm'] / split['epoch']:.1%} of the epoch")
+    print(f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after, on "
+          f"{os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

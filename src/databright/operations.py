@@ -8,17 +8,17 @@ unknown dataset is reported while the chain and the index stay as they were.
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
-
-from databright.chain import DatasetParams
 from databright.errors import InputError
 from databright.storage import (
     Manifest,
+    batch_commitment,
+    cid_from_digest,
     TEXT_FORMATS,
     Progress,
     canonical_json,
@@ -31,6 +31,11 @@ from databright.storage import (
     text_source,
 )
 from databright.workspace import Workspace
+
+if TYPE_CHECKING:  # web3 and eth_account: loaded by the operations that send transactions
+    from eth_account.signers.local import LocalAccount
+
+    from databright.chain import DatasetParams, Proposal
 
 __all__ = [
     "Batch",
@@ -45,6 +50,7 @@ __all__ = [
     "evaluation_metadata",
     "friendly_revert",
     "load_batch",
+    "manifest_matches",
     "propose_batch",
     "read_metadata",
 ]
@@ -361,13 +367,8 @@ def create_dataset(
     meta_cid = ws.store.put(canonical_json(doc))
     interim = seed is not None and params.evaluation_required
     final_evaluator = params.evaluator
-    params = DatasetParams(
-        **{
-            **params.__dict__,
-            "metadata_digest": digest_of_cid(str(meta_cid)),
-            "evaluator": signer.address if interim else params.evaluator,
-        }
-    )
+    params = replace(params, metadata_digest=digest_of_cid(str(meta_cid)),
+                     evaluator=signer.address if interim else params.evaluator)
     dataset_id = ws.market.create_dataset(signer, params)
     ws.sync()
     if seed is None:
@@ -400,8 +401,7 @@ _BPS = 10_000
 
 def chain_time(ws: Workspace) -> int:
     """The time the next block will carry at the earliest: the head's, or now if later."""
-    block = ws.ledger.call_rpc(lambda: ws.ledger.w3.eth.get_block("latest"))
-    return max(int(block["timestamp"]), int(time.time()))
+    return max(ws.head.latest_timestamp(), int(time.time()))
 
 
 def describe_time(when: int, now: int) -> str:
@@ -416,8 +416,11 @@ def describe_time(when: int, now: int) -> str:
     return f"{stamp} ({'in ' + span if when >= now else span + ' ago'})"
 
 
-def check_vote(ws: Workspace, proposal_id: int, voter: str) -> int:
-    """The voter's weight if they may vote on the proposal now; else why not (InputError)."""
+def check_vote(ws: Workspace, proposal_id: int, voter: str, *, support: bool = False) -> int:
+    """The voter's weight if they may vote on the proposal now; else why not (InputError).
+
+    A yes vote (``support``) must never approve a manifest that does not match the root or
+    item count committed on chain: it is refused too."""
     from databright.chain import ProposalStatus
 
     p = ws.market.proposal(proposal_id)
@@ -435,7 +438,42 @@ def check_vote(ws: Workspace, proposal_id: int, voter: str) -> int:
     if weight == 0:
         raise InputError(f"{voter} held no shares of dataset {p.dataset_id} at block {p.snapshot_block}, "
                          f"when proposal {proposal_id} was made; cannot vote")
+    if support and manifest_matches(ws, p) is False:
+        raise InputError(f"proposal {proposal_id}'s manifest does not match its on-chain root or item "
+                         "count; vote no")
     return weight
+
+
+def manifest_matches(ws: Workspace, p: Proposal) -> bool | None:
+    """Whether proposal ``p``'s manifest is the batch it committed to on chain, decided as the index
+    decides it (None: the store here cannot give the manifest).
+
+    What a manifest commits to is cached under ``HOME/cache/manifests`` by its CID: a CID names
+    immutable bytes, so an entry never goes stale, and another vote needs no manifest read or hashing.
+    The comparison with the proposal's own root and item count is made every time."""
+    cid = cid_from_digest(p.manifest_digest)
+    cache = ws.home.cache / "manifests" / f"{cid}.json"
+    try:
+        commitment = _commitment(json.loads(cache.read_text()))
+    except (OSError, ValueError, TypeError):  # not computed yet, or unreadable: compute it
+        items = ws.manifest_items(cid)
+        if items is None:
+            return None
+        commitment = batch_commitment([(item_cid, label) for item_cid, label, _ in items])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(commitment))
+        tmp.replace(cache)  # whole or absent, even when two votes write it at once
+    return commitment == (p.item_count, "0x" + p.root.hex())
+
+
+def _commitment(cached: Any) -> tuple[int, str] | None:
+    if cached is None:
+        return None
+    count, root = cached
+    if not isinstance(count, int) or not isinstance(root, str):
+        raise TypeError("not a cached commitment")
+    return count, root
 
 
 def check_finalize(ws: Workspace, proposal_id: int) -> None:

@@ -4,6 +4,10 @@ A ``Workspace`` resolves, lazily and once, everything a command needs: the
 ledger connection (``--rpc-url``, the running ``databright node`` of this home,
 or the embedded chain opened in-process), the DataMarket deployment, the blob
 store, the off-chain index and the signing account.
+
+Lazily also in what it imports: a read that finds the index current talks to
+the node through ``head`` (plain JSON-RPC) and never loads web3, eth_account or
+the contract clients; ``ledger``, ``market`` and ``signer`` load them.
 """
 
 from __future__ import annotations
@@ -14,17 +18,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
-
-from databright.chain import DataMarket, Deployment, Keystore, Ledger, compile_contract, load_deployment
-from databright.chain.computemarket import ComputeMarket
-from databright.chain.modelmarket import ModelMarket
+from databright.chain._head import ChainHead, RpcHead, call_uint
 from databright.config import Home
 from databright.errors import AccountError, ChainError, ConfigError, DataBrightError
 from databright.storage import BlobStore, Manifest, cid_from_digest, open_store
 
-if TYPE_CHECKING:  # SQLAlchemy: loaded by the commands that read the index, not by a vote
+if TYPE_CHECKING:  # web3 and SQLAlchemy: loaded by the commands that need them
+    from eth_account.signers.local import LocalAccount
+
+    from databright.chain import DataMarket, Deployment, Keystore, Ledger
+    from databright.chain.computemarket import ComputeMarket
+    from databright.chain.modelmarket import ModelMarket
     from databright.index import Index, ItemRecord, Loaders
 
 __all__ = ["DEV_PASSWORD", "Workspace"]
@@ -72,6 +76,8 @@ class Workspace:
 
     @cached_property
     def keystore(self) -> Keystore:
+        from databright.chain.accounts import Keystore
+
         return Keystore(self.home.keystore)
 
     @property
@@ -97,7 +103,21 @@ class Workspace:
     # -- ledger ---------------------------------------------------------------
 
     @cached_property
+    def head(self) -> ChainHead:
+        """The chain as reads see it: over plain JSON-RPC when a node serves it, else the ledger."""
+        url = self.rpc_url
+        return RpcHead(url) if url is not None else self.ledger
+
+    @property
+    def chain_id(self) -> int:
+        return self.head.chain_id
+
+    @cached_property
     def ledger(self) -> Ledger:
+        from web3 import Web3
+
+        from databright.chain import Ledger
+
         url = self.rpc_url
         if url is not None:
             w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
@@ -124,40 +144,51 @@ class Workspace:
 
     @cached_property
     def deployment(self) -> Deployment:
-        deployment = load_deployment(self.home.deployments, self.ledger.chain_id)
+        from databright.chain.deploy import load_deployment
+
+        deployment = load_deployment(self.home.deployments, self.chain_id)
         if deployment is None:
-            raise ConfigError(f"DataMarket is not deployed on chain {self.ledger.chain_id}; run 'databright deploy'")
+            raise ConfigError(f"DataMarket is not deployed on chain {self.chain_id}; run 'databright deploy'")
         address = deployment.address("DataMarket")
-        code = self.ledger.call_rpc(lambda: self.ledger.w3.eth.get_code(Web3.to_checksum_address(address)))
-        if not code:
+        if not self.head.code(address):
             raise ConfigError(
-                f"no contract at {address} on chain {self.ledger.chain_id} (was the node reset?); "
+                f"no contract at {address} on chain {self.chain_id} (was the node reset?); "
                 "run 'databright deploy'"
             )
         return deployment
 
+    def contract_address(self, name: str, deploy_command: str) -> str:
+        """Where contract ``name`` lives, or why it cannot be used (``deploy_command`` deploys it)."""
+        if name not in self.deployment.contracts:
+            raise ConfigError(f"{name} is not deployed on chain {self.chain_id}; run '{deploy_command}'")
+        return self.deployment.address(name)
+
     @cached_property
     def market(self) -> DataMarket:
+        from databright.chain import DataMarket, compile_contract
+
         compiled = compile_contract("data_market", self.home.cache)
         return DataMarket(self.ledger, self.deployment.address("DataMarket"), compiled.abi)
 
     @cached_property
     def model_market(self) -> ModelMarket:
-        if "ModelMarket" not in self.deployment.contracts:
-            raise ConfigError(
-                f"ModelMarket is not deployed on chain {self.ledger.chain_id}; run 'databright model deploy'"
-            )
-        compiled = compile_contract("model_market", self.home.cache)
-        return ModelMarket(self.ledger, self.deployment.address("ModelMarket"), compiled.abi)
+        from databright.chain import ModelMarket, compile_contract
+
+        address = self.contract_address("ModelMarket", "databright model deploy")
+        return ModelMarket(self.ledger, address, compile_contract("model_market", self.home.cache).abi)
 
     @cached_property
     def compute_market(self) -> ComputeMarket:
-        if "ComputeMarket" not in self.deployment.contracts:
-            raise ConfigError(
-                f"ComputeMarket is not deployed on chain {self.ledger.chain_id}; run 'databright compute deploy'"
-            )
-        compiled = compile_contract("compute_market", self.home.cache)
-        return ComputeMarket(self.ledger, self.deployment.address("ComputeMarket"), compiled.abi)
+        from databright.chain import ComputeMarket, compile_contract
+
+        address = self.contract_address("ComputeMarket", "databright compute deploy")
+        return ComputeMarket(self.ledger, address, compile_contract("compute_market", self.home.cache).abi)
+
+    def withdrawable(self, dataset_id: int, holder: str) -> int:
+        """Revenue ``holder`` can withdraw from the dataset now (``DataMarket.withdrawable``, read
+        with one eth_call through ``head``, so a read command need not load the contract client)."""
+        return call_uint(self.head, self.deployment.address("DataMarket"), "withdrawable(uint256,address)",
+                         dataset_id, holder)
 
     # -- accounts -------------------------------------------------------------
 
@@ -178,8 +209,10 @@ class Workspace:
             raise AccountError(f"{exc}; pass --password-file or set DATABRIGHT_PASSWORD") from exc
 
     def address_of(self, name_or_address: str) -> str:
-        if Web3.is_address(name_or_address):
-            return Web3.to_checksum_address(name_or_address)
+        from eth_utils.address import is_address, to_checksum_address  # what Web3.is_address is
+
+        if is_address(name_or_address):
+            return to_checksum_address(name_or_address)
         return self.keystore.get(name_or_address).address
 
     # -- storage and index ---------------------------------------------------------
@@ -195,15 +228,15 @@ class Workspace:
 
         url = self._index_url or self.config.get("index_url")
         if not url:
-            url = f"sqlite:///{self.home.root / f'index-{self.ledger.chain_id}.sqlite'}"
+            url = f"sqlite:///{self.home.root / f'index-{self.chain_id}.sqlite'}"
         index = Index(str(url))
         contract = self.deployment.contracts["DataMarket"]
         index.bind(
-            self.ledger.chain_id,
+            self.chain_id,
             str(contract["address"]),
             int(contract["block"]),
             deploy_tx=str(contract.get("tx", "")),
-            ledger=self.ledger,
+            ledger=self.head,
             model_market=self.deployment.contracts.get("ModelMarket", {}).get("address"),
         )
         return index
@@ -211,9 +244,10 @@ class Workspace:
     def loaders(self) -> Loaders:
         from databright.index import Loaders
 
-        return Loaders(cid_from_digest, self._load_manifest, self._load_json)
+        return Loaders(cid_from_digest, self.manifest_items, self._load_json)
 
-    def _load_manifest(self, cid: str) -> list[ItemRecord] | None:
+    def manifest_items(self, cid: str) -> list[ItemRecord] | None:
+        """The items of manifest ``cid``, or None when it is not in the store or not a manifest."""
         try:
             manifest = Manifest.from_bytes(self.store.get(cid))
         except DataBrightError:
@@ -228,7 +262,13 @@ class Workspace:
         return data if isinstance(data, dict) else None
 
     def sync(self) -> int:
-        """Bring the index up to the chain head; returns the events applied."""
+        """Bring the index up to the chain head; returns the events applied.
+
+        An index already at the head (``Index.caught_up``) only retries its missing blobs:
+        no contract client is made, so a read of a current index never imports web3."""
+        if self.index.caught_up(self.head):
+            self.index.retry_blobs(self.loaders())
+            return 0
         contracts = self.deployment.contracts
         return self.index.sync(self.market, self.loaders(),
                                models=self.model_market if "ModelMarket" in contracts else None,

@@ -19,19 +19,26 @@ from tests.unit.compute.test_coordinator import drive
 FEE = 10**14
 
 
-@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
-def test_job_runs_from_submit_to_complete_with_the_cheat_slashed(backend: Backend, tmp_path: Path,
-                                                                 contract_cache: Path) -> None:
-    b = backend
+def compute_market(b: Backend, contract_cache: Path) -> tuple[ComputeMarket, int]:
+    """ComputeMarket beside the backend's DataMarket, accounts[2] an allow-listed coordinator, and a dataset."""
     bare = Deployment(b.ledger.chain_id, {"DataMarket": {"address": b.market.address}}, {}, "", "")
     deployment = add_compute_market(b.ledger, b.accounts[0], bare, contract_cache)
     cm = ComputeMarket(b.ledger, deployment.address("ComputeMarket"),
                        compile_contract("compute_market", contract_cache).abi)
-    owner, submitter, key = b.accounts[0], b.accounts[1], b.accounts[2]
+    owner, key = b.accounts[0], b.accounts[2]
     cm.allow_measurement(owner, b"\x4d" * 32)
     cm.register_coordinator(owner, key.address, b"\x4d" * 32, "bafkevidence")
     dataset = b.market.create_dataset(owner, DatasetParams(metadata_digest=b"\x11" * 32, initial_shares=1_000,
                                                            training_fee=10**16))
+    return cm, int(dataset)
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_job_runs_from_submit_to_complete_with_the_cheat_slashed(backend: Backend, tmp_path: Path,
+                                                                 contract_cache: Path) -> None:
+    b = backend
+    cm, dataset = compute_market(b, contract_cache)
+    owner, submitter, key = b.accounts[0], b.accounts[1], b.accounts[2]
     store = LocalBlobStore(tmp_path / "blobs")
     items = table_items(store, 20)
     spec_cid = str(store.put(SPEC.to_json().encode()))

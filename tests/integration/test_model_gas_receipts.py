@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from databright.chain import DatasetParams, Deployment, ModelMarket, add_model_market, compile_contract
+from databright.chain import (
+    ComputeMarket,
+    DatasetParams,
+    Deployment,
+    ModelMarket,
+    Payment,
+    add_compute_market,
+    add_model_market,
+    compile_contract,
+)
+from databright.chain.computemarket import MIN_STAKE
 from databright.errors import TransactionError
 from databright.models import VoucherDomain
 from tests.integration.conftest import Backend
@@ -27,13 +37,43 @@ PRICE = 10**13
 _measured: dict[str, dict[str, int]] = {}
 
 
-def _model_market(b: Backend, cache: Path) -> ModelMarket:
+def _model_market(b: Backend, cache: Path) -> tuple[ModelMarket, Deployment]:
     bare = Deployment(b.ledger.chain_id, {"DataMarket": {"address": b.market.address}}, {}, "", "")
     deployment = add_model_market(b.ledger, b.accounts[0], bare, cache)
-    return ModelMarket(b.ledger, deployment.address("ModelMarket"), compile_contract("model_market", cache).abi)
+    abi = compile_contract("model_market", cache).abi
+    return ModelMarket(b.ledger, deployment.address("ModelMarket"), abi), deployment
 
 
-def _scenario(b: Backend, mm: ModelMarket) -> dict[str, int]:
+def _register_from_job(b: Backend, mm: ModelMarket, deployment: Deployment, cache: Path, dataset: int) -> int:
+    """A ComputeMarket added to the deployment (and so linked), a completed job, and its model registered."""
+    dm, (owner, submitter, _, _, coordinator, worker) = b.market, b.accounts
+    assert mm.compute_market_address() is None
+    add_compute_market(b.ledger, owner, deployment, cache)
+    cm = ComputeMarket(b.ledger, deployment.address("ComputeMarket"), compile_contract("compute_market", cache).abi)
+    assert mm.compute_market_address() == cm.address
+    cm.allow_measurement(owner, b"\x4d" * 32)
+    cm.register_coordinator(owner, coordinator.address, b"\x4d" * 32, "bafkevidence")
+    cm.register_worker(worker, 10**9, MIN_STAKE)
+    deadline = int(b.ledger.w3.eth.get_block("latest")["timestamp"]) + 3600
+    revenue = dm.revenue_total(dataset)
+    job = cm.submit_job(submitter, dataset, "bafkspec", rounds=1, local_steps=1, redundancy=1, budget=10**15,
+                        deadline=deadline)
+    assert dm.revenue_total(dataset) == revenue + 10**17
+    cm.accept_job(coordinator, job)
+    checkpoint = b"\xc0" * 32
+    cm.complete_job(coordinator, job, [Payment(worker.address, 1, 10**9)], [], checkpoint, "bafkreport")
+    receipt = b.ledger.transact(submitter, mm.contract.functions.register_from_job(
+        job, dataset, b"\x51" * 32, checkpoint, b"\x53" * 32, 900_000, PRICE, 1_000))
+    assert dm.revenue_total(dataset) == revenue + 10**17  # the job's fee, once
+    registered, trained, _ = mm.decode_receipt(receipt)
+    assert (registered.args["training_fee"], trained.args["job_id"]) == (0, job)
+    with pytest.raises(TransactionError, match="job already registered"):
+        mm.register_from_job(submitter, job, dataset, b"\x51" * 32, checkpoint, b"\x53" * 32, 900_000, PRICE,
+                             1_000)
+    return int(receipt["gasUsed"])
+
+
+def _scenario(b: Backend, mm: ModelMarket, deployment: Deployment, cache: Path) -> dict[str, int]:
     dm, (creator, owner, user, evaluator, _, _) = b.market, b.accounts
     gas: dict[str, int] = {}
 
@@ -78,11 +118,12 @@ def _scenario(b: Backend, mm: ModelMarket) -> dict[str, int]:
     gas["settle"] = used(receipt)
     assert mm.decode_receipt(receipt)[0].args["refund"] == 10**16 + 10**15 - 2 * PREDICTIONS * PRICE
     assert mm.channel(channel).state == "settled"
+    gas["register_from_job"] = _register_from_job(b, mm, deployment, cache, dataset)
     return gas
 
 
 def test_model_gas_on_receipts(backend: Backend, contract_cache: Path) -> None:
-    gas = _scenario(backend, _model_market(backend, contract_cache))
+    gas = _scenario(backend, *_model_market(backend, contract_cache), contract_cache)
     for name, budget in BUDGETS.items():
         assert gas[name] <= budget, f"{name} costs {gas[name]:,} gas, over its budget of {budget:,}"
     assert gas["redeem (later)"] / PREDICTIONS <= 1_000

@@ -1,26 +1,37 @@
-"""The ledger: contracts, their typed clients, accounts and the embedded node."""
+"""The ledger: contracts, their typed clients, accounts and the embedded node.
+
+The names below load on first use (``lazy_exports``): web3 and eth_account cost
+about a second to import, and a command that answers from the index needs neither.
+"""
 
 from __future__ import annotations
 
-from databright.chain._eip712 import domain_separator, recover_signer, typed_digest
-from databright.chain._compile import CompiledContract, compile_contract, source_hashes
-from databright.chain._ledger import Ledger, revert_reason
-from databright.chain.accounts import Keystore, StoredAccount
-from databright.chain.computemarket import ComputeMarket, Coordinator, Job, JobStatus, Payment, Slash, Worker
-from databright.chain.datamarket import (
-    Commitment,
-    DataMarket,
-    Dataset,
-    DatasetParams,
-    Entry,
-    Event,
-    Proposal,
-    ProposalStatus,
-)
-from databright.chain.deploy import Deployment, add_compute_market, add_model_market, deploy, load_deployment
-from databright.chain.modelmarket import Channel, Model, ModelMarket, ModelVersion, Verification
+from typing import TYPE_CHECKING
+
+from databright._exports import lazy_exports
+
+if TYPE_CHECKING:
+    from databright.chain._compile import CompiledContract, compile_contract, source_hashes
+    from databright.chain._eip712 import domain_separator, recover_signer, typed_digest
+    from databright.chain._head import ChainHead, RpcHead
+    from databright.chain._ledger import Ledger, revert_reason
+    from databright.chain.accounts import Keystore, StoredAccount
+    from databright.chain.computemarket import ComputeMarket, Coordinator, Job, JobStatus, Payment, Slash, Worker
+    from databright.chain.datamarket import (
+        Commitment,
+        DataMarket,
+        Dataset,
+        DatasetParams,
+        Entry,
+        Event,
+        Proposal,
+        ProposalStatus,
+    )
+    from databright.chain.deploy import Deployment, add_compute_market, add_model_market, deploy, load_deployment
+    from databright.chain.modelmarket import Channel, Model, ModelMarket, ModelVersion, Verification
 
 __all__ = [
+    "ChainHead",
     "Channel",
     "Commitment",
     "CompiledContract",
@@ -42,6 +53,7 @@ __all__ = [
     "Payment",
     "Proposal",
     "ProposalStatus",
+    "RpcHead",
     "Slash",
     "StoredAccount",
     "Verification",
@@ -57,3 +69,17 @@ __all__ = [
     "source_hashes",
     "typed_digest",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "_compile": ["CompiledContract", "compile_contract", "source_hashes"],
+    "_eip712": ["domain_separator", "recover_signer", "typed_digest"],
+    "_head": ["ChainHead", "RpcHead"],
+    "_ledger": ["Ledger", "revert_reason"],
+    "accounts": ["Keystore", "StoredAccount"],
+    "computemarket": ["ComputeMarket", "Coordinator", "Job", "JobStatus", "Payment", "Slash", "Worker"],
+    "datamarket": ["Commitment", "DataMarket", "Dataset", "DatasetParams", "Entry", "Event", "Proposal",
+                   "ProposalStatus"],
+    "deploy": ["Deployment", "add_compute_market", "add_model_market", "deploy", "load_deployment"],
+    "modelmarket": ["Channel", "Model", "ModelMarket", "ModelVersion", "Verification"],
+})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from databright.chain.datamarket import Event, _normalise
+from databright.chain._contract_client import Event, _normalise
 
 __all__ = [
     "ComputeRecord", "CoordinatorRegistered", "CoordinatorRemoved", "EarningsWithdrawn", "JobAccepted",

@@ -64,6 +64,24 @@ class Ledger:
     def block_number(self) -> int:
         return self.call_rpc(lambda: self.w3.eth.block_number)
 
+    # The rest of ``ChainHead`` (see ``_head``), for reads of a chain opened in-process.
+
+    def block_hash(self, number: int) -> str | None:
+        """Hex (no 0x) hash of block ``number``, or None when the chain is shorter."""
+        if number < 0 or number > self.block_number():
+            return None
+        block = self.call_rpc(lambda: self.w3.eth.get_block(number))
+        return bytes(block["hash"]).hex()
+
+    def latest_timestamp(self) -> int:
+        return int(self.call_rpc(lambda: self.w3.eth.get_block("latest"))["timestamp"])
+
+    def code(self, address: str) -> bytes:
+        return bytes(self.call_rpc(lambda: self.w3.eth.get_code(Web3.to_checksum_address(address))))
+
+    def call(self, to: str, data: bytes) -> bytes:
+        return bytes(self.call_rpc(lambda: self.w3.eth.call({"to": Web3.to_checksum_address(to), "data": data})))
+
     def transact(
         self,
         account: LocalAccount,

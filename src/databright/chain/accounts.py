@@ -15,12 +15,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from databright.errors import AccountError, NotFound
+
+if TYPE_CHECKING:  # eth_account takes about a second to import: only commands that sign load it
+    from eth_account.signers.local import LocalAccount
 
 __all__ = ["Keystore", "StoredAccount"]
 
@@ -95,6 +97,8 @@ class Keystore:
             raise AccountError(f"invalid account name {name!r}: use letters, digits, '.', '_' or '-'")
         if not password:
             raise AccountError("a password is required to encrypt the key")
+        from eth_account import Account
+
         key = private_key if private_key is not None else secrets.token_bytes(32)
         try:
             account = Account.from_key(key)
@@ -121,6 +125,8 @@ class Keystore:
 
     def import_file(self, name: str, keyfile: Path, password: str) -> StoredAccount:
         """Import a V3 key file (geth, foundry, MetaMask export) under ``name``."""
+        from eth_account import Account
+
         try:
             data = json.loads(Path(keyfile).read_text())
             key = Account.decrypt(data, password)
@@ -135,6 +141,8 @@ class Keystore:
         cached = self._unlocked.get(stored.address)
         if cached is not None:
             return cached
+        from eth_account import Account
+
         try:
             key = Account.decrypt(json.loads(stored.path.read_text()), password)
         except ValueError as exc:

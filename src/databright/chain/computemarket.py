@@ -11,16 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3.types import TxReceipt
 
 from databright.chain._compute_events import ComputeRecord, record_of
-from databright.chain._ledger import Ledger
-from databright.chain.datamarket import DataMarket, Event, _fields, _normalise
-from databright.chain.modelmarket import _FEE_ABI
+from databright.chain._contract_client import DatasetPayerClient, _fields, _normalise
 from databright.errors import NotFound
 
 __all__ = [
@@ -127,22 +124,8 @@ class Slash:
     evidence_cid: str
 
 
-class ComputeMarket:
+class ComputeMarket(DatasetPayerClient):
     """One deployed ComputeMarket contract."""
-
-    def __init__(self, ledger: Ledger, address: str, abi: list[dict[str, Any]]) -> None:
-        self.ledger = ledger
-        # DataMarket's client serves for the generic reads, sends and event decoding
-        self._client = DataMarket(ledger, address, abi)
-        self.address = self._client.address
-        self.contract = self._client.contract
-        self._read = self._client._read
-        self._send = self._client._send
-        self._created = self._client._created
-
-    def events(self, from_block: int, to_block: int) -> Iterator[Event]:
-        """Every event of this contract in ``[from_block, to_block]``, in order."""
-        return self._client.events(from_block, to_block)
 
     def records(self, from_block: int, to_block: int) -> Iterator[ComputeRecord]:
         """The events of ``[from_block, to_block]`` as typed records, in order."""
@@ -152,7 +135,7 @@ class ComputeMarket:
                 yield record
 
     def decode_receipt(self, receipt: TxReceipt) -> list[ComputeRecord]:
-        return [r for r in map(record_of, self._client.decode_receipt(receipt)) if r is not None]
+        return [r for r in map(record_of, self._receipt_events(receipt)) if r is not None]
 
     # -- reads ---------------------------------------------------------------
 
@@ -164,9 +147,6 @@ class ComputeMarket:
 
     def unbonding_delay(self) -> int:
         return int(self._read("unbonding_delay"))
-
-    def data_market_address(self) -> str:
-        return to_checksum_address(self._read("data_market"))
 
     def total_held(self) -> int:
         return int(self._read("total_held"))
@@ -212,10 +192,6 @@ class ComputeMarket:
         raw = {k: _normalise(v) for k, v in _fields(self._read("get_job", job_id), names).items()}
         raw["status"] = JobStatus(raw["status"])
         return Job(job_id=job_id, **raw)
-
-    def training_fee(self, dataset_id: int) -> int:
-        contract = self.ledger.w3.eth.contract(address=to_checksum_address(self.data_market_address()), abi=_FEE_ABI)
-        return int(self.ledger.call_rpc(lambda: contract.functions.training_fee(dataset_id).call()))
 
     # -- workers -------------------------------------------------------------
 

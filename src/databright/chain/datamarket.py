@@ -8,7 +8,6 @@ transaction created (a dataset id, a proposal id, an amount).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +15,10 @@ from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import Web3
-from web3.contract import Contract
-from web3.types import EventData, TxReceipt
+from web3.types import TxReceipt
 
-from databright.chain._ledger import Ledger
-from databright.errors import ChainError, NotFound
+from databright.chain._contract_client import ZERO_ADDRESS, ContractClient, Event, _fields, _normalise
+from databright.errors import NotFound
 
 __all__ = [
     "Commitment",
@@ -32,8 +30,6 @@ __all__ = [
     "Proposal",
     "ProposalStatus",
 ]
-
-ZERO_ADDRESS = "0x" + "00" * 20
 
 
 class ProposalStatus:
@@ -157,52 +153,10 @@ class Commitment:
         return (self.dataset_id, self.root, self.manifest_digest, self.item_count, self.salt)
 
 
-@dataclass(frozen=True)
-class Event:
-    """One decoded contract event, in chain order."""
-
-    name: str
-    args: dict[str, Any]
-    block_number: int
-    log_index: int
-    tx_hash: str
-
-
-def _fields(struct: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    if isinstance(struct, dict):
-        return {n: struct[n] for n in names}
-    if hasattr(struct, "_asdict"):
-        data = struct._asdict()
-        return {n: data[n] for n in names}
-    return dict(zip(names, struct, strict=True))
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-        return to_checksum_address(value)
-    return value
-
-
-class DataMarket:
+class DataMarket(ContractClient):
     """One deployed DataMarket contract."""
 
-    def __init__(self, ledger: Ledger, address: str, abi: list[dict[str, Any]]) -> None:
-        self.ledger = ledger
-        self.address = to_checksum_address(address)
-        self.contract: Contract = ledger.w3.eth.contract(address=self.address, abi=abi)
-        self._events = {
-            bytes(Web3.keccak(text=f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})")): e["name"]
-            for e in abi
-            if e.get("type") == "event"
-        }
-
     # -- reads ---------------------------------------------------------------
-
-    def _read(self, name: str, *args: Any) -> Any:
-        fn = getattr(self.contract.functions, name)
-        return self.ledger.call_rpc(lambda: fn(*args).call())
 
     def dataset_count(self) -> int:
         return int(self._read("dataset_count"))
@@ -272,16 +226,6 @@ class DataMarket:
 
     # -- writes --------------------------------------------------------------
 
-    def _send(self, account: LocalAccount, name: str, *args: Any, value: int = 0) -> TxReceipt:
-        fn = getattr(self.contract.functions, name)(*args)
-        return self.ledger.transact(account, fn, value=value)
-
-    def _created(self, receipt: TxReceipt, event: str, key: str) -> int:
-        for item in self.decode_receipt(receipt):
-            if item.name == event:
-                return int(item.args[key])
-        raise ChainError(f"transaction {receipt['transactionHash'].to_0x_hex()} emitted no {event}")
-
     @staticmethod
     def create_dataset_args(params: DatasetParams) -> tuple[Any, ...]:
         """``create_dataset``'s arguments, in the contract's order (for the client and for wallets)."""
@@ -347,46 +291,5 @@ class DataMarket:
 
     # -- events --------------------------------------------------------------
 
-    def _decode(self, log: Any) -> Event | None:
-        topics = log["topics"]
-        name = self._events.get(bytes(topics[0])) if topics else None
-        if name is None:
-            return None
-        data: EventData = getattr(self.contract.events, name)().process_log(log)
-        return Event(
-            name=name,
-            args={k: _normalise(v) for k, v in data["args"].items()},
-            block_number=int(log["blockNumber"]),
-            log_index=int(log["logIndex"]),
-            tx_hash=bytes(log["transactionHash"]).hex(),
-        )
-
     def decode_receipt(self, receipt: TxReceipt) -> list[Event]:
-        events = []
-        for log in receipt["logs"]:
-            if to_checksum_address(log["address"]) == self.address:
-                decoded = self._decode(log)
-                if decoded is not None:
-                    events.append(decoded)
-        return events
-
-    def events(self, from_block: int, to_block: int) -> Iterator[Event]:
-        """Every event of this contract in ``[from_block, to_block]``, in order."""
-        logs = self.ledger.call_rpc(
-            lambda: self.ledger.w3.eth.get_logs(
-                {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
-            )
-        )
-        ordered = sorted(logs, key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
-        for log in ordered:
-            decoded = self._decode(log)
-            if decoded is not None:
-                yield decoded
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    kind = str(item["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
-        return f"({inner}){kind[5:]}"
-    return kind
+        return self._receipt_events(receipt)

@@ -13,15 +13,17 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from databright.chain._compile import compile_contract, source_hashes
-from databright.chain._ledger import Ledger
-from databright.errors import ChainError, ConfigError
+from databright.errors import ChainError, ConfigError, TransactionError
 
-__all__ = ["Deployment", "add_compute_market", "add_model_market", "deploy", "load_deployment"]
+if TYPE_CHECKING:  # web3 and eth_account: reading a manifest needs neither
+    from eth_account.signers.local import LocalAccount
+
+    from databright.chain._ledger import Ledger
+
+__all__ = ["Deployment", "add_compute_market", "add_model_market", "deploy", "link_markets", "load_deployment"]
 
 
 @dataclass
@@ -88,13 +90,17 @@ def deploy(ledger: Ledger, account: LocalAccount, cache_dir: Path | None = None)
 def add_model_market(
     ledger: Ledger, account: LocalAccount, deployment: Deployment, cache_dir: Path | None = None
 ) -> Deployment:
-    """Deploy ModelMarket next to the deployment's DataMarket and add it to the manifest."""
+    """Deploy ModelMarket next to the deployment's DataMarket and add it to the manifest.
+
+    It is linked to the deployment's ComputeMarket, if there is one yet.
+    """
     from eth_abi.abi import encode
 
     from databright.chain.modelmarket import CHALLENGE_PERIOD
 
     args = encode(["address", "uint256"], [deployment.address("DataMarket"), CHALLENGE_PERIOD])
-    return _add_market(ledger, account, deployment, "ModelMarket", "model_market", args, cache_dir)
+    _add_market(ledger, account, deployment, "ModelMarket", "model_market", args, cache_dir)
+    return link_markets(ledger, account, deployment, cache_dir)
 
 
 def add_compute_market(
@@ -103,13 +109,39 @@ def add_compute_market(
     """Deploy ComputeMarket next to the deployment's DataMarket and add it to the manifest.
 
     The deploying account owns it and so governs its measurement allow-list.
+    The deployment's ModelMarket, if there is one, is linked to it.
     """
     from eth_abi.abi import encode
 
     from databright.chain.computemarket import MIN_STAKE, UNBONDING_DELAY
 
     args = encode(["address", "uint256", "uint256"], [deployment.address("DataMarket"), MIN_STAKE, UNBONDING_DELAY])
-    return _add_market(ledger, account, deployment, "ComputeMarket", "compute_market", args, cache_dir)
+    _add_market(ledger, account, deployment, "ComputeMarket", "compute_market", args, cache_dir)
+    return link_markets(ledger, account, deployment, cache_dir)
+
+
+def link_markets(
+    ledger: Ledger, account: LocalAccount, deployment: Deployment, cache_dir: Path | None = None
+) -> Deployment:
+    """Link the deployment's ModelMarket to its ComputeMarket, so completed jobs register models without a
+    second training fee.
+
+    Nothing happens unless both are deployed and the ModelMarket is unlinked
+    and ``account`` deployed it; a ModelMarket deployed before it could be
+    linked stays as it is (its models pay the fee when registered).
+    """
+    from databright.chain.modelmarket import ModelMarket
+
+    if not {"ModelMarket", "ComputeMarket"} <= deployment.contracts.keys():
+        return deployment
+    mm = ModelMarket(ledger, deployment.address("ModelMarket"), compile_contract("model_market", cache_dir).abi)
+    try:
+        linked, deployer = mm.compute_market_address(), mm.deployer()
+    except TransactionError:  # no `deployer`: a ModelMarket that cannot be linked
+        return deployment
+    if linked is None and deployer == account.address:
+        mm.link_compute_market(account, deployment.address("ComputeMarket"))
+    return deployment
 
 
 def _add_market(ledger: Ledger, account: LocalAccount, deployment: Deployment, name: str, source: str,

@@ -9,26 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3.types import TxReceipt
 
-from databright.chain._ledger import Ledger
-from databright.chain.datamarket import DataMarket, Event, _fields, _normalise
-from databright.errors import NotFound
+from databright.chain._contract_client import ZERO_ADDRESS, DatasetPayerClient, Event, _fields, _normalise
+from databright.errors import NotFound, TransactionError
 
 __all__ = ["CHALLENGE_PERIOD", "Channel", "Model", "ModelMarket", "ModelVersion", "Verification"]
 
 # How long a closing channel stays redeemable: long enough for an owner's
 # server that was down for a while to redeem its last voucher.
 CHALLENGE_PERIOD = 86_400
-
-_FEE_ABI: list[dict[str, Any]] = [{"type": "function", "name": "training_fee", "stateMutability": "view",
-             "inputs": [{"name": "dataset_id", "type": "uint256"}],
-             "outputs": [{"name": "", "type": "uint256"}]}]
-
 
 @dataclass(frozen=True)
 class Model:
@@ -83,27 +76,11 @@ class Channel:
         return "closing" if self.closes_at else "open"
 
 
-class ModelMarket:
+class ModelMarket(DatasetPayerClient):
     """One deployed ModelMarket contract."""
 
-    def __init__(self, ledger: Ledger, address: str, abi: list[dict[str, Any]]) -> None:
-        self.ledger = ledger
-        # DataMarket's client knows nothing of its own ABI beyond what it is
-        # given: it serves here for the generic reads, sends and event decoding.
-        self._client = DataMarket(ledger, address, abi)
-        self.address = self._client.address
-        self.contract = self._client.contract
-        self._read = self._client._read
-        self._send = self._client._send
-        self._created = self._client._created
-        self._data_market_address: str | None = None
-
-    def events(self, from_block: int, to_block: int) -> Iterator[Event]:
-        """Every event of this contract in ``[from_block, to_block]``, in order."""
-        return self._client.events(from_block, to_block)
-
     def decode_receipt(self, receipt: TxReceipt) -> list[Event]:
-        return self._client.decode_receipt(receipt)
+        return self._receipt_events(receipt)
 
     # -- reads ---------------------------------------------------------------
 
@@ -116,10 +93,25 @@ class ModelMarket:
     def challenge_period(self) -> int:
         return int(self._read("challenge_period"))
 
-    def data_market_address(self) -> str:
-        if self._data_market_address is None:
-            self._data_market_address = to_checksum_address(self._read("data_market"))
-        return self._data_market_address
+    def deployer(self) -> str:
+        """Who may link the ComputeMarket (once)."""
+        return to_checksum_address(self._read("deployer"))
+
+    def compute_market_address(self) -> str | None:
+        """The ComputeMarket whose completed jobs register models without a second training fee.
+
+        None while none is linked, and for a ModelMarket deployed before
+        models could be registered from jobs (it has no such function).
+        """
+        try:
+            address = to_checksum_address(self._read("compute_market"))
+        except TransactionError:
+            return None
+        return None if address == ZERO_ADDRESS else address
+
+    def job_model(self, job_id: int) -> int:
+        """The model registered from ComputeMarket job ``job_id`` (0 while none)."""
+        return int(self._read("job_model", job_id))
 
     def model(self, model_id: int) -> Model:
         count = self.model_count()
@@ -149,10 +141,6 @@ class ModelMarket:
         raw = _fields(self._read("get_channel", channel_id), names)
         return Channel(channel_id=channel_id, **{k: _normalise(v) for k, v in raw.items()})
 
-    def training_fee(self, dataset_id: int) -> int:
-        contract = self.ledger.w3.eth.contract(address=to_checksum_address(self.data_market_address()), abi=_FEE_ABI)
-        return int(self.ledger.call_rpc(lambda: contract.functions.training_fee(dataset_id).call()))
-
     # -- writes --------------------------------------------------------------
 
     def register(
@@ -171,6 +159,17 @@ class ModelMarket:
         receipt = self._send(account, "register", dataset_id, spec_digest, checkpoint_digest, report_digest,
                              claimed_score, price, royalty_bps, value=fee)
         return self._created(receipt, "ModelRegistered", "model_id")
+
+    def register_from_job(self, account: LocalAccount, job_id: int, dataset_id: int, spec_digest: bytes,
+                          checkpoint_digest: bytes, report_digest: bytes, claimed_score: int, price: int,
+                          royalty_bps: int) -> int:
+        """Register the model a completed ComputeMarket job trained, paying nothing: the job paid the fee."""
+        receipt = self._send(account, "register_from_job", job_id, dataset_id, spec_digest, checkpoint_digest,
+                             report_digest, claimed_score, price, royalty_bps)
+        return self._created(receipt, "ModelRegistered", "model_id")
+
+    def link_compute_market(self, account: LocalAccount, compute_market: str) -> TxReceipt:
+        return self._send(account, "link_compute_market", to_checksum_address(compute_market))
 
     def publish_version(self, account: LocalAccount, model_id: int, spec_digest: bytes,
                         checkpoint_digest: bytes, report_digest: bytes, claimed_score: int) -> int:

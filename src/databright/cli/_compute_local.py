@@ -128,7 +128,7 @@ class LocalCompute:
         self.addresses = [Account.from_key(k).address for k in keys]
         domain = RequestDomain(self.ws.ledger.chain_id, cm.address)
         self.engine = connect(f"sqlite:///{self.ws.home.root / 'coordinator.sqlite'}")
-        self.coordinator = Coordinator(self.engine, self.ws.store, domain, lease_s=self.lease_s)
+        self.coordinator = Coordinator(self.engine, self.ws.store, domain, lease_s=self.lease_s, key=bytes(owner.key))
         self.link = MarketLink(self.coordinator, cm, owner, self._items)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -52,6 +52,8 @@ class MarketResult:
     refunded: int
     training_fee: int
     slashed: list[dict[str, Any]]
+    #: A split job's pieces and which workers held them (the report's "split"), else None.
+    split: dict[str, Any] | None = None
 
 
 def _say(text: str) -> None:
@@ -174,4 +176,4 @@ def train_on_market(ws: Any, request: JobRequest, workers: int | None, *, port: 
             local.stop()
     report = _checked_result(ws, job, job_id, request.dataset_id)
     return MarketResult(job_id, spec_cid, str(report["checkpoint"]), str(job.report_cid), float(report["score"]),
-                        int(job.paid), int(job.refunded), fee, list(report.get("slashes", [])))
+                        int(job.paid), int(job.refunded), fee, list(report.get("slashes", [])), report.get("split"))

@@ -49,9 +49,12 @@ def coordinator_cmd(
         else:
             compute = ws.compute_market
             domain = RequestDomain(ws.ledger.chain_id, compute.address)
-        coordinator = Coordinator(engine, ws.store, domain, lease_s=lease)
-        if not serve_only:
-            link = MarketLink(coordinator, ws.compute_market, ws.signer(), lambda d: dataset_items(ws, d))
+        signer = None if serve_only else ws.signer()
+        # The coordinator's key signs the stage-channel tokens of split jobs.
+        coordinator = Coordinator(engine, ws.store, domain, lease_s=lease,
+                                  key=None if signer is None else bytes(signer.key))
+        if signer is not None:
+            link = MarketLink(coordinator, ws.compute_market, signer, lambda d: dataset_items(ws, d))
         stop = threading.Event()
 
         def loop() -> None:
@@ -93,6 +96,8 @@ def worker_cmd(
     min_fee: Annotated[int, typer.Option(help="Minimum fee per task in wei.")] = 0,
     logical: Annotated[int, typer.Option(help="Logical workers in this process, each with its own key.")] = 1,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit when no worker has work.")] = False,
+    stage_host: Annotated[str, typer.Option(help="Address on which a stage of a split job accepts its upstream "
+                                            "neighbour (other stage workers must reach it).")] = "127.0.0.1",
 ) -> None:
     """Pull tasks from a coordinator and run them (one key per logical worker; the first is --account)."""
     import httpx
@@ -111,6 +116,8 @@ def worker_cmd(
     env = fingerprint().as_dict()
     with httpx.Client(base_url=coordinator, timeout=60.0) as client:
         workers = [Worker(client, RequestSigner(domain, k), env, min_fee) for k in keys]
+        for worker in workers:
+            worker.stage_host = stage_host
         done = run_workers(workers, until_idle=until_idle)
     emit({"tasks": done}, f"{done} tasks done")
 

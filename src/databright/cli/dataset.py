@@ -184,7 +184,7 @@ def show(dataset_id: Annotated[int, typer.Argument(help="Dataset id.")]) -> None
         proposals = ws.index.proposals(dataset_id=dataset_id)
         holders = ws.index.holders(dataset_id)
         entries = sorted((p for p in proposals if p.status == "accepted"), key=lambda p: p.entry_index or 0)
-        withdrawable = {h.holder: ws.market.withdrawable(dataset_id, h.holder) for h in holders}
+        withdrawable = {h.holder: ws.withdrawable(dataset_id, h.holder) for h in holders}
         previews = []
         if row.kind == "text" and entries:  # the first entry's items: one proposal, not the whole dataset
             previews = text_previews(ws.store, ws.index.items(dataset_id, proposal_id=entries[0].proposal_id))

@@ -65,19 +65,31 @@ def register_trained(ws: Workspace, dataset_id: int, report_cid: str, price: int
 
 
 def register_model(ws: Workspace, dataset_id: int, spec_cid: str, checkpoint_cid: str, report_cid: str,
-                   score: float, price: int, royalty_bps: int) -> dict[str, Any]:
-    """Register a model by its spec, checkpoint and training receipt (a report CID), paying the training fee."""
+                   score: float, price: int, royalty_bps: int, job_id: int | None = None) -> dict[str, Any]:
+    """Register a model by its spec, checkpoint and training receipt (a report CID), paying the training fee.
+
+    A model trained by ComputeMarket job ``job_id`` pays no fee: the job's
+    submission paid it, and ModelMarket checks the job on-chain. Only a
+    ModelMarket deployed before it could read jobs (not linked to this
+    deployment's ComputeMarket) charges the fee again.
+    """
     from databright.storage import digest_of_cid
 
     signer = ws.signer()
     mm = ws.model_market
-    fee = mm.training_fee(dataset_id)
-    require_funds(ws, signer.address, fee, "the dataset's training fee")
+    digests = (digest_of_cid(spec_cid), digest_of_cid(checkpoint_cid), digest_of_cid(report_cid))
     score_ppm = round(score * 1_000_000)
-    model_id = mm.register(signer, dataset_id, digest_of_cid(spec_cid), digest_of_cid(checkpoint_cid),
-                           digest_of_cid(report_cid), score_ppm, price, royalty_bps)
+    from_job: int | None = None
+    if job_id is not None and mm.compute_market_address() == ws.compute_market.address:
+        from_job, fee = job_id, 0
+        model_id = mm.register_from_job(signer, job_id, dataset_id, *digests, score_ppm, price, royalty_bps)
+    else:
+        fee = mm.training_fee(dataset_id)
+        require_funds(ws, signer.address, fee, "the dataset's training fee")
+        model_id = mm.register(signer, dataset_id, *digests, score_ppm, price, royalty_bps)
     return {"model_id": model_id, "dataset_id": dataset_id, "owner": signer.address, "price_wei": price,
             "royalty_bps": royalty_bps, "claimed_score_ppm": score_ppm, "training_fee_wei": fee,
+            "registered_from_job": from_job,
             "report": report_cid, "checkpoint": checkpoint_cid, "spec": spec_cid}
 
 
@@ -117,7 +129,7 @@ def list_cmd(
 
     rows: list[dict[str, Any]] = []
     with workspace() as ws:
-        ws.model_market  # noqa: B018 - a clear error when ModelMarket is not deployed
+        ws.contract_address("ModelMarket", "databright model deploy")  # a clear error when it is not deployed
         ws.sync()
         for m in list_models(ws.index, dataset_id=dataset):
             versions = model_versions(ws.index, m.model_id)

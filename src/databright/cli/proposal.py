@@ -234,12 +234,7 @@ def vote(
 
     with workspace() as ws:
         signer = ws.signer()
-        weight = check_vote(ws, proposal_id, signer.address)
-        if support:  # a manifest that does not match its commitment must never be approved
-            ws.sync()
-            if ws.index.proposal(proposal_id).manifest_matches is False:
-                raise InputError(f"proposal {proposal_id}'s manifest does not match its on-chain root or item "
-                                 "count; vote no")
+        weight = check_vote(ws, proposal_id, signer.address, support=support)
         ws.market.vote(signer, proposal_id, support)
         # the tally from the chain: a vote never waits for the index (the next read syncs it)
         p = ws.market.proposal(proposal_id)

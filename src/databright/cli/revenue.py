@@ -33,7 +33,7 @@ def shares(
                 "shares": h.balance,
                 "fraction": h.balance / dataset.total_supply if dataset.total_supply else 0.0,
                 "withdrawn_wei": h.withdrawn,
-                "withdrawable_wei": ws.market.withdrawable(h.dataset_id, address),
+                "withdrawable_wei": ws.withdrawable(h.dataset_id, address),
             })
         paid = [{"dataset_id": c.dataset_id, "model_id": c.model_id, "contributed_items": c.contributed_items,
                  "training_fee_wei": c.training_fee_wei, "royalties_wei": c.royalties_wei, "paid_wei": c.paid_wei}

@@ -13,27 +13,32 @@ fingerprints are grouped (docs/reproducibility.md).
 
 from __future__ import annotations
 
-from databright.compute._attestation import (
-    SOFTWARE_LABEL,
-    Attestation,
-    Policy,
-    SoftwareAttestation,
-    Verified,
-    describe_environment,
-    report_data_for,
-)
-from databright.compute._coordinator import Coordinator, Lease, fingerprint_digest
-from databright.compute._dcap import DcapAttestation, quote_measurement
-from databright.compute._fedavg import fedavg
-from databright.compute._fingerprint import Fingerprint, fingerprint, pinned_environment, probe
-from databright.compute._jobs import JobConfig, Payment, Settlement, Slash
-from databright.compute._jobspec import JobSettings, parse_job_document
-from databright.compute._measurement import package_measurement
-from databright.compute._planner import exposure_cap, partition, waiting_reason
-from databright.compute._redundancy import Verdict, decide
-from databright.compute._requests import RequestDomain, RequestSigner, SignedRequest
-from databright.compute._schema import connect
-from databright.compute._task import Task, TaskResult, fetch_verified, run_task
+from typing import TYPE_CHECKING
+
+from databright._exports import lazy_exports
+
+if TYPE_CHECKING:  # torch and web3: loaded with the names that need them (see databright._exports)
+    from databright.compute._attestation import (
+        SOFTWARE_LABEL,
+        Attestation,
+        Policy,
+        SoftwareAttestation,
+        Verified,
+        describe_environment,
+        report_data_for,
+    )
+    from databright.compute._coordinator import Coordinator, Lease, fingerprint_digest
+    from databright.compute._dcap import DcapAttestation, quote_measurement
+    from databright.compute._fedavg import fedavg
+    from databright.compute._fingerprint import Fingerprint, fingerprint, pinned_environment, probe
+    from databright.compute._jobs import JobConfig, Payment, Settlement, Slash
+    from databright.compute._jobspec import JobSettings, parse_job_document
+    from databright.compute._measurement import package_measurement
+    from databright.compute._planner import exposure_cap, partition, waiting_reason
+    from databright.compute._redundancy import Verdict, decide
+    from databright.compute._requests import RequestDomain, RequestSigner, SignedRequest
+    from databright.compute._schema import connect
+    from databright.compute._task import Task, TaskResult, fetch_verified, run_task
 
 __all__ = [
     "Attestation",
@@ -74,3 +79,21 @@ __all__ = [
     "run_task",
     "waiting_reason",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "_attestation": ["SOFTWARE_LABEL", "Attestation", "Policy", "SoftwareAttestation", "Verified",
+                     "describe_environment", "report_data_for"],
+    "_coordinator": ["Coordinator", "Lease", "fingerprint_digest"],
+    "_dcap": ["DcapAttestation", "quote_measurement"],
+    "_fedavg": ["fedavg"],
+    "_fingerprint": ["Fingerprint", "fingerprint", "pinned_environment", "probe"],
+    "_jobs": ["JobConfig", "Payment", "Settlement", "Slash"],
+    "_jobspec": ["JobSettings", "parse_job_document"],
+    "_measurement": ["package_measurement"],
+    "_planner": ["exposure_cap", "partition", "waiting_reason"],
+    "_redundancy": ["Verdict", "decide"],
+    "_requests": ["RequestDomain", "RequestSigner", "SignedRequest"],
+    "_schema": ["connect"],
+    "_task": ["Task", "TaskResult", "fetch_verified", "run_task"],
+})

@@ -1,9 +1,13 @@
 """The coordinator's HTTP API: signed worker endpoints and public status endpoints.
 
-Workers (``/v1/workers``, ``/v1/claim``, ``/v1/leases/…``, ``/v1/blobs/…``) must
+Workers (``/v1/workers``, ``/v1/claim``, ``/v1/leases/…``, ``/v1/blobs/…``,
+``/v1/stages/…`` for the stages of split jobs) must
 sign every request (:mod:`._requests`); the body is read once, its digest
 checked against the signature and the nonce spent before anything else runs.
-Results travel as ``application/octet-stream`` safetensors. Status endpoints
+Results travel as ``application/octet-stream`` safetensors; in optimistic
+tasks a signed commitment comes first and the worker polls for challenges and
+answers them (``/v1/leases/{id}/commitment``, ``…/challenges``, see
+:mod:`._optimistic`). Status endpoints
 (``/v1/status/…``) are read-only JSON for the dashboard and the CLI.
 """
 
@@ -15,7 +19,7 @@ import re
 from typing import Annotated, Any
 
 import pydantic_core
-from fastapi import Depends, FastAPI, Path, Request, Response
+from fastapi import BackgroundTasks, Depends, FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -93,7 +97,10 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
         lease = coordinator.claim(auth[0])
         if lease is None:
             return Response(status_code=204)
-        return {"lease": lease.id, "expires_at": lease.expires_at, "task": json.loads(lease.task.to_json())}
+        out = {"lease": lease.id, "expires_at": lease.expires_at, "task": json.loads(lease.task.to_json())}
+        if lease.commit_every:  # optimistically verified: commit every k steps (docs/compute.md)
+            out["commit_every"] = lease.commit_every
+        return out
 
     @app.post("/v1/leases/{lease_id}/heartbeat")
     def heartbeat(lease_id: LeaseId, auth: Signed) -> dict[str, float]:
@@ -117,6 +124,35 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
     def result(lease_id: LeaseId, auth: Signed, request: Request) -> dict[str, str]:
         compute_s = _compute_seconds(request.headers.get("X-DataBright-Compute-Seconds"))
         return {"task": coordinator.submit(auth[0], lease_id, auth[1], compute_s)}
+
+    @app.post("/v1/leases/{lease_id}/commitment")
+    def commitment(lease_id: LeaseId, auth: Signed) -> dict[str, Any]:
+        return coordinator.optimistic.commit(auth[0], lease_id, auth[1])
+
+    @app.get("/v1/leases/{lease_id}/challenges")
+    def challenges(lease_id: LeaseId, auth: Signed) -> dict[str, Any]:
+        return coordinator.optimistic.challenges(auth[0].worker, lease_id)
+
+    @app.post("/v1/leases/{lease_id}/challenges/{leaf}")
+    def answer(lease_id: LeaseId, leaf: LeaseId, auth: Signed, background: BackgroundTasks) -> dict[str, Any]:
+        answered = coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
+        if answered["complete"]:  # re-execute after responding: the worker need not wait for it
+            background.add_task(coordinator.optimistic.check, lease_id)
+        return answered
+
+    # Split jobs: a stage reports where it listens, learns its neighbours, or reports a broken channel.
+    @app.post("/v1/stages/{lease_id}/listen")
+    def stage_listen(lease_id: LeaseId, auth: Signed) -> dict[str, str]:
+        return coordinator.split.listen(auth[0], lease_id, auth[1])
+
+    @app.post("/v1/stages/{lease_id}/peers", response_model=None)
+    def stage_peers(lease_id: LeaseId, auth: Signed) -> Response | dict[str, Any]:
+        peers = coordinator.split.peers(auth[0], lease_id)
+        return Response(status_code=204) if peers is None else peers
+
+    @app.post("/v1/stages/{lease_id}/abort")
+    def stage_abort(lease_id: LeaseId, auth: Signed) -> dict[str, str]:
+        return coordinator.split.abort(auth[0], lease_id, auth[1])
 
     @app.get("/v1/status/jobs")
     def jobs() -> list[dict[str, Any]]:

@@ -24,10 +24,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from databright.compute._jobs import JobConfig, Payment, Settlement, Slash
+from databright.compute._optimistic import Optimistic, commit_every
 from databright.compute._planner import exposure_cap, partition, waiting_reason
-from databright.compute._redundancy import MAX_RERUNS, decide
+from databright.compute._redundancy import MAX_RERUNS, Verdict, decide
 from databright.compute._requests import RequestDomain, SignedRequest
 from databright.compute._rounds import advance, start
+from databright.compute._split_jobs import SplitJobs, split_of
+from databright.compute._stage_worker import StageTask
 from databright.compute._schema import (
     assignments,
     exposure,
@@ -50,8 +53,10 @@ __all__ = ["Coordinator", "Lease"]
 @dataclass(frozen=True)
 class Lease:
     id: int
-    task: Task
+    task: Task | StageTask
     expires_at: float
+    #: Steps per committed segment when the task is optimistically verified, else 0.
+    commit_every: int = 0
 
 
 def fingerprint_digest(fingerprint: Mapping[str, Any]) -> str:
@@ -62,7 +67,8 @@ class Coordinator:
     """One coordinator process's view of the shared database and blob store."""
 
     def __init__(self, engine: Engine, store: BlobStore, domain: RequestDomain, *, lease_s: float = 120.0,
-                 slash_wei: int = 10**17, clock: Callable[[], float] = time.time) -> None:
+                 slash_wei: int = 10**17, clock: Callable[[], float] = time.time,
+                 challenge_s: float | None = None, key: bytes | None = None) -> None:
         self.engine = engine
         self.store = store
         self.domain = domain
@@ -70,6 +76,9 @@ class Coordinator:
         self.slash_wei = slash_wei
         self.clock = clock
         self._postgres = engine.dialect.name == "postgresql"
+        self.optimistic = Optimistic(self, challenge_s)
+        # Split jobs need the coordinator's key (``key``) to sign their stage-channel tokens.
+        self.split = SplitJobs(self, key)
 
     # -- requests -----------------------------------------------------------
 
@@ -181,11 +190,14 @@ class Coordinator:
         if conn.execute(self._locked(select(tasks.c.id).where(tasks.c.id == task.id, tasks.c.status == "open"),
                                      skip=True)).one_or_none() is None:
             return None
+        job = conn.execute(select(jobs).where(jobs.c.id == task.job_id)).one()
+        if split_of(job) > 1:
+            taken = self.split.take(conn, me, task, job, request, now)
+            return None if taken is None else Lease(*taken)
         held = conn.execute(select(assignments).where(assignments.c.task_id == task.id)).all()
         live = [a for a in held if a.status in ("leased", "submitted")]
         if len(live) >= task.needed or any(a.worker == me.address for a in held):
             return None
-        job = conn.execute(select(jobs).where(jobs.c.id == task.job_id)).one()
         if live and live[0].fingerprint_digest != me.fingerprint_digest:
             return None  # homogeneous redundancy: replicas run in one environment
         if job.redundancy > 1 and task.needed == job.redundancy and me.grp in {a.grp for a in live}:
@@ -207,7 +219,7 @@ class Coordinator:
             status="leased", leased_at=now, expires_at=expires, heartbeat_at=now,
             claim_evidence=canonical_json(request.evidence()).decode())).inserted_primary_key
         assert lease_id is not None
-        return Lease(int(lease_id[0]), self._task(conn, job, task), expires)
+        return Lease(int(lease_id[0]), self._task(conn, job, task), expires, commit_every(job))
 
     def _committed(self, conn: Connection, job_id: int) -> int:
         """Fees the job owes or may owe: live and accepted results at their workers' fees."""
@@ -254,12 +266,16 @@ class Coordinator:
         allowed: set[str] = set()
         with self.engine.connect() as conn:
             live = conn.execute(
-                select(tasks.c.job_id, tasks.c.round, tasks.c.idx)
+                select(assignments.c.id, tasks.c.job_id, tasks.c.round, tasks.c.idx)
                 .join(assignments, assignments.c.task_id == tasks.c.id)
                 .where(assignments.c.worker == worker, assignments.c.status == "leased",
                        assignments.c.expires_at >= self.clock())
             ).all()
-            for job_id, round_, idx in live:
+            for lease_id, job_id, round_, idx in live:
+                piece = self.split.allowed(conn, lease_id, job_id, round_, idx)
+                if piece is not None:  # a stage of a split job: its own piece, never the whole model
+                    allowed.update(piece)
+                    continue
                 allowed.add(conn.execute(select(rounds.c.checkpoint_cid).where(
                     rounds.c.job_id == job_id, rounds.c.round == round_)).scalar_one())
                 allowed.update(conn.execute(select(job_items.c.cid).where(
@@ -282,12 +298,17 @@ class Coordinator:
                 evidence = {"kind": "databright.compute.missed", "job_id": lease.job_id, "lease": lease.id,
                             "expired_at": lease.expires_at, "claim": json.loads(lease.claim_evidence)}
                 self._slash(conn, lease.job_id, lease.worker, lease.id, "lease expired without a result", evidence)
+            self.split.lapse(conn, now)
         return len(stale)
 
     def _slash(self, conn: Connection, job_id: int, worker: str, assignment_id: int, reason: str,
                evidence: dict[str, Any]) -> None:
         cid = str(self.store.put(canonical_json({**evidence, "domain": {
             "chainId": self.domain.chain_id, "verifyingContract": self.domain.contract}})))
+        self._record_slash(conn, job_id, worker, assignment_id, reason, cid)
+
+    def _record_slash(self, conn: Connection, job_id: int, worker: str, assignment_id: int, reason: str,
+                      cid: str) -> None:
         conn.execute(insert(slashes).values(job_id=job_id, worker=worker, assignment_id=assignment_id,
                                             reason=reason, evidence_cid=cid))
         conn.execute(update(workers).where(workers.c.address == worker).values(banned=True))
@@ -305,6 +326,11 @@ class Coordinator:
             if lease.expires_at < self.clock():
                 raise RequestError(f"lease {lease_id} expired")
             task = conn.execute(self._locked(select(tasks).where(tasks.c.id == lease.task_id))).one()
+            if self.split.holds(conn, lease_id):
+                outcome = self.split.submit(conn, request, lease, task, state, body, compute_s)
+                if outcome == "accepted":
+                    advance(conn, self.store, task.job_id)
+                return outcome
             start_at = conn.execute(select(rounds).where(rounds.c.job_id == task.job_id,
                                                          rounds.c.round == task.round)).one()
             reference = load_checkpoint(self.store.get(start_at.checkpoint_cid))
@@ -314,6 +340,9 @@ class Coordinator:
             conn.execute(update(assignments).where(assignments.c.id == lease_id).values(
                 status="submitted", result_cid=cid, result_sha256=sha, compute_s=compute_s,
                 result_evidence=canonical_json(request.evidence()).decode()))
+            job = conn.execute(select(jobs).where(jobs.c.id == task.job_id)).one()
+            if commit_every(job):  # accepted only once sampled segments replay (._optimistic)
+                return self.optimistic.submitted(conn, job, lease_id)
             outcome = self._decide(conn, task)
             if outcome == "accepted":
                 advance(conn, self.store, task.job_id)
@@ -326,13 +355,7 @@ class Coordinator:
                                .order_by(assignments.c.id)).all()
         verdict = decide([r.result_sha256 for r in results], job.redundancy, task.needed)
         if verdict.digest is None:
-            if verdict.more:
-                if task.needed >= job.redundancy * (1 + MAX_RERUNS):
-                    conn.execute(update(jobs).where(jobs.c.id == job.id).values(status="failed"))
-                    return "failed"
-                conn.execute(update(tasks).where(tasks.c.id == task.id).values(needed=task.needed + verdict.more))
-                return "rerun"
-            return "pending"
+            return self._undecided(conn, job, task, verdict)
         winner = next(r for r in results if r.result_sha256 == verdict.digest)
         conn.execute(update(tasks).where(tasks.c.id == task.id).values(
             status="accepted", result_cid=winner.result_cid, result_sha256=verdict.digest))
@@ -351,9 +374,20 @@ class Coordinator:
                                                assignments.c.status == "leased").values(status="released"))
         return "accepted"
 
+    def _undecided(self, conn: Connection, job: Any, task: Any, verdict: Verdict) -> str:
+        """A task without a verdict yet: ask for more results, or give the job up after too many re-runs."""
+        if not verdict.more:
+            return "pending"
+        if task.needed >= job.redundancy * (1 + MAX_RERUNS):
+            conn.execute(update(jobs).where(jobs.c.id == job.id).values(status="failed"))
+            return "failed"
+        conn.execute(update(tasks).where(tasks.c.id == task.id).values(needed=task.needed + verdict.more))
+        return "rerun"
+
     def tick(self) -> None:
-        """Expire leases and advance any round whose tasks are all accepted (after a restart)."""
+        """Expire leases, check optimistic results, advance rounds whose tasks are all accepted (after a restart)."""
         self.expire_leases()
+        self.optimistic.tick()
         with self.engine.begin() as conn:
             for job_id in conn.execute(select(jobs.c.id).where(jobs.c.status == "running")).scalars().all():
                 advance(conn, self.store, job_id)

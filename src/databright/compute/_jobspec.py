@@ -56,6 +56,9 @@ class JobSettings:
             raise InputError("snapshot_every and samples must be non-negative")
         if self.verification != "optimistic" and (self.snapshot_every or self.samples):
             raise InputError("snapshot_every and samples apply to optimistic verification only")
+        if self.verification == "optimistic" and self.split > 1:
+            # A stage holds one piece, so no worker could commit snapshots of the whole training state.
+            raise InputError("a split job is verified by redundancy; optimistic verification needs split 1")
 
     @classmethod
     def for_redundancy(cls, redundancy: int) -> JobSettings:

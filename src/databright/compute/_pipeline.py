@@ -8,6 +8,15 @@ optimizer. Middle stages relay labels. Only activations, labels and gradients
 cross; each worker's weights stay with it until it returns them to the
 coordinator.
 
+The previous stage waits for the gradient at the cut, so every stage after the
+first sends it as soon as it has it and computes its own weight gradients
+afterwards (:meth:`Stage.step` with ``defer_weights``): the upstream stage's
+backward, update and next forward then overlap this stage's weight gradients
+and update, on another core, with the same bits as whole-model training.
+Splitting each minibatch into micro-batches (GPipe) would overlap more, but
+summing micro-batch gradients changes the order of floating-point additions
+and so the bits, which verification by digest cannot accept.
+
 The loop does not set torch's thread count: a worker process calls it inside
 :func:`databright.ml.single_thread`, and tests that run two stages as threads
 of one process hold that once for both.
@@ -26,7 +35,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from databright.compute._splitting import Stage, StageSpec
-from databright.compute._stage_channel import Kind, read_frame, write_frame
+from databright.compute._stage_channel import Kind, low_latency, read_frame, write_frame
 from databright.errors import InputError
 from databright.ml import ModelSpec, single_thread
 from databright.ml._train import _batches, _generator, _seeds, _tensors
@@ -36,13 +45,31 @@ __all__ = ["StageTimes", "run_stage", "stage_batches", "train_pipeline"]
 
 @dataclass
 class StageTimes:
-    """Where one stage's time went: its own compute, and waiting on or writing to the channel."""
+    """Where one stage's time went, in seconds of wall time.
+
+    ``compute`` is the stage's own work (``forward`` its share in forward passes),
+    ``channel`` the time spent writing to or waiting on the channel, and ``reply``
+    the time from having a step's input to having the gradient that goes back
+    upstream: what the previous stage waits for beyond the transfers themselves.
+    """
 
     forward: float = 0.0
     compute: float = 0.0
     channel: float = 0.0
+    reply: float = 0.0
     bytes_sent: int = 0
     steps: int = 0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+
+    def lap(self) -> float:
+        """Seconds since the previous lap."""
+        now = time.perf_counter()
+        elapsed, self.last = now - self.last, now
+        return elapsed
 
 
 def stage_batches(
@@ -75,44 +102,49 @@ def run_stage(
         raise InputError(f"stage {spec.index} of {spec.count} is wired to the wrong neighbours")
     if spec.index == 0 and batches is None:
         raise InputError("the first stage needs the minibatches")
+    for sock in (upstream, downstream):
+        if sock is not None:
+            low_latency(sock)
     times = StageTimes()
     in_shape = (batch, *spec.input_shape)
     out_shape = (batch, *spec.output_shape)
+    defer = upstream is not None
+    clock = _Clock()
     for step in range(steps):
-        tick = time.perf_counter()
         if upstream is None:
             assert batches is not None
             xb, yb = next(batches)
+            times.compute += clock.lap()
         else:
             xb = read_frame(upstream, kind=Kind.ACTIVATION, step=step, dtype=torch.float32, shape=in_shape)
             yb = read_frame(upstream, kind=Kind.LABELS, step=step, dtype=torch.int64, shape=(batch,))
-        tock = time.perf_counter()
-        times.channel += tock - tick
+            times.channel += clock.lap()
         activation = stage.forward(xb)
-        tick = time.perf_counter()
-        times.forward += tick - tock
-        times.compute += tick - tock
+        forward = clock.lap()
+        times.forward += forward
+        times.compute += forward
+        reply = forward
         if downstream is None:
-            grad = stage.loss_backward(yb)
-            times.compute += time.perf_counter() - tick
+            grad = stage.loss_backward(yb, defer_weights=defer)
         else:
             times.bytes_sent += write_frame(downstream, Kind.ACTIVATION, step, activation)
             times.bytes_sent += write_frame(downstream, Kind.LABELS, step, yb)
             outgoing = read_frame(
                 downstream, kind=Kind.GRADIENT, step=step, dtype=torch.float32, shape=out_shape
             )
-            tock = time.perf_counter()
-            times.channel += tock - tick
-            grad = stage.backward(outgoing)
-            times.compute += time.perf_counter() - tock
-        tick = time.perf_counter()
+            waited = clock.lap()
+            times.channel += waited
+            reply += waited
+            grad = stage.backward(outgoing, defer_weights=defer)
+        backward = clock.lap()
+        times.compute += backward
         if upstream is not None:
             assert grad is not None
+            times.reply += reply + backward
             times.bytes_sent += write_frame(upstream, Kind.GRADIENT, step, grad)
-        tock = time.perf_counter()
-        times.channel += tock - tick
+            times.channel += clock.lap()
         stage.step()
-        times.compute += time.perf_counter() - tock
+        times.compute += clock.lap()
         times.steps += 1
     return times
 

@@ -15,6 +15,7 @@ directly on the 32-byte digest; the digest is the one wallets compute for
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -148,11 +149,23 @@ class RequestSigner:
         self.address = to_checksum_address(keccak(self._key.public_key.format(compressed=False)[1:])[-20:])
         self.lifetime = lifetime
         self._nonce = 0
+        # A worker signs from several threads (heartbeats, a stage's rendezvous): two must never share a nonce.
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> bytes:
+        """The private key, for the worker's other typed data (its training commitments)."""
+        return bytes(self._key.secret)
 
     def headers(self, method: str, path: str, body: bytes = b"") -> dict[str, str]:
-        self._nonce = max(self._nonce + 1, time.time_ns())
+        with self._lock:
+            self._nonce = nonce = max(self._nonce + 1, time.time_ns())
         expiry = int(time.time()) + self.lifetime
-        digest = self.domain.digest(self.address, method, path, hashlib.sha256(body).digest(), self._nonce, expiry)
+        digest = self.domain.digest(self.address, method, path, hashlib.sha256(body).digest(), nonce, expiry)
         raw = self._key.sign_recoverable(digest, hasher=None)
         signature = raw[:64] + bytes([raw[64] + 27])
-        return dict(zip(HEADERS, (self.address, str(self._nonce), str(expiry), "0x" + signature.hex())))
+        return dict(zip(HEADERS, (self.address, str(nonce), str(expiry), "0x" + signature.hex())))
+
+    def stage_key(self) -> bytes:
+        """The private key a stage proves this worker's identity with on the stage channel."""
+        return bytes(self._key.secret)

@@ -15,7 +15,8 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from databright.compute._fedavg import fedavg
 from databright.compute._planner import task_seed
-from databright.compute._schema import assignments, job_items, jobs, rounds, slashes, tasks, workers
+from databright.compute._schema import assignments, commitments, job_items, jobs, rounds, slashes, tasks, workers
+from databright.compute._split_jobs import split_report
 from databright.ml import (
     ModelSpec,
     accuracy,
@@ -89,6 +90,20 @@ def _finish(conn: Connection, store: BlobStore, job: Any, checkpoint: bytes) -> 
         report_cid=str(store.put(report)), score=score))
 
 
+def _verifications(conn: Connection, job_id: int) -> dict[int, dict[str, Any]]:
+    """How each optimistically verified lease was checked: segments, the sample drawn, the verdict."""
+    rows = conn.execute(select(commitments).join(assignments, assignments.c.id == commitments.c.assignment_id)
+                        .join(tasks, tasks.c.id == assignments.c.task_id).where(tasks.c.job_id == job_id)).all()
+    out = {}
+    for row in rows:
+        commitment = json.loads(row.commitment)
+        out[row.assignment_id] = {
+            "method": "optimistic", "segments": commitment["leaves"] - 1, "interval": commitment["interval"],
+            "root": commitment["root"], "sampled": json.loads(row.samples or "[]"), "verdict": row.status,
+            "reason": row.reason, "replayed_steps": row.replayed_steps, "bad_segment": row.bad_segment}
+    return out
+
+
 def _score(store: BlobStore, spec: ModelSpec, checkpoint: bytes, validation: str) -> float:
     manifest = Manifest.from_bytes(store.get(validation))
     x = encode_items(spec, [store.get(item.cid) for item in manifest])
@@ -100,16 +115,19 @@ def _report(conn: Connection, job: Any, cid: str, sha: str, score: float | None)
     round_rows = conn.execute(select(rounds).where(rounds.c.job_id == job.id).order_by(rounds.c.round)).all()
     task_rows = conn.execute(select(tasks).where(tasks.c.job_id == job.id).order_by(tasks.c.round, tasks.c.idx)).all()
     leases = conn.execute(
-        select(assignments.c.task_id, assignments.c.worker, assignments.c.status, assignments.c.verdict,
-               assignments.c.result_sha256)
+        select(assignments.c.id, assignments.c.task_id, assignments.c.worker, assignments.c.status,
+               assignments.c.verdict, assignments.c.result_sha256)
         .join(tasks, tasks.c.id == assignments.c.task_id).where(tasks.c.job_id == job.id)
         .order_by(assignments.c.id)
     ).all()
+    checked = _verifications(conn, job.id)
     by_task: dict[int, list[dict[str, Any]]] = {}
     for lease in leases:
-        by_task.setdefault(lease.task_id, []).append(
-            {"worker": lease.worker, "status": lease.status, "verdict": lease.verdict,
-             "sha256": lease.result_sha256})
+        entry = {"worker": lease.worker, "status": lease.status, "verdict": lease.verdict,
+                 "sha256": lease.result_sha256}
+        if lease.id in checked:
+            entry["verification"] = checked[lease.id]
+        by_task.setdefault(lease.task_id, []).append(entry)
     sizes = _shard_sizes(conn, job.id)
     slashed = conn.execute(select(slashes).where(slashes.c.job_id == job.id).order_by(slashes.c.id)).all()
     used = sorted({lease.worker for lease in leases})
@@ -129,4 +147,5 @@ def _report(conn: Connection, job: Any, cid: str, sha: str, score: float | None)
         "workers": [{"address": w, "fingerprint": fingerprints.get(w)} for w in used],
         "slashes": [{"worker": s.worker, "reason": s.reason, "evidence": s.evidence_cid} for s in slashed],
         "environment": environment(),
+        **split_report(conn, job),
     }

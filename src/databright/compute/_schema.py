@@ -28,8 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-__all__ = ["assignments", "connect", "exposure", "job_items", "jobs", "metadata", "nonces", "rounds",
-           "slashes", "tasks", "workers"]
+__all__ = ["assignments", "challenges", "commitments", "connect", "exposure", "job_items", "jobs", "metadata",
+           "nonces", "pieces", "pipelines", "rounds", "slashes", "stages", "tasks", "workers"]
 
 metadata = MetaData()
 
@@ -144,6 +144,67 @@ slashes = Table(
     Column("assignment_id", Integer, ForeignKey("compute_assignments.id"), nullable=False, unique=True),
     Column("reason", Text, nullable=False),
     Column("evidence_cid", Text, nullable=False),
+)
+
+# Optimistic verification (docs/compute.md): a worker's signed commitment per lease, and the
+# snapshots the coordinator asked it for. A coordinator killed mid-check resumes from these.
+commitments = Table(
+    "compute_commitments", metadata,
+    Column("assignment_id", Integer, ForeignKey("compute_assignments.id"), primary_key=True, autoincrement=False),
+    Column("commitment", Text, nullable=False),  # Commitment.evidence() as canonical JSON, signature included
+    # committed (result not yet in) -> challenging -> accepted | rejected
+    Column("status", String(16), nullable=False),
+    Column("secret", String(64)),  # the sampling secret, drawn after the commitment was signed
+    Column("samples", Text),  # JSON list of the sampled segments
+    Column("reason", Text),
+    Column("replayed_steps", Integer),
+    Column("bad_segment", Integer),
+)
+
+challenges = Table(
+    "compute_challenges", metadata,
+    Column("assignment_id", Integer, ForeignKey("compute_assignments.id"), primary_key=True),
+    Column("leaf", Integer, primary_key=True, autoincrement=False),
+    Column("asked_at", Float, nullable=False),
+    Column("deadline", Float, nullable=False),
+    Column("snapshot_cid", Text),  # null while the challenge is open
+    Column("proof", Text),  # the Merkle proof served with it, as JSON
+    Column("answer_evidence", Text),  # the worker's signed answer request
+)
+
+
+# -- split jobs (:mod:`._split_jobs`): a task runs as pipelines of stage leases ----------
+
+pieces = Table(
+    "compute_pieces", metadata,  # a split job's round checkpoint, cut into one state per stage
+    Column("job_id", Integer, ForeignKey("compute_jobs.id"), primary_key=True),
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("stage", Integer, primary_key=True, autoincrement=False),
+    Column("checkpoint_cid", Text, nullable=False),
+    Column("checkpoint_sha256", String(64), nullable=False),
+)
+
+pipelines = Table(
+    "compute_pipelines", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, ForeignKey("compute_tasks.id"), nullable=False, index=True),
+    Column("grp", Integer, nullable=False),  # every stage of one replica comes from one redundancy group
+    # forming -> running (all stages claimed and listening) -> submitted (pieces joined);
+    # or lapsed (a stage never came or went silent) or failed (the stage channel broke)
+    Column("status", String(16), nullable=False),
+    Column("form_by", Float, nullable=False),
+    Column("result_cid", Text),
+    Column("result_sha256", String(64)),
+    Column("failure", Text),
+)
+
+stages = Table(
+    "compute_stages", metadata,  # which stage of which pipeline a lease holds
+    Column("assignment_id", Integer, ForeignKey("compute_assignments.id"), primary_key=True),
+    Column("pipeline_id", Integer, ForeignKey("compute_pipelines.id"), nullable=False, index=True),
+    Column("stage", Integer, nullable=False),
+    Column("listen", Text),  # host:port where this stage accepts its upstream neighbour
+    UniqueConstraint("pipeline_id", "stage"),
 )
 
 

@@ -21,6 +21,15 @@ coordinator initialises once, with the job's seed), minibatches come from the
 same seeded stream, backward through a cut replays exactly the operations
 autograd runs inside the whole model, and Adam and SGD update each parameter
 from its own gradient alone, so k optimizers equal one.
+
+A stage after the first can defer its weight gradients
+(``backward(..., defer_weights=True)``): it first computes only the gradient at
+its incoming cut, which the previous stage waits for, and the weight gradients
+in :meth:`Stage.step`, while that gradient is already on its way. Autograd's one
+pass is then two passes over the same graph that run the same kernels on the
+same tensors (the input-gradient and weight-gradient halves of each layer's
+backward are separate kernels), so the bits do not change; this is the B/W split
+of zero-bubble pipelining (Qi et al., 2023, "Zero Bubble Pipeline Parallelism").
 """
 
 from __future__ import annotations
@@ -313,23 +322,34 @@ class Stage:
             )
         self._input: Tensor | None = None
         self._output: Tensor | None = None
+        # Outputs of the trainable layers, kept so their weight gradients can be deferred,
+        # and the (output, gradient, layer) triples a deferred backward leaves for step().
+        self._marks: list[tuple[Tensor, nn.Module]] = []
+        self._pending: list[tuple[Tensor, Tensor, nn.Module]] = []
 
     def forward(self, x: Tensor) -> Tensor:
         """Activations at the outgoing cut (detached: they are what crosses the wire)."""
         self.optimizer.zero_grad(set_to_none=True)
-        self._input = x.detach().requires_grad_(self.spec.index > 0)
-        self._output = self.model(self._input)
-        return self._output.detach()
+        incoming = self.spec.index > 0
+        self._input = x.detach().requires_grad_(incoming)
+        self._marks, self._pending = [], []
+        # Layer by layer, as nn.Sequential runs them, noting the outputs a deferred backward needs.
+        out = self._input
+        for layer in self.model:
+            out = layer(out)
+            if incoming and isinstance(layer, (nn.Conv2d, nn.Linear)):
+                self._marks.append((out, layer))
+        self._output = out
+        return out.detach()
 
-    def loss_backward(self, y: Tensor) -> Tensor | None:
+    def loss_backward(self, y: Tensor, *, defer_weights: bool = False) -> Tensor | None:
         """Last stage: cross-entropy on the logits, backward; the gradient at the incoming cut."""
         if self._output is None or self._input is None:
             raise InputError("loss_backward before forward")
         loss = nn.functional.cross_entropy(self._output, y)
-        loss.backward()  # type: ignore[no-untyped-call]
-        return self._incoming_grad()
+        return self._backward(loss, None, defer_weights)
 
-    def backward(self, grad: Tensor) -> Tensor | None:
+    def backward(self, grad: Tensor, *, defer_weights: bool = False) -> Tensor | None:
         """A stage before the last: backward from the outgoing cut's gradient."""
         if self._output is None or self._input is None:
             raise InputError("backward before forward")
@@ -338,16 +358,30 @@ class Stage:
                 f"gradient {tuple(grad.shape)} {grad.dtype} does not match the activation "
                 f"{tuple(self._output.shape)} {self._output.dtype}"
             )
-        self._output.backward(grad)  # type: ignore[no-untyped-call]
-        return self._incoming_grad()
+        return self._backward(self._output, grad, defer_weights)
 
-    def _incoming_grad(self) -> Tensor | None:
-        assert self._input is not None
-        grad = None if self._input.grad is None else self._input.grad.detach()
+    def _backward(self, root: Tensor, grad: Tensor | None, defer: bool) -> Tensor | None:
+        source, marks = self._input, self._marks
+        assert source is not None
         self._input = self._output = None
-        return grad
+        self._marks = []
+        if not (defer and source.requires_grad):
+            root.backward(grad)  # type: ignore[no-untyped-call]
+            return None if source.grad is None else source.grad.detach()
+        outputs = [output for output, _ in marks]
+        grads = torch.autograd.grad(root, [source, *outputs], grad_outputs=grad, retain_graph=True)
+        self._pending = [
+            (output, g, layer) for (output, layer), g in zip(marks, grads[1:], strict=True)
+        ]
+        return grads[0].detach()
 
     def step(self) -> None:
+        """Compute any deferred weight gradients, then update the weights."""
+        for output, grad, layer in self._pending:
+            # Each trainable layer's own weights from the gradient at its output: only
+            # that layer's backward node runs, so nothing is computed twice or summed twice.
+            torch.autograd.backward(output, grad, inputs=list(layer.parameters()))
+        self._pending = []
         self.optimizer.step()
 
     def state(self) -> dict[str, Tensor]:

@@ -1,7 +1,9 @@
 """The channel between the stage workers of a split job: tokens and raw-tensor frames.
 
 The coordinator authorises each cut of a job with a :class:`StageToken`: EIP-712
-typed data binding (job, stage, sending worker, receiving worker, expiry),
+typed data binding (job, task, stage, sending worker, receiving worker, expiry),
+where the task is the coordinator's number for one pipeline of one round, so a
+token of an earlier round or another replica opens no channel,
 signed with the coordinator's key. The receiving worker, which listens on
 loopback or the job's network (workers still open no port towards the
 coordinator), opens every connection with a fresh 32-byte challenge; the sender
@@ -14,6 +16,12 @@ dtype, number of dimensions, step, payload length, then one uint32 per
 dimension), then the tensor's raw little-endian bytes. Nothing is unpickled or
 executed; the receiver checks every field against what it expects (kind, step,
 dtype, shape) and a size limit before reading the payload.
+
+Frames are copied once in user space at most: the sender hands the tensor's own
+memory to the kernel next to the header (one ``sendmsg``), the receiver reads the
+payload straight into a tensor it allocated after the checks (``recv_into``).
+Activations cross every step and the peer waits for each one, so
+:func:`low_latency` turns Nagle's algorithm off on the channel's sockets.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import hashlib
 import os
 import socket
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from enum import IntEnum
@@ -44,6 +53,7 @@ __all__ = [
     "StageToken",
     "accept_stage",
     "connect_stage",
+    "low_latency",
     "read_frame",
     "write_frame",
 ]
@@ -55,10 +65,10 @@ MAX_FRAME_BYTES = 64 * 2**20
 MAX_DIMS = 8
 _HEADER = struct.Struct("<4sBBBBQQ")
 STAGE_TOKEN = (
-    "StageToken(uint256 job,uint256 stage,address sender,address receiver,uint256 expiry)"
+    "StageToken(uint256 job,uint256 task,uint256 stage,address sender,address receiver,uint256 expiry)"
 )
 _TYPEHASH = keccak(STAGE_TOKEN.encode())
-_TOKEN = struct.Struct("<32s32s20s20s8s65s")
+_TOKEN = struct.Struct("<32s32s32s20s20s8s65s")
 _HELLO_BYTES = _TOKEN.size + 65
 
 
@@ -87,9 +97,10 @@ def _sign(key: PrivateKey, digest: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class StageToken:
-    """The coordinator's permission for ``sender`` to feed ``receiver`` at cut ``stage`` of ``job``."""
+    """The coordinator's permission for ``sender`` to feed ``receiver`` at cut ``stage`` of ``job``'s ``task``."""
 
     job: int
+    task: int
     stage: int
     sender: str
     receiver: str
@@ -103,6 +114,7 @@ class StageToken:
             keccak(
                 _TYPEHASH
                 + self.job.to_bytes(32, "big")
+                + self.task.to_bytes(32, "big")
                 + self.stage.to_bytes(32, "big")
                 + bytes.fromhex(self.sender[2:]).rjust(32, b"\0")
                 + bytes.fromhex(self.receiver[2:]).rjust(32, b"\0")
@@ -117,6 +129,7 @@ class StageToken:
         coordinator_key: bytes,
         *,
         job: int,
+        task: int,
         stage: int,
         sender: str,
         receiver: str,
@@ -124,17 +137,19 @@ class StageToken:
     ) -> StageToken:
         unsigned = cls(
             job,
+            task,
             stage,
             to_checksum_address(sender),
             to_checksum_address(receiver),
             int(time.time()) + lifetime,
         )
         signature = _sign(PrivateKey(coordinator_key), unsigned.digest(domain))
-        return cls(unsigned.job, stage, unsigned.sender, unsigned.receiver, unsigned.expiry, signature)
+        return cls(job, task, stage, unsigned.sender, unsigned.receiver, unsigned.expiry, signature)
 
     def to_bytes(self) -> bytes:
         return _TOKEN.pack(
             self.job.to_bytes(32, "big"),
+            self.task.to_bytes(32, "big"),
             self.stage.to_bytes(32, "big"),
             bytes.fromhex(self.sender[2:]),
             bytes.fromhex(self.receiver[2:]),
@@ -146,9 +161,10 @@ class StageToken:
     def from_bytes(cls, data: bytes) -> StageToken:
         if len(data) != _TOKEN.size:
             raise ChannelError(f"stage token has {len(data)} bytes, expected {_TOKEN.size}")
-        job, stage, sender, receiver, expiry, signature = _TOKEN.unpack(data)
+        job, task, stage, sender, receiver, expiry, signature = _TOKEN.unpack(data)
         return cls(
             int.from_bytes(job, "big"),
+            int.from_bytes(task, "big"),
             int.from_bytes(stage, "big"),
             to_checksum_address("0x" + sender.hex()),
             to_checksum_address("0x" + receiver.hex()),
@@ -157,16 +173,43 @@ class StageToken:
         )
 
 
+def _receive_into(sock: socket.socket, buffer: memoryview) -> None:
+    got = 0
+    while got < len(buffer):
+        n = sock.recv_into(buffer[got:])
+        if not n:
+            raise ChannelError(
+                f"stage peer closed the connection {len(buffer) - got} bytes short of a frame"
+            )
+        got += n
+
+
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    chunks: list[bytes] = []
-    left = n
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise ChannelError(f"stage peer closed the connection {left} bytes short of a frame")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+    buffer = bytearray(n)
+    _receive_into(sock, memoryview(buffer))
+    return bytes(buffer)
+
+
+def low_latency(sock: socket.socket) -> None:
+    """Send every frame at once: without this, Nagle's algorithm can hold a frame's tail back."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _bytes_of(array: np.ndarray) -> memoryview:
+    """The array's memory as flat bytes, without copying it."""
+    return array.reshape(-1).view(np.uint8).data
+
+
+def _send_all(sock: socket.socket, parts: list[memoryview]) -> None:
+    # sendmsg may take only part of what it is given; continue from where it stopped.
+    while parts:
+        sent = sock.sendmsg(parts)
+        while parts and sent >= len(parts[0]):
+            sent -= len(parts[0])
+            parts.pop(0)
+        if parts and sent:
+            parts[0] = parts[0][sent:]
 
 
 def write_frame(sock: socket.socket, kind: Kind, step: int, tensor: Tensor) -> int:
@@ -174,12 +217,13 @@ def write_frame(sock: socket.socket, kind: Kind, step: int, tensor: Tensor) -> i
     code = _CODES.get(tensor.dtype)
     if code is None:
         raise ChannelError(f"the stage channel carries float32 and int64 tensors, not {tensor.dtype}")
+    # A no-op for a contiguous tensor on a little-endian machine: the payload is its memory.
     array = np.ascontiguousarray(tensor.detach().numpy(), dtype=_DTYPES[code][1])
-    payload = array.tobytes()
-    dims = struct.pack(f"<{array.ndim}I", *array.shape)
-    header = _HEADER.pack(MAGIC, VERSION, int(kind), code, array.ndim, step, len(payload))
-    sock.sendall(header + dims + payload)
-    return len(header) + len(dims) + len(payload)
+    payload = _bytes_of(array)
+    head = _HEADER.pack(MAGIC, VERSION, int(kind), code, array.ndim, step, len(payload))
+    head += struct.pack(f"<{array.ndim}I", *array.shape)
+    _send_all(sock, [memoryview(head), payload])
+    return len(head) + len(payload)
 
 
 def read_frame(
@@ -215,8 +259,13 @@ def read_frame(
         raise ChannelError(f"frame of {length} bytes exceeds the {limit}-byte limit")
     if length != item.itemsize * int(np.prod(dims, dtype=np.int64)):
         raise ChannelError(f"frame length {length} does not match shape {dims} of {dtype}")
-    array = np.frombuffer(_read_exactly(sock, length), dtype=item).reshape(dims)
-    return torch.from_numpy(array.astype(item.newbyteorder("="), copy=True))
+    # Allocated only now that the header has passed every check, and filled in place.
+    tensor = torch.empty(dims, dtype=dtype)
+    array = tensor.numpy()
+    _receive_into(sock, _bytes_of(array))
+    if sys.byteorder != "little":
+        array.byteswap(inplace=True)
+    return tensor
 
 
 def connect_stage(sock: socket.socket, domain: RequestDomain, token: StageToken, sender_key: bytes) -> None:
@@ -232,6 +281,7 @@ def accept_stage(
     *,
     coordinator: str,
     job: int,
+    task: int,
     stage: int,
     receiver: str,
     spent: set[bytes],
@@ -246,8 +296,8 @@ def accept_stage(
     digest = token.digest(domain)
     if recover_signer(digest, token.signature) != to_checksum_address(coordinator):
         raise ChannelError("stage token is not signed by this job's coordinator")
-    if (token.job, token.stage) != (job, stage):
-        raise ChannelError(f"stage token is for job {token.job} stage {token.stage}")
+    if (token.job, token.task, token.stage) != (job, task, stage):
+        raise ChannelError(f"stage token is for job {token.job} task {token.task} stage {token.stage}")
     if token.receiver != to_checksum_address(receiver):
         raise ChannelError("stage token names another receiving worker")
     if token.expiry < (time.time() if now is None else now):

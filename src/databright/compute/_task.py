@@ -19,11 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+from torch import Tensor
+
 from databright.errors import InputError
 from databright.ml import ModelSpec, encode_items, encode_labels, load_checkpoint, save_checkpoint, train
 from databright.storage import canonical_json, cid_of
 
-__all__ = ["Task", "TaskResult", "fetch_verified", "run_task"]
+__all__ = ["Task", "TaskResult", "fetch_verified", "run_task", "task_inputs"]
 
 Fetch = Callable[[str], bytes]
 
@@ -86,14 +90,18 @@ def fetch_verified(fetch: Fetch, cid: str) -> bytes:
     return data
 
 
-def run_task(task: Task, fetch: Fetch) -> TaskResult:
-    """Train ``task.steps`` steps from its checkpoint on its shard; the new state as safetensors."""
+def task_inputs(task: Task, fetch: Fetch) -> tuple[dict[str, Tensor], NDArray[np.floating], NDArray[np.integer]]:
+    """The task's starting state and its shard as arrays, every blob checked against its CID and digest."""
     blob = fetch_verified(fetch, task.checkpoint)
     if hashlib.sha256(blob).hexdigest() != task.checkpoint_sha256:
         raise InputError(f"checkpoint {task.checkpoint} does not match its digest")
     state = load_checkpoint(blob)
     items = [fetch_verified(fetch, cid) for cid, _ in task.shard]
-    x = encode_items(task.spec, items)
-    y = encode_labels(task.spec, [label for _, label in task.shard])
+    return state, encode_items(task.spec, items), encode_labels(task.spec, [label for _, label in task.shard])
+
+
+def run_task(task: Task, fetch: Fetch) -> TaskResult:
+    """Train ``task.steps`` steps from its checkpoint on its shard; the new state as safetensors."""
+    state, x, y = task_inputs(task, fetch)
     out = save_checkpoint(train(task.spec, state, x, y, steps=task.steps, seed=task.seed))
     return TaskResult(out, hashlib.sha256(out).hexdigest())

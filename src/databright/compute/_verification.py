@@ -40,6 +40,7 @@ from databright.storage import BlobStore, canonical_json
 
 __all__ = [
     "Outcome",
+    "SnapshotNeeded",
     "check_evidence",
     "detection_probability",
     "min_stake",
@@ -108,6 +109,20 @@ class _Refused(DataBrightError):
     pass
 
 
+class SnapshotNeeded(DataBrightError):
+    """Raised by a ``serve`` that does not hold snapshot ``index`` yet: verification pauses, it does not fail.
+
+    A coordinator whose workers pull cannot fetch a snapshot in the middle of
+    :func:`verify_run`; it asks the worker for it and runs the check again once
+    it has arrived. The run is a pure function of the snapshots it is given, so
+    every attempt asks for the same ones in the same order.
+    """
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"snapshot {index} has not been served yet")
+        self.index = index
+
+
 @dataclass
 class _Check:
     spec: ModelSpec
@@ -123,6 +138,8 @@ class _Check:
         if index not in self.fetched:
             try:
                 blob, proof = self.serve(index)
+            except SnapshotNeeded:
+                raise
             except Exception as exc:  # whatever goes wrong on the worker's side, it did not serve
                 raise _Refused(f"worker did not serve snapshot {index}: {exc}") from None
             digest = hashlib.sha256(blob).digest()

@@ -10,16 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from databright.chain import DataMarket, Ledger
-from databright.chain.computemarket import ComputeMarket
-from databright.chain.modelmarket import ModelMarket
 from databright.errors import IndexError_, InputError, NotFound
 from databright.index._models import (
     Base,
@@ -53,6 +50,11 @@ from databright.index._model_queries import (
 from databright.index._model_rows import ChannelRow, ModelIncomeRow, ModelRow, ModelVersionRow, PriceRow, RedemptionRow
 from databright.index._model_sync import PAYMENT_SOURCES, PaymentSource, TaggedEvent, apply_all
 from databright.index._sync import ItemRecord, Loaders, apply_metadata, attach_manifest
+
+if TYPE_CHECKING:  # the chain's clients import web3: a read that finds the index current never needs them
+    from databright.chain import ChainHead, DataMarket
+    from databright.chain.computemarket import ComputeMarket
+    from databright.chain.modelmarket import ModelMarket
 
 __all__ = [
     "ChannelRow",
@@ -123,21 +125,13 @@ def _mapped(action: str) -> Iterator[None]:
         raise IndexError_(f"index {action} failed: {_one_line(exc)}") from exc
 
 
-def _block_hash(ledger: Ledger, number: int) -> str | None:
-    """The chain's hash of block ``number``, or None when the chain is shorter."""
-    if number < 0 or number > ledger.block_number():
-        return None
-    block = ledger.call_rpc(lambda: ledger.w3.eth.get_block(number))
-    return bytes(block["hash"]).hex()
-
-
-def _on_chain(cursor: CursorRow, ledger: Ledger) -> bool:
+def _on_chain(cursor: CursorRow, chain: ChainHead) -> bool:
     """Whether the last block the index applied is still the chain's block."""
     if cursor.last_hash is None or cursor.start_block is None:
         return False  # an index file from before these columns
     if cursor.last_block < cursor.start_block:
         return True
-    return _block_hash(ledger, cursor.last_block) == cursor.last_hash
+    return chain.block_hash(cursor.last_block) == cursor.last_hash
 
 
 def _clear(session: Session, *, keep_cursor: bool = False) -> None:
@@ -228,7 +222,7 @@ class Index:
         self.engine.dispose()
 
     def bind(self, chain_id: int, contract: str, start_block: int, *, deploy_tx: str = "",
-             ledger: Ledger | None = None, model_market: str | None = None) -> None:
+             ledger: ChainHead | None = None, model_market: str | None = None) -> None:
         """Tie this index to a deployment; refuse to mix two deployments.
 
         Chain id and address survive a chain reset and a deterministic redeploy,
@@ -238,7 +232,7 @@ class Index:
         and the next sync rebuilds it. So it is when the ModelMarket mirrored
         with it (``model_market``) changes.
         """
-        genesis = "" if ledger is None else _block_hash(ledger, 0) or ""
+        genesis = "" if ledger is None else ledger.block_hash(0) or ""
         deployment = (chain_id, contract, start_block, deploy_tx, genesis, model_market)
         for attempt in range(2):
             try:
@@ -251,7 +245,7 @@ class Index:
 
     @staticmethod
     def _bind(session: Session, deployment: tuple[int, str, int, str, str, str | None],
-              ledger: Ledger | None) -> None:
+              ledger: ChainHead | None) -> None:
         chain_id, contract, start_block, deploy_tx, genesis, model_market = deployment
         cursor = session.get(CursorRow, 1, with_for_update=True)
         if cursor is not None:
@@ -311,13 +305,25 @@ class Index:
                     events += [(extra.address, e) for e in extra.events(start, end)]
             if models is not None or compute is not None:
                 events.sort(key=lambda tagged: (tagged[1].block_number, tagged[1].log_index))
-            claim = (start - 1, cursor.last_hash, end, _block_hash(market.ledger, end) or "")
+            claim = (start - 1, cursor.last_hash, end, market.ledger.block_hash(end) or "")
             try:
                 applied += self._write("sync", lambda s: self._apply_range(s, claim, events, loaders, market.address))
             except _Claimed:
                 continue
-        self._retry_blobs(loaders)
+        self.retry_blobs(loaders)
         return applied
+
+    def caught_up(self, chain: ChainHead) -> bool:
+        """Whether ``sync`` would find no block to apply: the index is bound, its last block is
+        still ``chain``'s, and it is the head. The same checks, in the same order, as ``sync``
+        makes before reading any event, so a read may skip ``sync`` (and the contract clients,
+        and web3) when this holds, and call ``retry_blobs`` instead."""
+        head = chain.block_number()
+        with self.session() as session:
+            cursor = session.get(CursorRow, 1)
+        if cursor is None:
+            raise IndexError_("the index is not bound to a deployment")
+        return _on_chain(cursor, chain) and cursor.last_block >= head
 
     @staticmethod
     def _restart(session: Session, seen: tuple[int, str | None]) -> None:
@@ -373,7 +379,7 @@ class Index:
             raise _Claimed
         return apply_all(session, events, loaders, data_market)
 
-    def _retry_blobs(self, loaders: Loaders) -> None:
+    def retry_blobs(self, loaders: Loaders) -> None:
         """Load the manifests and metadata that were missing at sync time."""
         with self.session() as session:
             pending = session.execute(

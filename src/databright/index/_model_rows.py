@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from databright.index._models import Amount, Base
 
-__all__ = ["ChannelRow", "ModelIncomeRow", "ModelRow", "ModelVersionRow", "PriceRow", "RedemptionRow"]
+__all__ = ["ChannelRow", "JobIncomeRow", "ModelIncomeRow", "ModelRow", "ModelVersionRow", "PriceRow", "RedemptionRow"]
 
 
 class ModelRow(Base):
@@ -109,3 +109,18 @@ class ModelIncomeRow(Base):
     model_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     training_fee: Mapped[int] = mapped_column(Amount, default=0)
     royalties: Mapped[int] = mapped_column(Amount, default=0)
+
+
+class JobIncomeRow(Base):
+    """What one holder of a dataset was paid by one ComputeMarket job's training fee.
+
+    Credited pro rata at the job's submission, as ``ModelIncomeRow`` is; the
+    model registered from the job (``ModelTrainedOnJob``) adds these credits
+    to its own, since the job paid its training fee.
+    """
+
+    __tablename__ = "job_income"
+    dataset_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(42), primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    training_fee: Mapped[int] = mapped_column(Amount, default=0)

@@ -9,19 +9,25 @@ royalty; ComputeMarket's ``JobSubmitted`` with its job's training fee), the
 deposit is attributed to that event's source. A contract that pays datasets
 too adds its event to ``PAYMENT_SOURCES``. Unannounced deposits stay ``payment``, and a rejected
 proposal's bond is ``forfeited_bond``.
+
+A model registered from a completed ComputeMarket job pays no training fee
+(its ``ModelRegistered`` says 0, and no deposit follows); its
+``ModelTrainedOnJob`` names the job, whose fee is then counted as the model's,
+and so is what each holder was paid by it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from databright.chain import Event
 from databright.index._model_rows import (
     ChannelRow,
+    JobIncomeRow,
     ModelIncomeRow,
     ModelRow,
     ModelVersionRow,
@@ -31,10 +37,13 @@ from databright.index._model_rows import (
 from databright.index._models import HolderRow
 from databright.index._sync import Loaders, apply_events, record_deposit
 
+if TYPE_CHECKING:  # the contract clients import web3; the events come from their caller
+    from databright.chain import Event
+
 __all__ = ["PAYMENT_SOURCES", "PaymentSource", "TaggedEvent", "apply_all"]
 
 # An event with the address of the contract that emitted it.
-TaggedEvent = tuple[str, Event]
+TaggedEvent = tuple[str, "Event"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,9 @@ class PaymentSource:
     source: str  # what the dataset's revenue table calls it
     amount: str  # the event argument holding the amount deposited
     ref: str  # the event argument naming what paid (a model id)
-    by_model: bool  # whether ``ref`` is a ModelMarket model (its holders' income is credited per model)
+    # whether ``ref`` is a ModelMarket model (its holders' income is credited per model);
+    # otherwise it is a ComputeMarket job, credited per job until a model registers from it
+    by_model: bool
 
 
 PAYMENT_SOURCES: dict[str, PaymentSource] = {
@@ -84,6 +95,15 @@ def _on_registered(session: Session, e: Event, loaders: Loaders) -> None:
     ))
     session.add(PriceRow(model_id=a["model_id"], price=a["price"], block=e.block_number, tx_hash="0x" + e.tx_hash))
     session.flush()
+
+
+def _on_trained_on_job(session: Session, e: Event, loaders: Loaders) -> None:
+    a = e.args
+    model = _model(session, a["model_id"])
+    model.training_fee = a["training_fee"]
+    session.flush()
+    for credit in session.scalars(select(JobIncomeRow).where(JobIncomeRow.job_id == a["job_id"])):
+        _income_row(session, credit.dataset_id, credit.holder, model.model_id).training_fee += credit.training_fee
 
 
 def _on_version(session: Session, e: Event, loaders: Loaders) -> None:
@@ -154,6 +174,7 @@ def _on_settled(session: Session, e: Event, loaders: Loaders) -> None:
 
 _HANDLERS: dict[str, Callable[[Session, Event, Loaders], None]] = {
     "ModelRegistered": _on_registered,
+    "ModelTrainedOnJob": _on_trained_on_job,
     "VersionPublished": _on_version,
     "PriceChanged": _on_price,
     "ScoreVerified": _on_verified,
@@ -165,29 +186,42 @@ _HANDLERS: dict[str, Callable[[Session, Event, Loaders], None]] = {
 }
 
 
-def _credit_holders(session: Session, dataset_id: int, model_id: int, amount: int, source: str) -> None:
-    """Credit each holder of the dataset with their pro rata part of a model's payment.
+def _holder_parts(session: Session, dataset_id: int, amount: int) -> Iterator[tuple[str, int]]:
+    """Each holder of the dataset with their pro rata part of a payment.
 
     ``amount × balance // supply``: the contract's revenue-per-share carries
-    the remainders forward, so a holder's credit here may be below what the
+    the remainders forward, so a holder's part here may be below what the
     contract pays them by less than one wei per payment.
     """
     holders = list(session.scalars(select(HolderRow).where(HolderRow.dataset_id == dataset_id,
                                                            HolderRow.balance > 0)))
     supply = sum(h.balance for h in holders)
-    if not supply:
-        return
-    for h in holders:
-        row = session.get(ModelIncomeRow, (dataset_id, h.holder, model_id))
-        if row is None:
-            row = ModelIncomeRow(dataset_id=dataset_id, holder=h.holder, model_id=model_id, training_fee=0,
-                                 royalties=0)
-            session.add(row)
-        part = amount * h.balance // supply
+    for h in holders if supply else ():
+        yield h.holder, amount * h.balance // supply
+
+
+def _income_row(session: Session, dataset_id: int, holder: str, model_id: int) -> ModelIncomeRow:
+    row = session.get(ModelIncomeRow, (dataset_id, holder, model_id))
+    if row is None:
+        row = ModelIncomeRow(dataset_id=dataset_id, holder=holder, model_id=model_id, training_fee=0, royalties=0)
+        session.add(row)
+    return row
+
+
+def _credit_holders(session: Session, dataset_id: int, model_id: int, amount: int, source: str) -> None:
+    """Credit each holder of the dataset with their pro rata part of a model's payment."""
+    for holder, part in _holder_parts(session, dataset_id, amount):
+        row = _income_row(session, dataset_id, holder, model_id)
         if source == "training_fee":
             row.training_fee += part
         else:
             row.royalties += part
+
+
+def _credit_job(session: Session, dataset_id: int, job_id: int, amount: int) -> None:
+    """Credit each holder of the dataset with their pro rata part of a job's training fee."""
+    for holder, part in _holder_parts(session, dataset_id, amount):
+        session.add(JobIncomeRow(dataset_id=dataset_id, holder=holder, job_id=job_id, training_fee=part))
 
 
 def apply_all(session: Session, events: Sequence[TaggedEvent], loaders: Loaders, data_market: str) -> int:
@@ -214,6 +248,8 @@ def apply_all(session: Session, events: Sequence[TaggedEvent], loaders: Loaders,
             record_deposit(session, e, note.source.source, note.ref)
             if note.source.by_model:
                 _credit_holders(session, e.args["dataset_id"], note.ref, note.amount, note.source.source)
+            else:
+                _credit_job(session, e.args["dataset_id"], note.ref, note.amount)
             count += 1
             continue
         count += apply_events(session, [e], loaders)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from databright.chain import Event
-from databright.errors import StorageError
 from databright.index._models import (
     STAKE_ZERO,
     DatasetRow,
@@ -27,7 +25,10 @@ from databright.index._models import (
     RevenueRow,
     VoteRow,
 )
-from databright.storage import MerkleTree, digest_of_cid, item_leaf
+from databright.storage import batch_commitment
+
+if TYPE_CHECKING:  # the contract clients import web3; the events come from their caller
+    from databright.chain import Event
 
 __all__ = ["ItemRecord", "Loaders", "apply_events", "apply_metadata", "attach_manifest", "record_deposit"]
 
@@ -146,13 +147,7 @@ def _on_evaluator_changed(session: Session, e: Event, loaders: Loaders) -> None:
 
 def _manifest_matches(proposal: ProposalRow, items: list[ItemRecord]) -> bool:
     """Whether ``items`` are the batch the proposer committed to on chain."""
-    if len(items) != proposal.item_count or not items:
-        return False
-    try:
-        leaves = [item_leaf(digest_of_cid(cid), label) for cid, label, _ in items]
-    except StorageError:
-        return False
-    return "0x" + MerkleTree(leaves).root.hex() == proposal.root.lower()
+    return batch_commitment([(cid, label) for cid, label, _ in items]) == (proposal.item_count, proposal.root.lower())
 
 
 def attach_manifest(session: Session, proposal: ProposalRow, items: list[ItemRecord]) -> None:

@@ -24,7 +24,7 @@ from ._manifest import (
 )
 from ._text import MAX_TEXT_BYTES, TextItem, decode_text, encode_pair, encode_text, text_preview
 from ._text_import import TEXT_FORMATS, text_source
-from ._merkle import MerkleRoot, MerkleTree, item_leaf, label_hash, merkle_root, verify_proof
+from ._merkle import MerkleRoot, MerkleTree, batch_commitment, item_leaf, label_hash, merkle_root, verify_proof
 
 __all__ = [
     "BlobNotFound",
@@ -48,6 +48,7 @@ __all__ = [
     "StorageError",
     "TEXT_FORMATS",
     "TextItem",
+    "batch_commitment",
     "canonical_json",
     "cid_from_digest",
     "cid_of",

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from eth_hash.auto import keccak
 
+from ._cid import digest_of_cid
 from ._errors import StorageError
 
 _NODE_SIZE = 32
@@ -144,6 +145,18 @@ def merkle_root(leaves: Iterable[bytes]) -> bytes:
     for leaf in leaves:
         builder.add(leaf)
     return builder.root
+
+
+def batch_commitment(items: Sequence[tuple[str, str]]) -> tuple[int, str] | None:
+    """The (item count, 0x-hex Merkle root) a batch of (item CID, label) pairs commits to on
+    chain, or None for a batch no proposal can commit to (empty, or a CID that is not one)."""
+    if not items:
+        return None
+    try:
+        leaves = [item_leaf(digest_of_cid(cid), label) for cid, label in items]
+    except StorageError:
+        return None
+    return len(leaves), "0x" + merkle_root(leaves).hex()
 
 
 def verify_proof(root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:

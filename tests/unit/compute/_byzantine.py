@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from databright.compute._challenges import task_digest
 from databright.compute._commitments import CommittedRun, MerkleTree, boundaries, sign_commitment
 from databright.compute._requests import RequestDomain
+from databright.compute._task import Fetch, Task, task_inputs
+from databright.compute._worker import Worker
 from databright.ml import ModelSpec, load_checkpoint, save_checkpoint
 from databright.ml._resumable import Training
 
@@ -54,3 +58,20 @@ def cheating_run(spec: ModelSpec, state: dict[str, Tensor] | None, x: NDArray[np
 def weights_of(run: CommittedRun) -> bytes:
     last = load_checkpoint(run.snapshots[-1])
     return save_checkpoint({k.removeprefix("model."): v for k, v in last.items() if k.startswith("model.")})
+
+
+class FakingWorker(Worker):
+    """A worker that, in optimistic tasks, fakes ``fraction`` of its segments (at least one) and signs the lot."""
+
+    def __init__(self, *args: Any, fraction: float, mode: str = "perturb", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fraction, self.mode = fraction, mode
+
+    def commit(self, task: Task, fetch: Fetch, interval: int) -> CommittedRun:
+        state, x, y = task_inputs(task, fetch)
+        segments = len(boundaries(task.steps, interval)) - 1
+        count = min(segments, max(1, round(self.fraction * segments)))
+        faked = {int(i) for i in np.random.default_rng(task.seed).choice(segments, size=count, replace=False)}
+        return cheating_run(task.spec, state, x, y, steps=task.steps, seed=task.seed, interval=interval,
+                            task=task_digest(task), domain=self.signer.domain, key=self.signer.key, faked=faked,
+                            mode=self.mode)

@@ -19,9 +19,11 @@ def test_a_bare_model_spec_means_what_the_redundancy_says() -> None:
 
 
 def test_a_job_document_round_trips_with_its_settings() -> None:
-    settings = JobSettings("optimistic", split=2, snapshot_every=5, samples=3)
+    settings = JobSettings("optimistic", snapshot_every=5, samples=3)
     assert parse_job_document(settings.document(SPEC), 1) == (SPEC, settings)
     assert JobSettings.from_json(settings.to_json()) == settings
+    split = JobSettings("tmr", split=2)
+    assert parse_job_document(split.document(SPEC), 3) == (SPEC, split)
 
 
 @pytest.mark.parametrize("settings,redundancy", [(JobSettings("optimistic"), 3), (JobSettings("tmr"), 1),
@@ -35,7 +37,8 @@ def test_settings_the_on_chain_redundancy_cannot_carry_are_refused(settings: Job
 
 @pytest.mark.parametrize("change", [{"split": 0}, {"split": 9}, {"verification": "vote"}, {"split": "2"},
                                     {"snapshot_every": -1}, {"samples": 2, "verification": "none"},
-                                    {"version": 2}, {"extra": 1}, {"model": [1]}])
+                                    {"version": 2}, {"extra": 1}, {"model": [1]},
+                                    {"verification": "optimistic", "split": 2}])
 def test_malformed_job_documents_are_refused(change: dict[str, object]) -> None:
     doc = json.loads(JobSettings("none").document(SPEC))
     doc.update(change)

@@ -64,6 +64,41 @@ def test_pipeline_training_is_bitwise_the_whole_model(spec: ModelSpec, k: int) -
     assert not _equal(assembled, start)
 
 
+@pytest.mark.parametrize("spec", [CNN, MLP])
+def test_deferred_weight_gradients_give_the_same_bits(spec: ModelSpec) -> None:
+    """Sending the cut's gradient first and computing weight gradients in step() changes no bit."""
+    x, y = _data(spec, 64)
+    stages = cut_spec(spec, 3)
+    states = split_state(stages, _state(spec, 7))
+    with single_thread():
+        plain, deferred = ([Stage(s, st) for s, st in zip(stages, states, strict=True)] for _ in range(2))
+        for xb, yb in stage_batches(spec, x, y, steps=6, seed=2):
+            crossing: list[list[Tensor | None]] = []
+            for workers, defer in ((plain, False), (deferred, True)):
+                activation = xb
+                for worker in workers:
+                    activation = worker.forward(activation)
+                grad = workers[-1].loss_backward(yb, defer_weights=defer)
+                crossing.append([grad])
+                for worker in reversed(workers[:-1]):
+                    assert grad is not None
+                    grad = worker.backward(grad, defer_weights=defer)
+                    crossing[-1].append(grad)
+            assert crossing[0][-1] is None and crossing[1][-1] is None
+            assert all(torch.equal(a, b) for a, b in zip(crossing[0][:-1], crossing[1][:-1], strict=True))
+            # Deferred: the stages after the first hold no weight gradient until they step.
+            assert all(p.grad is None for w in deferred[1:] for p in w.model.parameters())
+            assert all(p.grad is not None for w in plain for p in w.model.parameters())
+            for worker in plain + deferred:
+                worker.step()
+    for a, b in zip(plain, deferred, strict=True):
+        assert _equal(a.state(), b.state())
+    assert _equal(
+        join_states(stages, [w.state() for w in deferred]),
+        train(spec, join_states(stages, states), x, y, steps=6, seed=2),
+    )
+
+
 def test_pieces_hold_disjoint_weights_that_join_back() -> None:
     stages = cut_spec(CNN, 3)
     start = _state(CNN, 0)
@@ -152,6 +187,8 @@ def test_stages_over_loopback_tcp_give_the_whole_model_bits() -> None:
             t.start()
         for t in threads:
             t.join(60)
+    # Frames go out whole and at once: Nagle's algorithm is off on every link.
+    assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for link in links for s in link)
     for sender, receiver in links:
         sender.close()
         receiver.close()
@@ -161,3 +198,8 @@ def test_stages_over_loopback_tcp_give_the_whole_model_bits() -> None:
     activation = 16 * 4 * 4 * 4 * 4  # batch x channels x 4 x 4 pixels, float32
     assert results[0].bytes_sent == 10 * (24 + 16 + activation + 24 + 4 + 16 * 8)
     assert results[2].steps == 10 and results[1].bytes_sent > 0
+    # What stage 0 waits for: the last stage's forward and input-gradient pass, part of its compute;
+    # the middle stage's includes its own wait on the last.
+    assert 0 < results[2].reply < results[2].compute
+    assert results[2].reply < results[1].reply < results[1].compute + results[1].channel
+    assert results[0].reply == 0

@@ -19,6 +19,7 @@ from databright.compute._stage_channel import (
     StageToken,
     accept_stage,
     connect_stage,
+    low_latency,
     read_frame,
     write_frame,
 )
@@ -44,8 +45,9 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     peer.close()
 
 
-def _token(signer: bytes = COORDINATOR, job: int = 7, receiver: bytes = RECEIVER, lifetime: int = 60) -> StageToken:
-    return StageToken.issue(DOMAIN, signer, job=job, stage=0, sender=_address(SENDER),
+def _token(signer: bytes = COORDINATOR, job: int = 7, receiver: bytes = RECEIVER, lifetime: int = 60,
+           task: int = 3) -> StageToken:
+    return StageToken.issue(DOMAIN, signer, job=job, task=task, stage=0, sender=_address(SENDER),
                             receiver=_address(receiver), lifetime=lifetime)
 
 
@@ -55,7 +57,7 @@ def _handshake(pair: tuple[socket.socket, socket.socket], token: StageToken, key
     thread = threading.Thread(target=connect_stage, args=(client, DOMAIN, token, key))
     thread.start()
     try:
-        return accept_stage(peer, DOMAIN, coordinator=_address(COORDINATOR), job=7, stage=0,
+        return accept_stage(peer, DOMAIN, coordinator=_address(COORDINATOR), job=7, task=3, stage=0,
                             receiver=_address(RECEIVER), spent=set() if spent is None else spent)
     finally:
         thread.join(10)
@@ -74,11 +76,75 @@ def test_a_tensor_crosses_bit_exact(pair: tuple[socket.socket, socket.socket]) -
     assert torch.equal(read_frame(peer, kind=Kind.LABELS, step=3, dtype=torch.int64, shape=(4,)), labels)
 
 
+def test_a_frame_larger_than_the_socket_buffers_crosses_bit_exact(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # Small kernel buffers make sendmsg take a frame piece by piece and recv_into return it so.
+    client, peer = pair
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 14)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 14)
+    big = torch.randn(64, 128, 128, generator=torch.Generator().manual_seed(1))  # 4 MiB
+    # A transposed view is not contiguous: it is laid out as the shape says before it goes.
+    labels = torch.arange(2048, dtype=torch.int64).reshape(32, 64).t()
+    sender = threading.Thread(
+        target=lambda: (write_frame(client, Kind.ACTIVATION, 0, big), write_frame(client, Kind.LABELS, 0, labels))
+    )
+    sender.start()
+    got = read_frame(peer, kind=Kind.ACTIVATION, step=0, dtype=torch.float32, shape=(64, 128, 128))
+    got_labels = read_frame(peer, kind=Kind.LABELS, step=0, dtype=torch.int64, shape=(64, 32))
+    sender.join(10)
+    assert torch.equal(got, big) and torch.equal(got_labels, labels)
+
+
+def test_a_frame_trickling_in_byte_by_byte_is_read_whole(pair: tuple[socket.socket, socket.socket]) -> None:
+    client, peer = pair
+    low_latency(client)
+    tensor = torch.tensor([1.5, -2.0, 3.25, 0.0])
+    raw = _header() + struct.pack("<I", 4) + tensor.numpy().astype("<f4").tobytes()
+
+    def trickle() -> None:
+        for i in range(len(raw)):
+            client.sendall(raw[i : i + 1])
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    got = read_frame(peer, kind=Kind.ACTIVATION, step=0, dtype=torch.float32, shape=(4,))
+    sender.join(10)
+    assert torch.equal(got, tensor)
+
+
+def test_each_frame_arrives_in_memory_of_its_own(pair: tuple[socket.socket, socket.socket]) -> None:
+    # A stage keeps a step's input for its backward pass: the next frame must not overwrite it.
+    client, peer = pair
+    first, second = torch.ones(256), torch.full((256,), 2.0)
+    write_frame(client, Kind.ACTIVATION, 0, first)
+    write_frame(client, Kind.ACTIVATION, 1, second)
+    got_first = read_frame(peer, kind=Kind.ACTIVATION, step=0, dtype=torch.float32, shape=(256,))
+    got_second = read_frame(peer, kind=Kind.ACTIVATION, step=1, dtype=torch.float32, shape=(256,))
+    assert torch.equal(got_first, first) and torch.equal(got_second, second)
+    got_second.add_(1)
+    assert torch.equal(got_first, first)
+
+
+def test_low_latency_turns_nagle_off_on_tcp_only(pair: tuple[socket.socket, socket.socket]) -> None:
+    client, _ = pair
+    assert not client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    low_latency(client)
+    assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    local, remote = socket.socketpair()
+    with local, remote:
+        low_latency(local)  # a Unix socket has no Nagle to turn off, and is left as it is
+        write_frame(local, Kind.LABELS, 0, torch.tensor([3]))
+        assert torch.equal(read_frame(remote, kind=Kind.LABELS, step=0, dtype=torch.int64, shape=(1,)),
+                           torch.tensor([3]))
+
+
 @pytest.mark.parametrize(
     ("token", "key", "message"),
     [
         (lambda: _token(signer=STRANGER), SENDER, "not signed by this job's coordinator"),
         (lambda: _token(job=8), SENDER, "for job 8"),
+        (lambda: _token(task=4), SENDER, "task 4"),
         (lambda: _token(receiver=STRANGER), SENDER, "another receiving worker"),
         (lambda: _token(lifetime=-5), SENDER, "expired"),
         (lambda: _token(), STRANGER, "does not hold the key"),
@@ -145,5 +211,5 @@ def test_a_truncated_hello_is_refused(pair: tuple[socket.socket, socket.socket])
     client.sendall(_token().to_bytes()[:50])
     client.shutdown(socket.SHUT_WR)
     with pytest.raises(ChannelError, match="short of a frame"):
-        accept_stage(peer, DOMAIN, coordinator=_address(COORDINATOR), job=7, stage=0,
+        accept_stage(peer, DOMAIN, coordinator=_address(COORDINATOR), job=7, task=3, stage=0,
                      receiver=_address(RECEIVER), spent=set())

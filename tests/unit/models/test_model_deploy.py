@@ -42,3 +42,47 @@ def test_model_deploy_on_an_older_deployment(capsys: pytest.CaptureFixture[str],
     assert code == 0 and json.loads(out) == {"models": []}
     code, _, err = run(capsys, home, "model", "deploy")
     assert code == 1 and "already deployed" in err
+
+
+def _linked(home: Path) -> tuple[str | None, str]:
+    """The ComputeMarket the home's ModelMarket is linked to, and the manifest's ComputeMarket."""
+    from databright.workspace import Workspace
+
+    ws = Workspace(home)
+    try:
+        return ws.model_market.compute_market_address(), ws.compute_market.address
+    finally:
+        ws.close()
+
+
+def test_the_second_market_deployed_links_them(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run(capsys, home, "init", "--accounts", "2")[0] == 0
+    assert run(capsys, home, "deploy")[0] == 0
+    linked, compute = _linked(home)
+    assert linked == compute
+    manifest = home / "deployments" / "31415.json"
+    data = json.loads(manifest.read_text())
+    for name in ("ModelMarket", "ComputeMarket"):  # a deployment from before both
+        del data["contracts"][name]
+    manifest.write_text(json.dumps(data))
+    assert run(capsys, home, "model", "deploy")[0] == 0  # no ComputeMarket to link yet
+    assert run(capsys, home, "compute", "deploy")[0] == 0
+    linked, compute = _linked(home)
+    assert linked == compute and linked != json.loads(manifest.read_text())["contracts"]["DataMarket"]["address"]
+
+
+def test_a_model_market_that_cannot_be_linked_is_left_as_it_is(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run(capsys, home, "init", "--accounts", "2")[0] == 0
+    assert run(capsys, home, "deploy")[0] == 0
+    manifest = home / "deployments" / "31415.json"
+    data = json.loads(manifest.read_text())
+    # Stands in for a ModelMarket deployed before it could be linked: a contract without `deployer`.
+    data["contracts"]["ModelMarket"] = dict(data["contracts"]["DataMarket"])
+    del data["contracts"]["ComputeMarket"]
+    manifest.write_text(json.dumps(data))
+    code, _, err = run(capsys, home, "compute", "deploy")
+    assert code == 0, err
+    assert _linked(home)[0] is None

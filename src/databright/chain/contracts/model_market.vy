@@ -7,7 +7,9 @@
         A model is registered against a dataset with digests of its spec,
         checkpoint and training report, a price per prediction and a
         royalty to the dataset; registering pays the dataset's training
-        fee. Users pay through payment channels: one deposit, then a
+        fee, except for a model trained by a completed ComputeMarket job,
+        whose submission paid it already (`register_from_job`, once per
+        job). Users pay through payment channels: one deposit, then a
         cumulative EIP-712 voucher per request; the owner redeems the
         latest voucher in one transaction that also pays the royalty to
         the dataset's shareholders. docs/models.md is the reference.
@@ -29,6 +31,7 @@
 from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
 
+import IComputeMarketJobs
 import IDataMarketForModels
 
 
@@ -48,6 +51,8 @@ _MASK64: constant(uint256) = 2**64 - 1
 _MASK128: constant(uint256) = 2**128 - 1
 _MASK160: constant(uint256) = 2**160 - 1
 _SETTLED: constant(uint256) = 2**255
+# ComputeMarket's status of a completed job
+_JOB_COMPLETED: constant(uint256) = 3
 
 
 struct Model:
@@ -84,6 +89,12 @@ struct Channel:
 
 data_market: public(immutable(IDataMarketForModels))
 challenge_period: public(immutable(uint256))
+# who may link the ComputeMarket, once: a ModelMarket deployed before its
+# ComputeMarket existed is linked when that is deployed
+deployer: public(immutable(address))
+# empty until linked; then fixed, since it decides whose jobs stand in for
+# the training fee
+compute_market: public(IComputeMarketJobs)
 
 # model count (0..127) | channel count (128..255): one word, so the first
 # channel never pays for a zero-to-non-zero store
@@ -95,6 +106,8 @@ _versions: HashMap[uint256, HashMap[uint256, Version]]
 _verified: HashMap[uint256, HashMap[uint256, Verification]]
 _party: HashMap[uint256, uint256]
 _funds: HashMap[uint256, uint256]
+# ComputeMarket job id => the model registered from it (0 while none)
+job_model: public(HashMap[uint256, uint256])
 
 
 event ModelRegistered:
@@ -103,6 +116,17 @@ event ModelRegistered:
     owner: indexed(address)
     price: uint256
     royalty_bps: uint256
+    training_fee: uint256
+
+
+event ComputeMarketLinked:
+    compute_market: indexed(address)
+
+
+event ModelTrainedOnJob:
+    model_id: indexed(uint256)
+    job_id: indexed(uint256)
+    # what the job's submission paid the dataset; this contract paid nothing more
     training_fee: uint256
 
 
@@ -171,6 +195,23 @@ def __init__(data_market_: IDataMarketForModels, challenge_period_: uint256):
     eip712.__init__("DataBright ModelMarket", "1")
     data_market = data_market_
     challenge_period = challenge_period_
+    deployer = msg.sender
+
+
+@external
+def link_compute_market(compute_market_: IComputeMarketJobs):
+    """
+    @notice Names the ComputeMarket whose completed jobs may register
+            models without paying the training fee again; once, and only
+            by the deployer. It must pay this contract's DataMarket.
+    @param compute_market_ The ComputeMarket.
+    """
+    assert msg.sender == deployer, "modelmarket: not the deployer"
+    assert self.compute_market.address == empty(address), "modelmarket: compute market already linked"
+    assert compute_market_.address != empty(address), "modelmarket: no compute market"
+    assert staticcall compute_market_.data_market() == data_market.address, "modelmarket: compute market pays another data market"
+    self.compute_market = compute_market_
+    log ComputeMarketLinked(compute_market=compute_market_.address)
 
 
 @external
@@ -199,28 +240,55 @@ def register(
            (at least the dataset's minimum, at most 10000).
     @return uint256 The new model id (from 1).
     """
-    assert royalty_bps <= _BPS, "modelmarket: royalty above 100%"
-    assert royalty_bps >= staticcall data_market.min_royalty_bps(dataset_id), "modelmarket: royalty below the dataset's minimum"
     fee: uint256 = staticcall data_market.training_fee(dataset_id)
     assert msg.value == fee, "modelmarket: value is not the training fee"
-    assert dataset_id <= _MASK64, "modelmarket: bad dataset"
-    counts: uint256 = self._counts
-    model_id: uint256 = (counts & _MASK128) + 1
-    assert model_id <= _MASK48, "modelmarket: too many models"
-    self._counts = unsafe_add(counts, 1)
-    self._model[model_id] = convert(msg.sender, uint256) | (dataset_id << 160) | (royalty_bps << 224)
-    self._price[model_id] = price
-    log ModelRegistered(
-        model_id=model_id,
-        dataset_id=dataset_id,
-        owner=msg.sender,
-        price=price,
-        royalty_bps=royalty_bps,
-        training_fee=fee,
-    )
+    model_id: uint256 = self._new_model(dataset_id, price, royalty_bps, fee)
     self._publish(model_id, spec_digest, checkpoint_digest, report_digest, claimed_score)
     if fee > 0:
         extcall data_market.deposit(dataset_id, value=fee)
+    return model_id
+
+
+@external
+def register_from_job(
+    job_id: uint256,
+    dataset_id: uint256,
+    spec_digest: bytes32,
+    checkpoint_digest: bytes32,
+    report_digest: bytes32,
+    claimed_score: uint256,
+    price: uint256,
+    royalty_bps: uint256,
+) -> uint256:
+    """
+    @notice Registers the model a completed ComputeMarket job trained; the
+            caller, the job's submitter, owns it. The job's submission
+            paid the dataset's training fee, so nothing is paid here. One
+            model per job.
+    @param job_id The linked ComputeMarket's job id.
+    @param dataset_id The dataset the job trained on.
+    @param spec_digest sha-256 digest of the model spec CID.
+    @param checkpoint_digest sha-256 digest of the checkpoint: the digest
+           the job's completion recorded.
+    @param report_digest sha-256 digest of the training report CID.
+    @param claimed_score The owner's validation score in ppm (0..1e6).
+    @param price Price per prediction in wei.
+    @param royalty_bps Share of every payment paid to the dataset
+           (at least the dataset's minimum, at most 10000).
+    @return uint256 The new model id (from 1).
+    """
+    market: IComputeMarketJobs = self.compute_market
+    assert market.address != empty(address), "modelmarket: no compute market"
+    job: IComputeMarketJobs.Job = staticcall market.get_job(job_id)
+    assert self.job_model[job_id] == 0, "modelmarket: job already registered"
+    assert job.status == _JOB_COMPLETED, "modelmarket: job not completed"
+    assert job.submitter == msg.sender, "modelmarket: not the job's submitter"
+    assert job.dataset_id == dataset_id, "modelmarket: job trained on another dataset"
+    assert job.checkpoint_digest == checkpoint_digest, "modelmarket: not the job's checkpoint"
+    model_id: uint256 = self._new_model(dataset_id, price, royalty_bps, 0)
+    self.job_model[job_id] = model_id
+    log ModelTrainedOnJob(model_id=model_id, job_id=job_id, training_fee=job.training_fee)
+    self._publish(model_id, spec_digest, checkpoint_digest, report_digest, claimed_score)
     return model_id
 
 
@@ -517,6 +585,28 @@ def _party_word(channel_id: uint256) -> uint256:
 def _check_owner(model_id: uint256):
     word: uint256 = self._model_word(model_id)
     assert msg.sender == convert(word & _MASK160, address), "modelmarket: not the model's owner"
+
+
+@internal
+def _new_model(dataset_id: uint256, price: uint256, royalty_bps: uint256, fee: uint256) -> uint256:
+    assert royalty_bps <= _BPS, "modelmarket: royalty above 100%"
+    assert royalty_bps >= staticcall data_market.min_royalty_bps(dataset_id), "modelmarket: royalty below the dataset's minimum"
+    assert dataset_id <= _MASK64, "modelmarket: bad dataset"
+    counts: uint256 = self._counts
+    model_id: uint256 = (counts & _MASK128) + 1
+    assert model_id <= _MASK48, "modelmarket: too many models"
+    self._counts = unsafe_add(counts, 1)
+    self._model[model_id] = convert(msg.sender, uint256) | (dataset_id << 160) | (royalty_bps << 224)
+    self._price[model_id] = price
+    log ModelRegistered(
+        model_id=model_id,
+        dataset_id=dataset_id,
+        owner=msg.sender,
+        price=price,
+        royalty_bps=royalty_bps,
+        training_fee=fee,
+    )
+    return model_id
 
 
 @internal

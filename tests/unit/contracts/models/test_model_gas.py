@@ -17,6 +17,16 @@ from typing import Any
 
 import boa
 
+from tests.unit.contracts.compute._helpers import REPORT as JOB_REPORT
+from tests.unit.contracts.compute._helpers import (
+    CHECKPOINT,
+    COMPUTE_MARKET,
+    DELAY,
+    MIN_STAKE,
+    add_coordinator,
+    register_worker,
+    submit,
+)
 from tests.unit.contracts.market_helpers import measure
 from tests.unit.contracts.models._helpers import (
     CHALLENGE,
@@ -62,7 +72,23 @@ def run_scenario(data_market: Any, model_market: Any) -> dict[str, int]:
     gas["close"] = measure(model_market, user.address, lambda: model_market.close(channel))
     boa.env.time_travel(seconds=CHALLENGE)
     gas["settle"] = measure(model_market, user.address, lambda: model_market.settle(channel))
+    gas["register_from_job"] = _register_from_job(data_market, model_market, dataset, owner.address)
     return gas
+
+
+def _register_from_job(data_market: Any, model_market: Any, dataset: int, owner: str) -> int:
+    """Gas of registering the model a completed ComputeMarket job trained (no fee: the job paid it)."""
+    compute_market = boa.load(str(COMPUTE_MARKET), data_market.address, MIN_STAKE, DELAY)
+    model_market.link_compute_market(compute_market.address)
+    worker, coordinator = (keyed_account(n).address for n in (13, 14))
+    register_worker(compute_market, worker, 10**9)
+    add_coordinator(compute_market, coordinator)
+    job = submit(compute_market, owner, dataset, 10**16, fee=FEE)
+    with boa.env.prank(coordinator):
+        compute_market.accept_job(job)
+        compute_market.complete_job(job, [(worker, 3, 10**9)], [], CHECKPOINT, JOB_REPORT)
+    return measure(model_market, owner, lambda: model_market.register_from_job(
+        job, dataset, DIGESTS[0], CHECKPOINT, DIGESTS[2], 900_000, PRICE, 1000))
 
 
 def test_model_gas() -> None:
