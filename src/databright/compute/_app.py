@@ -143,6 +143,7 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
     # Split jobs: a stage reports where it listens, learns its neighbours, or reports a broken channel.
     @app.post("/v1/stages/{lease_id}/listen")
     def stage_listen(lease_id: LeaseId, auth: Signed) -> dict[str, str]:
+        _json_body(auth[1])  # refused here if it nests too deep for the parser behind it
         return coordinator.split.listen(auth[0], lease_id, auth[1])
 
     @app.post("/v1/stages/{lease_id}/peers", response_model=None)
@@ -152,6 +153,7 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
 
     @app.post("/v1/stages/{lease_id}/abort")
     def stage_abort(lease_id: LeaseId, auth: Signed) -> dict[str, str]:
+        _json_body(auth[1])
         return coordinator.split.abort(auth[0], lease_id, auth[1])
 
     @app.get("/v1/status/jobs")
