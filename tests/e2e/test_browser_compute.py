@@ -31,8 +31,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, i
     ws = Workspace(home)
     try:
         run_job(ws)  # completed: one worker paid, one slashed
-        split = str(ws.store.put(JobSettings("optimistic", 2, snapshot_every=4, samples=3).document(SPEC)))
-        submit_job(ws, split, 1)
+        split = str(ws.store.put(JobSettings("tmr", 2).document(SPEC)))
+        submit_job(ws, split, 3)
         job_id = submit_job(ws, str(ws.store.put(SPEC.to_json().encode())), 1)
         coordinator, _ = coordinator_with(ws, root / "coordinator.sqlite", job_id)
     finally:

@@ -134,7 +134,7 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
         return coordinator.optimistic.challenges(auth[0].worker, lease_id)
 
     @app.post("/v1/leases/{lease_id}/challenges/{leaf}")
-    def answer(lease_id: LeaseId, leaf: int, auth: Signed, background: BackgroundTasks) -> dict[str, Any]:
+    def answer(lease_id: LeaseId, leaf: LeaseId, auth: Signed, background: BackgroundTasks) -> dict[str, Any]:
         answered = coordinator.optimistic.answer(auth[0], lease_id, leaf, auth[1])
         if answered["complete"]:  # re-execute after responding: the worker need not wait for it
             background.add_task(coordinator.optimistic.check, lease_id)
@@ -143,6 +143,7 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
     # Split jobs: a stage reports where it listens, learns its neighbours, or reports a broken channel.
     @app.post("/v1/stages/{lease_id}/listen")
     def stage_listen(lease_id: LeaseId, auth: Signed) -> dict[str, str]:
+        _json_body(auth[1])  # refused here if it nests too deep for the parser behind it
         return coordinator.split.listen(auth[0], lease_id, auth[1])
 
     @app.post("/v1/stages/{lease_id}/peers", response_model=None)
@@ -152,6 +153,7 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
 
     @app.post("/v1/stages/{lease_id}/abort")
     def stage_abort(lease_id: LeaseId, auth: Signed) -> dict[str, str]:
+        _json_body(auth[1])
         return coordinator.split.abort(auth[0], lease_id, auth[1])
 
     @app.get("/v1/status/jobs")

@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+import pydantic_core
+
 from databright.errors import InputError
 from databright.ml import ModelSpec
 from databright.storage import canonical_json
@@ -102,9 +104,11 @@ class JobSettings:
 
 def _object(data: str | bytes, what: str) -> dict[str, Any]:
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{what} is not JSON") from None
+        # Not json.loads: the document is anyone's, and under py-evm's raised recursion limit deep
+        # nesting overflows the C stack instead of raising; this parser stops at a fixed depth.
+        raw = pydantic_core.from_json(data)
+    except ValueError:
+        raise InputError(f"{what} is not JSON (or nests too deep)") from None
     if not isinstance(raw, dict):
         raise InputError(f"{what} is not a JSON object")
     return raw

@@ -158,18 +158,20 @@ _DOCUMENTS: dict[tuple[str, int], JobDocument] = {}
 
 
 def job_document(state: WebState, job: JobView) -> JobDocument:
-    """The job document at ``job.spec_cid``, parsed as the coordinator parses it (cached: a CID never changes)."""
+    """The job document at ``job.spec_cid``, parsed as the coordinator parses it (cached: a CID never
+    changes; a document not in the store yet is looked for again next time)."""
     key = (job.spec_cid, job.redundancy)
-    if key not in _DOCUMENTS:
-        _DOCUMENTS[key] = _read_document(state, job)
-    return _DOCUMENTS[key]
+    if key in _DOCUMENTS:
+        return _DOCUMENTS[key]
+    if not state.ws.store.has(job.spec_cid):
+        return JobDocument(problem="the job document is not in this dashboard's blob store")
+    document = _DOCUMENTS[key] = _read_document(state, job)
+    return document
 
 
 def _read_document(state: WebState, job: JobView) -> JobDocument:
     store = state.ws.store
     try:
-        if not store.has(job.spec_cid):
-            return JobDocument(problem="the job document is not in this dashboard's blob store")
         if store.size(job.spec_cid) > MAX_DOCUMENT:
             return JobDocument(problem=f"the job document is larger than {MAX_DOCUMENT // 1024} KiB")
         spec, settings = parse_job_document(store.get(job.spec_cid), job.redundancy)

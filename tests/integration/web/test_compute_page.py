@@ -95,22 +95,26 @@ def test_a_job_page_shows_the_chain_facts_slashes_and_report(ws: Workspace, done
 
 def test_verification_and_split_come_from_the_job_document(ws: Workspace) -> None:
     bare = str(ws.store.put(SPEC.to_json().encode()))
-    optimistic = str(ws.store.put(JobSettings("optimistic", 2, snapshot_every=4, samples=3).document(SPEC)))
-    tmr, trusted, split = submit_job(ws, bare, 3), submit_job(ws, bare, 1), submit_job(ws, optimistic, 1)
+    optimistic = str(ws.store.put(JobSettings("optimistic", snapshot_every=4, samples=3).document(SPEC)))
+    split_doc = str(ws.store.put(JobSettings("tmr", 2).document(SPEC)))
+    tmr, trusted = submit_job(ws, bare, 3), submit_job(ws, bare, 1)
+    checked, split = submit_job(ws, optimistic, 1), submit_job(ws, split_doc, 3)
+    jobs = (tmr, trusted, checked, split)
     with _client(ws) as client:
         listing = client.get("/compute").text
-        pages = {j: client.get(f"/compute/jobs/{j}").text for j in (tmr, trusted, split)}
-        api = {j: client.get(f"/api/v1/compute/jobs/{j}").json() for j in (tmr, trusted, split)}
+        pages = {j: client.get(f"/compute/jobs/{j}").text for j in jobs}
+        api = {j: client.get(f"/api/v1/compute/jobs/{j}").json() for j in jobs}
     assert "TMR" in _row(listing, f"job-{tmr}") and "pieces" not in _row(listing, f"job-{tmr}")
-    assert "one worker" in _row(listing, f"job-{trusted}")
-    assert "optimistic" in _row(listing, f"job-{split}") and "2 pieces" in _row(listing, f"job-{split}")
+    assert "one worker" in _row(listing, f"job-{trusted}") and "optimistic" in _row(listing, f"job-{checked}")
+    assert "TMR" in _row(listing, f"job-{split}") and "split in 2 pieces" in _row(listing, f"job-{split}")
     assert f'href="/compute/jobs/{split}"' in listing
-    assert 'data-testid="verification">optimistic' in pages[split] and 'data-testid="split">2 pieces' in pages[split]
-    assert "every 4 steps" in pages[split] and "re-executes 3 segments" in pages[split]
-    assert 'data-testid="verification">TMR' in pages[tmr]
-    assert api[split]["document"] == {"verification": "optimistic", "split": 2, "snapshot_every": 4, "samples": 3,
-                                      "model": "mlp", "problem": None}
-    assert api[trusted]["document"]["verification"] == "one worker" and api[tmr]["status"] == "waiting"
+    assert 'data-testid="verification">optimistic' in pages[checked] and "every 4 steps" in pages[checked]
+    assert "re-executes 3 segments" in pages[checked] and 'data-testid="split">not split' in pages[checked]
+    assert 'data-testid="verification">TMR' in pages[split] and 'data-testid="split">2 pieces' in pages[split]
+    assert api[checked]["document"] == {"verification": "optimistic", "split": 1, "snapshot_every": 4,
+                                        "samples": 3, "model": "mlp", "problem": None}
+    assert api[split]["document"]["split"] == 2 and api[trusted]["document"]["verification"] == "one worker"
+    assert api[tmr]["status"] == "waiting"
     assert api[tmr]["progress"]["named"] is False and "no coordinator" in api[tmr]["progress"]["error"]
 
 
@@ -170,3 +174,16 @@ def test_an_unreachable_coordinator_is_said_never_a_500(ws: Workspace, done: Job
     assert page.status_code == listing.status_code == api.status_code == 200
     assert 'data-testid="coordinator-unreachable"' in page.text and "coordinator unreachable" in listing.text
     assert api.json()["progress"]["error"].startswith("coordinator unreachable")
+
+
+def test_a_job_document_stored_after_the_job_is_read_then(ws: Workspace) -> None:
+    from databright.storage import cid_of
+
+    text = SPEC.model_copy(update={"hidden": (5,)}).to_json().encode()
+    job_id = submit_job(ws, str(cid_of(text)), 3)
+    with _client(ws) as client:
+        before = client.get(f"/api/v1/compute/jobs/{job_id}").json()["document"]
+        ws.store.put(text)
+        after = client.get(f"/api/v1/compute/jobs/{job_id}").json()["document"]
+    assert "not in this dashboard" in before["problem"] and before["verification"] is None
+    assert after["verification"] == "TMR" and after["problem"] is None

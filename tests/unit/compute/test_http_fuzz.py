@@ -23,7 +23,9 @@ _lease = st.one_of(st.integers(-(2**80), 2**80).map(str), _segment, st.sampled_f
 _paths = st.one_of(
     st.sampled_from(["/v1/claim", "/v1/workers", "/v1/blobs", "/v1/blobs/", "/v1/leases//result", "/v1/status/"]),
     _segment.map(lambda s: f"/v1/blobs/{s}"),
-    st.tuples(_lease, st.sampled_from(["result", "heartbeat", "other"])).map(lambda p: f"/v1/leases/{p[0]}/{p[1]}"),
+    st.tuples(_lease, st.sampled_from(["result", "heartbeat", "commitment", "challenges", "challenges/0", "other"]))
+    .map(lambda p: f"/v1/leases/{p[0]}/{p[1]}"),
+    st.tuples(_lease, st.sampled_from(["listen", "peers", "abort"])).map(lambda p: f"/v1/stages/{p[0]}/{p[1]}"),
 )
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
@@ -138,6 +140,13 @@ def test_a_registration_nested_deep_or_with_no_integer_fee_is_refused(client: Te
                                                                        body: bytes) -> None:
     reply = _signed_post(client, RequestSigner(market.coordinator.domain, b"\x44" * 32), "/v1/workers", body)
     assert reply.status_code == 400 and "\n" not in reply.json()["detail"], reply.text
+
+
+@pytest.mark.parametrize("path", ["/v1/stages/1/listen", "/v1/stages/1/abort"])
+def test_a_stage_report_nested_deep_is_refused(client: TestClient, leased: tuple[RequestSigner, int],
+                                               path: str) -> None:
+    reply = _signed_post(client, leased[0], path, b"[" * 100_000 + b"]" * 100_000)
+    assert reply.status_code == 400 and "not JSON" in reply.json()["detail"], reply.text
 
 
 def test_a_blob_batch_nested_deep_is_refused(client: TestClient, leased: tuple[RequestSigner, int]) -> None:

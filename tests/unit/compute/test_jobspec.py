@@ -56,3 +56,17 @@ def test_any_bytes_parse_or_raise_input_error(data: bytes) -> None:
 
 def test_job_config_fills_in_settings_from_redundancy() -> None:
     assert JobConfig(1, 1, SPEC, 1, 1, 3).settings == JobSettings("tmr")
+
+
+def test_a_document_nested_deep_is_refused_not_a_crash() -> None:
+    import sys
+
+    # The limit py-evm sets in every process that holds a chain: json.loads then overflowed the C stack.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 100_000))
+    try:
+        for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"kind": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"}"):
+            with pytest.raises(InputError, match="not JSON"):
+                parse_job_document(deep, 1)
+    finally:
+        sys.setrecursionlimit(limit)
