@@ -46,6 +46,7 @@ import dataclasses
 import json
 import multiprocessing as mp
 import os
+import resource
 import socket
 import statistics
 import sys
@@ -116,11 +117,13 @@ def _worker(job: dict[str, Any], commands: Connection, out: Connection) -> None:
         with single_thread():
             # time.monotonic is the system-wide clock, so the workers' stamps compare.
             start, cpu = time.monotonic(), time.process_time()
+            blocked = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
             times = run_stage(stage, steps=job["steps"], batch=spec.batch_size, upstream=upstream,
                               downstream=downstream, batches=batches)
             end, cpu = time.monotonic(), time.process_time() - cpu
+            blocked = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - blocked
         # Plain bytes back to the parent (JSON and safetensors): nothing is unpickled.
-        out.send_bytes(json.dumps([start, end, cpu, dataclasses.asdict(times)]).encode())
+        out.send_bytes(json.dumps([start, end, cpu, blocked, dataclasses.asdict(times)]).encode())
         out.send_bytes(save_checkpoint(stage.state()))
 
 
@@ -131,6 +134,7 @@ class Epoch:
     start: float
     end: float
     cpu: float
+    blocked: int  # voluntary context switches: how often the worker waited
     times: StageTimes
     state: dict[str, torch.Tensor]
 
@@ -157,8 +161,9 @@ class Workers:
             command.send_bytes(b"epoch")
         epochs = []
         for _, receive, _ in self.links:
-            start, end, cpu, times = json.loads(receive.recv_bytes())
-            epochs.append(Epoch(start, end, cpu, StageTimes(**times), load_checkpoint(receive.recv_bytes())))
+            start, end, cpu, blocked, times = json.loads(receive.recv_bytes())
+            state = load_checkpoint(receive.recv_bytes())
+            epochs.append(Epoch(start, end, cpu, blocked, StageTimes(**times), state))
         return epochs
 
     def close(self) -> None:
@@ -179,6 +184,7 @@ def _row(epochs: list[Epoch], extra: float, comm: float, per_step: float, steps:
         "1g": epoch - comm + steps * per_step * 8 / GBPS,
         "cpu": sum(e.cpu for e in epochs),
         **{f"cpu{i}": e.cpu for i, e in enumerate(epochs)},
+        **{f"waits{i}": e.blocked / steps for i, e in enumerate(epochs)},
     }
 
 
@@ -246,12 +252,17 @@ def main() -> None:
               f"{row['comm']:7.3f} {row['bytes']:11,.0f} {row['1g']:15.3f} {row['1g'] / one:8.2f} "
               f"{row['cpu']:6.3f} {row['cpu'] / one_cpu:6.2f} {row['path']:10.3f} {row['path'] / one_path:6.2f}")
     split = median[SPLIT]
+    # Each repeat's split epoch against the same repeat's single worker, measured moments apart,
+    # shares more of the load than medians taken over minutes do.
+    paired = statistics.median(s["epoch"] / o["epoch"] for s, o in zip(rows[SPLIT], rows[SINGLE], strict=True))
+    print(f"2-way splitting against 1 worker in the same repeat: median {paired:.2f}x, each "
+          + ", ".join(f"{s['epoch'] / o['epoch']:.2f}x" for s, o in zip(rows[SPLIT], rows[SINGLE], strict=True)))
     print(f"2-way splitting's weights bitwise equal to 1 worker's: {'yes' if identical else 'NO'}")
     # With other work on the machine a worker gets a fraction of a core: CPU over wall says how much.
     print(f"profile (medians): 1 worker {one_cpu:.3f} s CPU in {one:.3f} s ({one_cpu / one:.0%} of a core); "
           f"split stage 0 {split['cpu0']:.3f} s + stage 1 {split['cpu1']:.3f} s CPU in {split['epoch']:.3f} s "
           f"({split['cpu'] / split['epoch']:.0%} of a core), communication {split['comm'] / split['epoch']:.1%} "
-          f"of the epoch")
+          f"of the epoch; waits per step: stage 0 {split['waits0']:.2f}, stage 1 {split['waits1']:.2f}")
     print(f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after, on "
           f"{os.cpu_count()} CPUs")
 

@@ -60,11 +60,11 @@ class StageTimes:
     forward: float = 0.0
     compute: float = 0.0
     channel: float = 0.0
+    bytes_sent: int = 0
+    steps: int = 0
     reply: float = 0.0
     cpu: float = 0.0
     reply_cpu: float = 0.0
-    bytes_sent: int = 0
-    steps: int = 0
 
 
 class _Clock:
