@@ -109,7 +109,14 @@ def add_compute_market(
     from databright.chain.computemarket import MIN_STAKE, UNBONDING_DELAY
 
     args = encode(["address", "uint256", "uint256"], [deployment.address("DataMarket"), MIN_STAKE, UNBONDING_DELAY])
-    return _add_market(ledger, account, deployment, "ComputeMarket", "compute_market", args, cache_dir)
+    deployment = _add_market(ledger, account, deployment, "ComputeMarket", "compute_market", args, cache_dir)
+    if "ModelMarket" in deployment.contracts:  # serving jobs serve its models
+        from databright.chain.computemarket import ComputeMarket
+
+        abi = compile_contract("compute_market", cache_dir).abi
+        ComputeMarket(ledger, deployment.address("ComputeMarket"), abi).set_model_market(
+            account, deployment.address("ModelMarket"))
+    return deployment
 
 
 def _add_market(ledger: Ledger, account: LocalAccount, deployment: Deployment, name: str, source: str,

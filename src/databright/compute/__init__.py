@@ -33,9 +33,14 @@ from databright.compute._planner import exposure_cap, partition, waiting_reason
 from databright.compute._redundancy import Verdict, decide
 from databright.compute._requests import RequestDomain, RequestSigner, SignedRequest
 from databright.compute._schema import connect
+from databright.compute._serve_worker import ServingWorker, run_serving_workers
+from databright.compute._serving import ServingDesk, ServingJob, ServingLease
+from databright.compute._serving_answers import Answer, frame_items, infer, unframe_items
+from databright.compute._serving_link import ServingClient, ServingLink
 from databright.compute._task import Task, TaskResult, fetch_verified, run_task
 
 __all__ = [
+    "Answer",
     "Attestation",
     "Coordinator",
     "DcapAttestation",
@@ -48,6 +53,12 @@ __all__ = [
     "RequestDomain",
     "RequestSigner",
     "SOFTWARE_LABEL",
+    "ServingClient",
+    "ServingDesk",
+    "ServingJob",
+    "ServingLease",
+    "ServingLink",
+    "ServingWorker",
     "Settlement",
     "SignedRequest",
     "Slash",
@@ -64,6 +75,8 @@ __all__ = [
     "fetch_verified",
     "fingerprint",
     "fingerprint_digest",
+    "frame_items",
+    "infer",
     "package_measurement",
     "parse_job_document",
     "partition",
@@ -71,6 +84,8 @@ __all__ = [
     "probe",
     "quote_measurement",
     "report_data_for",
+    "run_serving_workers",
     "run_task",
+    "unframe_items",
     "waiting_reason",
 ]

@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 
 from databright.compute._coordinator import Coordinator
 from databright.compute._requests import SignedRequest
+from databright.compute._serving import ServingDesk
+from databright.compute._serving_app import serving_router
 from databright.compute._status import exposure_ledger, job_status, jobs_status, workers_status
 from databright.errors import DataBrightError, InputError, NotFound, RequestError
 
@@ -35,9 +37,11 @@ MAX_BATCH = 4096
 Signed = Annotated[tuple[SignedRequest, bytes], Depends(_signed)]
 
 
-def coordinator_app(coordinator: Coordinator) -> FastAPI:
+def coordinator_app(coordinator: Coordinator, serving: ServingDesk | None = None) -> FastAPI:
     app = FastAPI(title="DataBright coordinator", version="1")
     app.state.coordinator = coordinator
+    if serving is not None:
+        app.include_router(serving_router(serving))
 
     @app.exception_handler(DataBrightError)
     async def _error(_request: Request, exc: DataBrightError) -> JSONResponse:
