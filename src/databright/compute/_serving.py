@@ -34,10 +34,11 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from databright.compute._jobs import Payment, Settlement, Slash
+from databright.compute._jobs import Settlement
 from databright.compute._requests import RequestDomain, SignedRequest
 from databright.compute._schema import workers
 from databright.compute._serving_answers import Answer, frame_items, infer, unframe_items
+from databright.compute._serving_report import job_row, serving_settlement, serving_status
 from databright.compute._serving_schema import (
     serving_answers,
     serving_jobs,
@@ -104,7 +105,9 @@ class ServingDesk:
         self.answer_timeout_s = answer_timeout_s
         self.slash_wei = slash_wei
         self.clock = clock
+        # bumped on every new request or answer, so a waiter never sleeps through one
         self._changed = threading.Condition()
+        self._generation = 0
         self._models: dict[int, tuple[ModelSpec, dict[str, Any]]] = {}
 
     # -- jobs ---------------------------------------------------------------
@@ -123,12 +126,6 @@ class ServingDesk:
                 status="serving"))
         return True
 
-    def _job(self, conn: Connection, job_id: int) -> Any:
-        row = conn.execute(select(serving_jobs).where(serving_jobs.c.id == job_id)).one_or_none()
-        if row is None:
-            raise NotFound("serving job", job_id)
-        return row
-
     def _model(self, job: Any) -> tuple[ModelSpec, dict[str, Any]]:
         if job.id not in self._models:
             blob = self.store.get(job.checkpoint_cid)
@@ -142,37 +139,36 @@ class ServingDesk:
     def predict(self, request: SignedRequest, job_id: int, items: list[bytes]) -> dict[str, Any]:
         """Answer the owner's request: the agreed answer, or the coordinator's own after a timeout."""
         with self.engine.connect() as conn:
-            job = self._job(conn, job_id)
+            job = job_row(conn, job_id)
         if request.worker != job.owner:
             raise RequestError(f"only the model's owner {job.owner} sends requests to serving job {job_id}")
         if job.status != "serving":
             raise ComputeError(f"serving job {job_id} is {job.status}")
         body = frame_items(items)
         digest = hashlib.sha256(body).hexdigest()
-        cid = str(self.store.put(body))
         now = self.clock()
         with self.engine.begin() as conn:
             request_id = _new_id(conn.execute(insert(serving_requests).values(
-                job_id=job_id, input_cid=cid, input_sha256=digest, item_count=len(items), needed=job.redundancy,
+                job_id=job_id, input=body, input_sha256=digest, item_count=len(items), needed=job.redundancy,
                 status="open", created_at=now)).inserted_primary_key)
         self._notify()
         deadline = time.monotonic() + self.answer_timeout_s
         while True:
+            seen = self._seen()
             answered = self._answered(request_id)
             if answered is not None:
                 return answered
             if time.monotonic() >= deadline:
                 self._answer_myself(request_id, "no agreed answer from workers in time")
                 continue
-            with self._changed:
-                self._changed.wait(0.05)
+            self._wait(seen, 0.05)
 
     def _answered(self, request_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(serving_requests).where(serving_requests.c.id == request_id)).one()
         if row.status != "answered":
             return None
-        return {"request": row.id, "answer": json.loads(self.store.get(row.answer_cid)),
+        return {"request": row.id, "answer": json.loads(row.answer),
                 "answer_sha256": row.answer_sha256, "answered_by": row.answered_by}
 
     def _answer_myself(self, request_id: int, why: str) -> None:
@@ -180,16 +176,27 @@ class ServingDesk:
             row = conn.execute(select(serving_requests).where(serving_requests.c.id == request_id)).one()
             if row.status == "answered":
                 return
-            job = self._job(conn, row.job_id)
+            job = job_row(conn, row.job_id)
             mine = self._own_answer(job, row)
             self._settle_request(conn, job, row, mine, "coordinator", why)
 
     def _own_answer(self, job: Any, row: Any) -> Answer:
         spec, state = self._model(job)
-        return infer(spec, state, unframe_items(self.store.get(row.input_cid)), row.id, row.input_sha256)
+        return infer(spec, state, unframe_items(row.input), row.id, row.input_sha256)
+
+    def _seen(self) -> int:
+        with self._changed:
+            return self._generation
+
+    def _wait(self, seen: int, timeout: float) -> None:
+        """Sleep up to ``timeout`` unless something changed since ``seen`` (other processes: by polling)."""
+        with self._changed:
+            if self._generation == seen:
+                self._changed.wait(timeout)
 
     def _notify(self) -> None:
         with self._changed:
+            self._generation += 1
             self._changed.notify_all()
 
     # -- workers --------------------------------------------------------------
@@ -198,11 +205,11 @@ class ServingDesk:
         """Lease a request this worker may answer, waiting up to ``wait_s`` for one to arrive."""
         deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT)
         while True:
+            seen = self._seen()
             lease = self._claim_now(request.worker)
             if lease is not None or time.monotonic() >= deadline:
                 return lease
-            with self._changed:
-                self._changed.wait(min(0.05, max(deadline - time.monotonic(), 0.0)))
+            self._wait(seen, min(0.05, max(deadline - time.monotonic(), 0.0)))
 
     def _claim_now(self, worker: str) -> ServingLease | None:
         now = self.clock()
@@ -236,10 +243,10 @@ class ServingDesk:
                 answer_id = _new_id(conn.execute(insert(serving_answers).values(
                     request_id=row.id, worker=worker, grp=me.grp, fingerprint_digest=me.fingerprint_digest,
                     status="leased", leased_at=now, expires_at=expires)).inserted_primary_key)
-                job = self._job(conn, row.job_id)
+                job = job_row(conn, row.job_id)
                 return ServingLease(answer_id, row.id, row.job_id, ModelSpec.from_json(job.spec),
                                     job.checkpoint_cid, job.checkpoint_sha256, row.input_sha256,
-                                    unframe_items(self.store.get(row.input_cid)), expires)
+                                    unframe_items(row.input), expires)
         return None
 
     def _committed(self, conn: Connection, job_id: int) -> int:
@@ -276,13 +283,12 @@ class ServingDesk:
             if lease.expires_at < self.clock():
                 raise RequestError(f"serving lease {answer_id} expired")
             row = conn.execute(select(serving_requests).where(serving_requests.c.id == lease.request_id)).one()
-            job = self._job(conn, row.job_id)
+            job = job_row(conn, row.job_id)
             answer = Answer.parse(body, ModelSpec.from_json(job.spec).classes, row.item_count)
             if answer.request != row.id or answer.input_sha256 != row.input_sha256:
                 raise InputError(f"the answer is to another request, not request {row.id}")
-            cid = str(self.store.put(body))
             conn.execute(update(serving_answers).where(serving_answers.c.id == answer_id).values(
-                status="answered", answer_sha256=answer.digest, answer_cid=cid,
+                status="answered", answer_sha256=answer.digest, answer=body,
                 evidence=canonical_json(request.evidence()).decode()))
             state = self._decide(conn, job, row)
         self._notify()
@@ -318,12 +324,12 @@ class ServingDesk:
                         digest: str | None = None) -> None:
         """Fix the request's answer (the coordinator's ``mine``, or the workers' ``digest``) and judge all."""
         if mine is not None:
-            digest, cid = mine.digest, str(self.store.put(mine.to_json()))
+            digest, body = mine.digest, mine.to_json()
         else:
-            cid = str(conn.execute(select(serving_answers.c.answer_cid).where(
-                serving_answers.c.request_id == row.id, serving_answers.c.answer_sha256 == digest)).scalars().first())
+            body = conn.execute(select(serving_answers.c.answer).where(
+                serving_answers.c.request_id == row.id, serving_answers.c.answer_sha256 == digest).limit(1)).scalar_one()
         conn.execute(update(serving_requests).where(serving_requests.c.id == row.id).values(
-            status="answered", answer_sha256=digest, answer_cid=cid, answered_by=by, answered_at=self.clock()))
+            status="answered", answer_sha256=digest, answer=body, answered_by=by, answered_at=self.clock()))
         assert digest is not None
         self._judge(conn, job, row, digest, why)
 
@@ -338,15 +344,16 @@ class ServingDesk:
                 self._slash(conn, job, row, a, digest, why)
 
     def _slash(self, conn: Connection, job: Any, row: Any, odd: Any, digest: str, why: str) -> None:
-        accepted = conn.execute(select(serving_requests.c.answer_cid).where(
-            serving_requests.c.id == row.id)).scalar_one()
+        request = conn.execute(select(serving_requests).where(serving_requests.c.id == row.id)).one()
+        put = self.store.put
         agreeing = [json.loads(e) for e in conn.execute(select(serving_answers.c.evidence).where(
             serving_answers.c.request_id == row.id, serving_answers.c.answer_sha256 == digest)).scalars()]
         evidence = {"kind": "databright.compute.serving-mismatch", "job_id": job.id, "model_id": job.model_id,
                     "version": job.version, "checkpoint_sha256": job.checkpoint_sha256, "request": row.id,
-                    "input_cid": row.input_cid, "input_sha256": row.input_sha256,
-                    "accepted_sha256": digest, "accepted_cid": accepted, "accepted_by": agreeing or "coordinator",
-                    "submitted_sha256": odd.answer_sha256, "submitted_cid": odd.answer_cid,
+                    "input_cid": str(put(request.input)), "input_sha256": row.input_sha256,
+                    "accepted_sha256": digest, "accepted_cid": str(put(request.answer)),
+                    "accepted_by": agreeing or "coordinator",
+                    "submitted_sha256": odd.answer_sha256, "submitted_cid": str(put(odd.answer)),
                     "submission": json.loads(odd.evidence), "context": why or "majority",
                     "domain": {"chainId": self.domain.chain_id, "verifyingContract": self.domain.contract}}
         cid = str(self.store.put(canonical_json(evidence)))
@@ -358,31 +365,7 @@ class ServingDesk:
 
     def settlement(self, job_id: int) -> Settlement:
         """What complete_job pays (the fee per agreed prediction) and slashes; writes the job's report."""
-        with self.engine.begin() as conn:
-            job = self._job(conn, job_id)
-            paid = conn.execute(
-                select(serving_answers.c.worker, func.sum(serving_requests.c.item_count))
-                .join(serving_requests, serving_requests.c.id == serving_answers.c.request_id)
-                .where(serving_requests.c.job_id == job_id, serving_answers.c.verdict == "agree")
-                .group_by(serving_answers.c.worker).order_by(serving_answers.c.worker)).all()
-            cut = conn.execute(select(serving_slashes).where(serving_slashes.c.job_id == job_id)
-                               .order_by(serving_slashes.c.id)).all()
-            counts = conn.execute(select(func.count(), func.coalesce(func.sum(serving_requests.c.item_count), 0))
-                                  .where(serving_requests.c.job_id == job_id,
-                                         serving_requests.c.status == "answered")).one()
-            by_coordinator = conn.execute(select(func.count()).where(
-                serving_requests.c.job_id == job_id, serving_requests.c.answered_by == "coordinator")).scalar_one()
-            report = {"kind": "databright.compute.serving", "job_id": job_id, "model_id": job.model_id,
-                      "version": job.version, "checkpoint": job.checkpoint_cid, "redundancy": job.redundancy,
-                      "fee_per_prediction": job.fee, "requests": int(counts[0]), "predictions": int(counts[1]),
-                      "answered_by_coordinator": int(by_coordinator),
-                      "paid": {w: int(n) for w, n in paid},
-                      "slashed": [{"worker": s.worker, "evidence": s.evidence_cid} for s in cut]}
-            report_cid = str(self.store.put(canonical_json(report)))
-            conn.execute(update(serving_jobs).where(serving_jobs.c.id == job_id).values(report_cid=report_cid))
-        return Settlement(job_id, tuple(Payment(w, int(n), int(job.fee)) for w, n in paid),
-                          tuple(Slash(s.worker, self.slash_wei, s.evidence_cid, s.reason) for s in cut),
-                          job.checkpoint_cid, job.checkpoint_sha256, report_cid)
+        return serving_settlement(self.engine, self.store, self.slash_wei, job_id)
 
     def mark_settled(self, job_id: int, tx: str) -> None:
         with self.engine.begin() as conn:
@@ -392,21 +375,4 @@ class ServingDesk:
 
     def status(self, job_id: int) -> dict[str, Any]:
         """A serving job's state and, per worker, predictions answered in agreement and answers found odd."""
-        with self.engine.connect() as conn:
-            job = self._job(conn, job_id)
-            per = conn.execute(
-                select(serving_answers.c.worker, serving_answers.c.verdict, func.count(),
-                       func.sum(serving_requests.c.item_count))
-                .join(serving_requests, serving_requests.c.id == serving_answers.c.request_id)
-                .where(serving_requests.c.job_id == job_id, serving_answers.c.verdict.is_not(None))
-                .group_by(serving_answers.c.worker, serving_answers.c.verdict)).all()
-            requests = conn.execute(select(serving_requests.c.status, func.count())
-                                    .where(serving_requests.c.job_id == job_id)
-                                    .group_by(serving_requests.c.status)).all()
-        out: dict[str, dict[str, int]] = {}
-        for worker, verdict, answers, items in per:
-            entry = out.setdefault(worker, {"agreed": 0, "odd": 0})
-            entry["agreed" if verdict == "agree" else "odd"] += int(items if verdict == "agree" else answers)
-        return {"job_id": job.id, "model_id": job.model_id, "version": job.version, "status": job.status,
-                "redundancy": job.redundancy, "fee_per_prediction": int(job.fee), "budget": int(job.budget),
-                "requests": {s: int(n) for s, n in requests}, "workers": out, "settle_tx": job.settle_tx}
+        return serving_status(self.engine, job_id)

@@ -2,12 +2,14 @@
 
 They sit in the coordinator's database beside the training tables (and share
 its workers and spent nonces) but in a metadata of their own, so serving
-never changes a training table. Wei amounts are decimal strings.
+never changes a training table. Wei amounts are decimal strings. Requests and
+answers are kept in the database, not the blob store, so answering costs no
+file fsyncs; they become blobs only as a slash's evidence.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint
 
 __all__ = ["serving_answers", "serving_jobs", "serving_metadata", "serving_requests", "serving_slashes"]
 
@@ -36,13 +38,13 @@ serving_requests = Table(
     "serving_requests", serving_metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("job_id", Integer, ForeignKey("serving_jobs.id"), nullable=False, index=True),
-    Column("input_cid", Text, nullable=False),  # the items, framed, in the blob store
+    Column("input", LargeBinary, nullable=False),  # the items, framed
     Column("input_sha256", String(64), nullable=False),
     Column("item_count", Integer, nullable=False),
     Column("needed", Integer, nullable=False),  # answers wanted before a verdict
     Column("status", String(16), nullable=False),  # open | answered
     Column("answer_sha256", String(64)),
-    Column("answer_cid", Text),
+    Column("answer", LargeBinary),  # the accepted answer's canonical JSON
     Column("answered_by", String(16)),  # workers | coordinator
     Column("created_at", Float, nullable=False),
     Column("answered_at", Float),
@@ -61,7 +63,7 @@ serving_answers = Table(
     Column("leased_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("answer_sha256", String(64)),
-    Column("answer_cid", Text),
+    Column("answer", LargeBinary),  # the body the worker signed
     Column("evidence", Text),  # the worker's signed request that carried the answer
     UniqueConstraint("request_id", "worker"),
 )

@@ -200,28 +200,9 @@ def test_answers_are_parsed_strictly() -> None:
         Answer.parse(canonical_json(bad), SPEC.classes, 1)
     with pytest.raises(InputError, match="malformed"):
         Answer.parse(b"\x80\x04pickle", SPEC.classes, 1)
-    with pytest.raises(ComputeError):
-        ServingClient(TestClient(coordinator_app.__call__ if False else _dead_app()), _signer(), 1, SPEC.classes)(
-            QUERIES)
 
 
-def _dead_app() -> Any:
-    from fastapi import FastAPI
-
-    app = FastAPI()
-
-    @app.post("/v1/serving/jobs/1/predict")
-    def refuse() -> Any:
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse({"detail": "no such job"}, status_code=404)
-
-    return app
-
-
-def _signer() -> Any:
-    import os
-
-    from databright.compute import RequestSigner
-
-    return RequestSigner(DOMAIN, os.urandom(32))
+def test_a_refused_request_is_a_compute_error(serving: Serving) -> None:
+    backend = ServingClient(serving.client, serving.owner, 99, SPEC.classes)
+    with pytest.raises(ComputeError, match="unknown serving job: 99"):
+        backend(QUERIES)
