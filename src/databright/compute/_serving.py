@@ -27,7 +27,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,14 @@ class ServingDesk:
         self._changed = threading.Condition()
         self._generation = 0
         self._models: dict[int, tuple[ModelSpec, dict[str, Any]]] = {}
+        # SQLite makes a second writer sleep and retry (milliseconds at a time); threads of this
+        # process queue here instead, and other processes still meet at the database's lock
+        self._db = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._db, self.engine.begin() as conn:
+            yield conn
 
     # -- jobs ---------------------------------------------------------------
 
@@ -116,7 +125,7 @@ class ServingDesk:
         """Start serving a job; False if it is already known."""
         if job.redundancy not in (1, 3) or job.fee <= 0 or not 0.0 <= job.spot_check <= 1.0:
             raise InputError("a serving job has redundancy 1 or 3, a positive fee and a spot-check share in [0, 1]")
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             if conn.execute(select(serving_jobs.c.id).where(serving_jobs.c.id == job.job_id)).first() is not None:
                 return False
             conn.execute(insert(serving_jobs).values(
@@ -138,7 +147,7 @@ class ServingDesk:
 
     def predict(self, request: SignedRequest, job_id: int, items: list[bytes]) -> dict[str, Any]:
         """Answer the owner's request: the agreed answer, or the coordinator's own after a timeout."""
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             job = job_row(conn, job_id)
         if request.worker != job.owner:
             raise RequestError(f"only the model's owner {job.owner} sends requests to serving job {job_id}")
@@ -147,7 +156,7 @@ class ServingDesk:
         body = frame_items(items)
         digest = hashlib.sha256(body).hexdigest()
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             request_id = _new_id(conn.execute(insert(serving_requests).values(
                 job_id=job_id, input=body, input_sha256=digest, item_count=len(items), needed=job.redundancy,
                 status="open", created_at=now)).inserted_primary_key)
@@ -164,7 +173,7 @@ class ServingDesk:
             self._wait(seen, 0.05)
 
     def _answered(self, request_id: int) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             row = conn.execute(select(serving_requests).where(serving_requests.c.id == request_id)).one()
         if row.status != "answered":
             return None
@@ -172,7 +181,7 @@ class ServingDesk:
                 "answer_sha256": row.answer_sha256, "answered_by": row.answered_by}
 
     def _answer_myself(self, request_id: int, why: str) -> None:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             row = conn.execute(select(serving_requests).where(serving_requests.c.id == request_id)).one()
             if row.status == "answered":
                 return
@@ -213,7 +222,7 @@ class ServingDesk:
 
     def _claim_now(self, worker: str) -> ServingLease | None:
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             me = conn.execute(select(workers).where(workers.c.address == worker)).one_or_none()
             if me is None:
                 raise NotFound("worker", worker)
@@ -260,7 +269,7 @@ class ServingDesk:
 
     def checkpoint(self, worker: str, cid: str) -> bytes:
         """A serving job's checkpoint, for a worker that holds or held a lease on that job."""
-        with self.engine.connect() as conn:
+        with self._tx() as conn:
             served = conn.execute(
                 select(serving_jobs.c.id)
                 .join(serving_requests, serving_requests.c.job_id == serving_jobs.c.id)
@@ -274,7 +283,7 @@ class ServingDesk:
         """Record a worker's answer to its lease; returns the request's state after it."""
         if request.body_digest != hashlib.sha256(body).digest():
             raise RequestError("the signed body digest does not match the answer")
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             lease = conn.execute(select(serving_answers).where(serving_answers.c.id == answer_id)).one_or_none()
             if lease is None or lease.worker != request.worker:
                 raise NotFound("serving lease", answer_id)
@@ -368,7 +377,7 @@ class ServingDesk:
         return serving_settlement(self.engine, self.store, self.slash_wei, job_id)
 
     def mark_settled(self, job_id: int, tx: str) -> None:
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(update(serving_jobs).where(serving_jobs.c.id == job_id).values(status="settled",
                                                                                         settle_tx=tx))
         self._notify()
