@@ -14,7 +14,7 @@ from databright.chain._contract_client import Event, _normalise
 __all__ = [
     "ComputeRecord", "CoordinatorRegistered", "CoordinatorRemoved", "EarningsWithdrawn", "JobAccepted",
     "JobCompleted", "JobExpired", "JobSubmitted", "MeasurementAllowed", "MeasurementRevoked", "MinFeeChanged",
-    "RefundWithdrawn", "StakeAdded", "StakeWithdrawn", "UnbondingBegun", "WorkerPaid", "WorkerRegistered",
+    "ModelMarketSet", "RefundWithdrawn", "ServingSubmitted", "StakeAdded", "StakeWithdrawn", "UnbondingBegun", "WorkerPaid", "WorkerRegistered",
     "WorkerSlashed", "record_of",
 ]
 
@@ -144,6 +144,23 @@ class JobCompleted(ComputeRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServingSubmitted(ComputeRecord):
+    job_id: int
+    model_id: int
+    submitter: str
+    version: int
+    fee_per_prediction: int
+    redundancy: int
+    budget: int
+    deadline: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelMarketSet(ComputeRecord):
+    model_market: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobExpired(ComputeRecord):
     job_id: int
     refunded: int
@@ -153,7 +170,8 @@ _KINDS: dict[str, type[ComputeRecord]] = {
     kind.__name__: kind
     for kind in (WorkerRegistered, StakeAdded, MinFeeChanged, UnbondingBegun, StakeWithdrawn, EarningsWithdrawn,
                  RefundWithdrawn, MeasurementAllowed, MeasurementRevoked, CoordinatorRegistered, CoordinatorRemoved,
-                 JobSubmitted, JobAccepted, WorkerPaid, WorkerSlashed, JobCompleted, JobExpired)
+                 JobSubmitted, JobAccepted, WorkerPaid, WorkerSlashed, JobCompleted, JobExpired, ServingSubmitted,
+                 ModelMarketSet)
 }
 _WHERE = {f.name for f in fields(ComputeRecord)}
 

@@ -29,6 +29,7 @@ __all__ = [
     "JobStatus",
     "Payment",
     "PendingFee",
+    "Serving",
     "Slash",
     "Worker",
 ]
@@ -101,9 +102,24 @@ class Job:
     report_cid: str
 
     @property
+    def serving(self) -> bool:
+        """A serving job (workers answer a model's predictions) rather than a training job."""
+        return self.rounds == 0
+
+    @property
     def held(self) -> int:
         """The budget still in escrow: all of it until the job completes or expires."""
         return self.budget if self.status in (JobStatus.OPEN, JobStatus.ACCEPTED) else 0
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A serving job's terms: the model, the version it serves and the fee per prediction."""
+
+    job_id: int
+    model_id: int
+    version: int
+    fee_per_prediction: int
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,11 @@ class ComputeMarket(DatasetPayerClient):
 
     def unbonding_delay(self) -> int:
         return int(self._read("unbonding_delay"))
+
+    def model_market_address(self) -> str | None:
+        """The ModelMarket serving jobs serve models of; None until the owner sets it."""
+        address = to_checksum_address(self._read("model_market"))
+        return None if int(address, 16) == 0 else address
 
     def total_held(self) -> int:
         return int(self._read("total_held"))
@@ -193,6 +214,13 @@ class ComputeMarket(DatasetPayerClient):
         raw["status"] = JobStatus(raw["status"])
         return Job(job_id=job_id, **raw)
 
+    def serving(self, job_id: int) -> Serving:
+        """A serving job's terms; NotFound for an unknown job or a training job."""
+        if not self.job(job_id).serving:
+            raise NotFound("serving job", job_id, ())
+        raw = _fields(self._read("get_serving", job_id), ("model_id", "version", "fee_per_prediction"))
+        return Serving(job_id=job_id, **{k: int(v) for k, v in raw.items()})
+
     # -- workers -------------------------------------------------------------
 
     def register_worker(self, account: LocalAccount, min_fee: int, stake: int) -> TxReceipt:
@@ -234,6 +262,9 @@ class ComputeMarket(DatasetPayerClient):
     def remove_coordinator(self, account: LocalAccount, key: str) -> TxReceipt:
         return self._send(account, "remove_coordinator", to_checksum_address(key))
 
+    def set_model_market(self, account: LocalAccount, model_market: str) -> TxReceipt:
+        return self._send(account, "set_model_market", to_checksum_address(model_market))
+
     def transfer_ownership(self, account: LocalAccount, new_owner: str) -> TxReceipt:
         return self._send(account, "transfer_ownership", to_checksum_address(new_owner))
 
@@ -249,6 +280,13 @@ class ComputeMarket(DatasetPayerClient):
         receipt = self._send(account, "submit_job", dataset_id, spec_cid, rounds, local_steps, redundancy,
                              max_exposure_bps, budget, deadline, value=budget + fee)
         return self._created(receipt, "JobSubmitted", "job_id")
+
+    def submit_serving(self, account: LocalAccount, model_id: int, *, fee_per_prediction: int, redundancy: int,
+                       budget: int, deadline: int) -> int:
+        """As the model's owner, escrow ``budget`` for workers to serve it; returns the job id."""
+        receipt = self._send(account, "submit_serving", model_id, fee_per_prediction, redundancy, budget, deadline,
+                             value=budget)
+        return self._created(receipt, "ServingSubmitted", "job_id")
 
     def accept_job(self, account: LocalAccount, job_id: int) -> TxReceipt:
         return self._send(account, "accept_job", job_id)

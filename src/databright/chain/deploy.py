@@ -123,13 +123,15 @@ def add_compute_market(
 def link_markets(
     ledger: Ledger, account: LocalAccount, deployment: Deployment, cache_dir: Path | None = None
 ) -> Deployment:
-    """Link the deployment's ModelMarket to its ComputeMarket, so completed jobs register models without a
-    second training fee.
+    """Link the deployment's ModelMarket and ComputeMarket both ways: completed jobs register models without a
+    second training fee, and serving jobs serve ModelMarket's models.
 
-    Nothing happens unless both are deployed and the ModelMarket is unlinked
-    and ``account`` deployed it; a ModelMarket deployed before it could be
-    linked stays as it is (its models pay the fee when registered).
+    Nothing happens unless both are deployed; each link is made only where it
+    is not yet set and ``account`` may set it. A market deployed before it
+    could be linked stays as it is (its models pay the fee when registered, or
+    it takes no serving jobs).
     """
+    from databright.chain.computemarket import ComputeMarket
     from databright.chain.modelmarket import ModelMarket
 
     if not {"ModelMarket", "ComputeMarket"} <= deployment.contracts.keys():
@@ -138,9 +140,17 @@ def link_markets(
     try:
         linked, deployer = mm.compute_market_address(), mm.deployer()
     except TransactionError:  # no `deployer`: a ModelMarket that cannot be linked
+        pass
+    else:
+        if linked is None and deployer == account.address:
+            mm.link_compute_market(account, deployment.address("ComputeMarket"))
+    cm = ComputeMarket(ledger, deployment.address("ComputeMarket"), compile_contract("compute_market", cache_dir).abi)
+    try:
+        serves, owner = cm.model_market_address(), cm.owner()
+    except TransactionError:  # a ComputeMarket from before serving jobs
         return deployment
-    if linked is None and deployer == account.address:
-        mm.link_compute_market(account, deployment.address("ComputeMarket"))
+    if serves is None and owner == account.address:
+        cm.set_model_market(account, deployment.address("ModelMarket"))
     return deployment
 
 

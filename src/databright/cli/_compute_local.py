@@ -114,11 +114,17 @@ class LocalCompute:
     # -- threads --------------------------------------------------------------
 
     def start(self) -> LocalCompute:
-        import uvicorn
-
-        from databright.compute import Coordinator, RequestDomain, connect
         from databright.compute._app import coordinator_app
         from databright.compute._market import MarketLink
+
+        owner, keys, domain = self._prepare()
+        self.link = MarketLink(self.coordinator, self.ws.compute_market, owner, self._items)
+        self._serve(coordinator_app(self.coordinator), keys, domain)
+        return self
+
+    def _prepare(self) -> tuple[LocalAccount, list[bytes], Any]:
+        """Register the coordinator and stake the workers on chain; open the coordinator's database."""
+        from databright.compute import Coordinator, RequestDomain, connect
 
         owner = self.operator or self.ws.signer()
         cm = self.ws.compute_market
@@ -129,20 +135,24 @@ class LocalCompute:
         domain = RequestDomain(self.ws.ledger.chain_id, cm.address)
         self.engine = connect(f"sqlite:///{self.ws.home.root / 'coordinator.sqlite'}")
         self.coordinator = Coordinator(self.engine, self.ws.store, domain, lease_s=self.lease_s, key=bytes(owner.key))
-        self.link = MarketLink(self.coordinator, cm, owner, self._items)
+        return owner, keys, domain
+
+    def _serve(self, app: Any, keys: list[bytes], domain: Any) -> None:
+        """Listen with ``app`` on loopback and start the workers once it answers."""
+        import uvicorn
+
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle wait per answer
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
             raise InputError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
         self.url = f"http://{self.host}:{sock.getsockname()[1]}"
-        self._server = uvicorn.Server(uvicorn.Config(coordinator_app(self.coordinator), log_level="warning",
-                                                     access_log=False))
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
         self._spawn(lambda: self._server.run(sockets=[sock]))
         self._spawn(lambda: self._work(domain, keys))
-        return self
 
     def _spawn(self, target: Any) -> None:
         def guarded() -> None:

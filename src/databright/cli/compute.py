@@ -35,7 +35,7 @@ def coordinator_cmd(
     """Run a coordinator: accept ComputeMarket jobs, lease tasks to workers, settle the results."""
     import uvicorn
 
-    from databright.compute import Coordinator, RequestDomain, connect
+    from databright.compute import Coordinator, RequestDomain, ServingDesk, ServingLink, connect
     from databright.compute._app import coordinator_app
     from databright.compute._market import MarketLink
 
@@ -53,20 +53,24 @@ def coordinator_cmd(
         # The coordinator's key signs the stage-channel tokens of split jobs.
         coordinator = Coordinator(engine, ws.store, domain, lease_s=lease,
                                   key=None if signer is None else bytes(signer.key))
+        desk = ServingDesk(engine, ws.store, domain)
+        serving: ServingLink | None = None
         if signer is not None:
             link = MarketLink(coordinator, ws.compute_market, signer, lambda d: dataset_items(ws, d))
+            serving = ServingLink(desk, ws.compute_market, ws.model_market, signer)
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.wait(interval):
                 coordinator.tick()
-                if link is not None:
+                if link is not None and serving is not None:
                     link.poll()
+                    serving.poll()
 
         coordinator.tick()  # resume: advance rounds finished before a crash
         ticker = threading.Thread(target=loop, daemon=True)
         ticker.start()
-        server = uvicorn.Server(uvicorn.Config(coordinator_app(coordinator), host=host, port=port,
+        server = uvicorn.Server(uvicorn.Config(coordinator_app(coordinator, desk), host=host, port=port,
                                                log_level="warning", access_log=False))
         sys.stderr.write(f"coordinator listening on http://{host}:{port}\n")
         try:
@@ -217,4 +221,7 @@ def attest_cmd() -> None:
 def register(root: typer.Typer) -> None:
     root.command("coordinator")(coordinator_cmd)
     root.command("worker")(worker_cmd)
+    from databright.cli.serving import serving_app
+
+    compute_app.add_typer(serving_app, name="serving")
     root.add_typer(compute_app, name="compute")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -235,10 +236,27 @@ def serve_cmd(
     deadline: Annotated[str, typer.Option(help="Redeem any payment at the latest this long after it.")] = "1h",
     fsync: Annotated[bool, typer.Option(help="Flush each voucher to disk before answering (--no-fsync: "
                                              "survives the server's death, not the machine's).")] = True,
+    workers: Annotated[int | None, typer.Option(help="Have N logical compute-market workers on this machine "
+                                                     "answer the predictions (a serving job, settled on exit).")] = None,
+    coordinator: Annotated[str | None, typer.Option(help="Have the workers of this coordinator (URL) answer, "
+                                                         "for --serving-job.")] = None,
+    serving_job: Annotated[int | None, typer.Option(help="The serving job the workers answer for "
+                                                         "('databright compute serving submit').")] = None,
+    operator: Annotated[str | None, typer.Option(help="With --workers: the coordinator's account "
+                                                      "(default: --account).")] = None,
+    fee: Annotated[str, typer.Option(help="With --workers and no --serving-job: a worker's pay per prediction.")]
+        = "1gwei",
+    budget: Annotated[str, typer.Option(help="With --workers and no --serving-job: the serving budget.")]
+        = "0.01ether",
+    redundancy: Annotated[int, typer.Option(help="With --workers and no --serving-job: workers per request, "
+                                                 "1 (spot-checked) or 3.")] = 3,
+    byzantine: Annotated[int, typer.Option(hidden=True, help="The first N local workers answer wrongly.")] = 0,
 ) -> None:
-    """Serve a registered model's predictions, paid per request through payment channels."""
+    """Serve a registered model's predictions, paid per request through payment channels; with
+    --workers or --coordinator the compute market's workers answer them, checked against each other."""
     import uvicorn
 
+    from databright.cli._serve_market import ServingOptions, start_serving
     from databright.cli.serve import _start_node
     from databright.config import Home
     from databright.models import PaymentGate, Redeemer, ServedModel, VoucherStore, create_app
@@ -258,11 +276,14 @@ def serve_cmd(
             if mm.model(model_id).owner != owner.address:
                 raise InputError(f"model {model_id} is not owned by {owner.address}; pass the owner's --account")
             served = ServedModel.load(mm, ws.store, model_id)
+            serving = ServingOptions(workers, coordinator, serving_job, operator, parse_wei(fee), parse_wei(budget),
+                                     redundancy, byzantine)
+            local, backend, job_id = start_serving(ws, owner, served, serving)
             store = VoucherStore(home.root / "models" / f"vouchers-{ws.ledger.chain_id}-{model_id}.sqlite",
                                  fsync=fsync)
             gate = PaymentGate(mm, model_id, store)
             redeemer = Redeemer(gate, owner, threshold=redeem_at, deadline=redeem_after)
-            app = create_app(served, gate, redeemer)
+            app = create_app(served, gate, redeemer, backend)
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             # Accepted connections inherit it: without it a response's body
@@ -272,11 +293,22 @@ def serve_cmd(
             url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             announced = announce_file(home, ws.ledger.chain_id, model_id)
             announced.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+            by = f"; answered by the workers of serving job {job_id}" if job_id is not None else ""
             typer.echo(f"databright model serve: model {model_id} version {served.version} at {url}/v1/models/"
-                       f"{model_id}/predict ({format_eth(gate.price())} per prediction)")
+                       f"{model_id}/predict ({format_eth(gate.price())} per prediction{by})")
             sys.stdout.flush()
-            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
-            store.close()
+            if local is not None:
+                # uvicorn raises the stopping signal again once it has shut down: ignoring it then
+                # lets the serving job settle before the process exits
+                for stopping in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(stopping, lambda *_: None)
+            try:
+                uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+            finally:
+                store.close()
+                if local is not None and job_id is not None:
+                    typer.echo(f"serving job {job_id} settled: {local.settle(job_id)}")
+                    local.stop()
     finally:
         if announced is not None:
             announced.unlink(missing_ok=True)

@@ -38,9 +38,14 @@ if TYPE_CHECKING:  # torch and web3: loaded with the names that need them (see d
     from databright.compute._redundancy import Verdict, decide
     from databright.compute._requests import RequestDomain, RequestSigner, SignedRequest
     from databright.compute._schema import connect
+    from databright.compute._serve_worker import ServingWorker, run_serving_workers
+    from databright.compute._serving import ServingDesk, ServingJob, ServingLease
+    from databright.compute._serving_answers import Answer, frame_items, infer, unframe_items
+    from databright.compute._serving_link import ServingClient, ServingLink
     from databright.compute._task import Task, TaskResult, fetch_verified, run_task
 
 __all__ = [
+    "Answer",
     "Attestation",
     "Coordinator",
     "DcapAttestation",
@@ -53,6 +58,12 @@ __all__ = [
     "RequestDomain",
     "RequestSigner",
     "SOFTWARE_LABEL",
+    "ServingClient",
+    "ServingDesk",
+    "ServingJob",
+    "ServingLease",
+    "ServingLink",
+    "ServingWorker",
     "Settlement",
     "SignedRequest",
     "Slash",
@@ -69,6 +80,8 @@ __all__ = [
     "fetch_verified",
     "fingerprint",
     "fingerprint_digest",
+    "frame_items",
+    "infer",
     "package_measurement",
     "parse_job_document",
     "partition",
@@ -76,7 +89,9 @@ __all__ = [
     "probe",
     "quote_measurement",
     "report_data_for",
+    "run_serving_workers",
     "run_task",
+    "unframe_items",
     "waiting_reason",
 ]
 
@@ -95,5 +110,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "_redundancy": ["Verdict", "decide"],
     "_requests": ["RequestDomain", "RequestSigner", "SignedRequest"],
     "_schema": ["connect"],
+    "_serve_worker": ["ServingWorker", "run_serving_workers"],
+    "_serving": ["ServingDesk", "ServingJob", "ServingLease"],
+    "_serving_answers": ["Answer", "frame_items", "infer", "unframe_items"],
+    "_serving_link": ["ServingClient", "ServingLink"],
     "_task": ["Task", "TaskResult", "fetch_verified", "run_task"],
 })

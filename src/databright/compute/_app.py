@@ -25,6 +25,8 @@ from fastapi.responses import JSONResponse
 
 from databright.compute._coordinator import Coordinator
 from databright.compute._requests import SignedRequest
+from databright.compute._serving import ServingDesk
+from databright.compute._serving_app import serving_router
 from databright.compute._status import exposure_ledger, job_status, jobs_status, workers_status
 from databright.errors import DataBrightError, InputError, NotFound, RequestError
 
@@ -64,9 +66,11 @@ def _json_body(body: bytes) -> Any:
         raise InputError("the request body is not JSON (or nests too deep)") from None
 
 
-def coordinator_app(coordinator: Coordinator) -> FastAPI:
+def coordinator_app(coordinator: Coordinator, serving: ServingDesk | None = None) -> FastAPI:
     app = FastAPI(title="DataBright coordinator", version="1")
     app.state.coordinator = coordinator
+    if serving is not None:
+        app.include_router(serving_router(serving))
 
     @app.exception_handler(DataBrightError)
     async def _error(_request: Request, exc: DataBrightError) -> JSONResponse:

@@ -44,6 +44,8 @@ class MarketLink:
             if job_id in known:
                 continue
             job = self.market.job(job_id)
+            if job.serving:  # served by ServingLink, not trained
+                continue
             if job.status == JobStatus.OPEN:
                 self.market.accept_job(self.account, job_id)
             elif not (job.status == JobStatus.ACCEPTED and job.coordinator == self.account.address):

@@ -35,7 +35,24 @@ from databright.compute._task import Fetch, Task, run_task, task_inputs
 from databright.ml import save_checkpoint
 from databright.errors import ComputeError, DataBrightError
 
-__all__ = ["Worker", "run_workers"]
+__all__ = ["Worker", "run_workers", "signed_call"]
+
+
+def signed_call(client: httpx.Client, signer: RequestSigner, method: str, path: str, body: bytes = b"",
+                extra: Mapping[str, str] | None = None) -> httpx.Response:
+    """One signed request to a coordinator; a refusal or no answer raises :class:`ComputeError`."""
+    headers = {**signer.headers(method, path, body), **(extra or {})}
+    try:
+        response = client.request(method, path, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise ComputeError(f"coordinator unreachable: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise ComputeError(f"coordinator refused {method} {path}: {detail}")
+    return response
 
 
 class Worker:
@@ -59,18 +76,7 @@ class Worker:
         self._staging: threading.Thread | None = None
 
     def _call(self, method: str, path: str, body: bytes = b"", extra: Mapping[str, str] | None = None) -> httpx.Response:
-        headers = {**self.signer.headers(method, path, body), **(extra or {})}
-        try:
-            response = self.client.request(method, path, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ComputeError(f"coordinator unreachable: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ComputeError(f"coordinator refused {method} {path}: {detail}")
-        return response
+        return signed_call(self.client, self.signer, method, path, body, extra)
 
     def call(self, method: str, path: str, body: bytes = b"") -> httpx.Response:
         """A signed request to the coordinator; a refusal raises :class:`ComputeError`."""

@@ -64,7 +64,10 @@ class ServedModel:
         return encode_items(self.spec, items)
 
     def predict(self, x: NDArray[np.float32]) -> list[Prediction]:
-        proba = predict_proba(self.spec, self.state, x)
+        return self.predictions(predict_proba(self.spec, self.state, x))
+
+    def predictions(self, proba: NDArray[np.float32]) -> list[Prediction]:
+        """Class probabilities (one row per item, columns in class order) as predictions."""
         classes = self.spec.classes
         out = []
         for row in proba:

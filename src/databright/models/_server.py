@@ -15,23 +15,30 @@ sign vouchers in.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from starlette.concurrency import run_in_threadpool
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from databright.errors import ChainError, InputError, PaymentError
+from databright.errors import ChainError, ComputeError, InputError, PaymentError
 from databright.models._payments import PaymentGate, Redeemer
 from databright.models._served import ServedModel
 from databright.models._voucher import DOMAIN_NAME, DOMAIN_VERSION, Voucher
 from databright.models._voucher_store import PaymentRequired
 from databright.storage import canonical_json
 
-__all__ = ["VOUCHER_HEADER", "create_app"]
+__all__ = ["VOUCHER_HEADER", "Backend", "create_app"]
+
+#: Runs the model elsewhere (compute-market workers): stored-item bytes -> class probabilities.
+Backend = Callable[[Sequence[bytes]], NDArray[np.float32]]
 
 VOUCHER_HEADER = "X-Payment-Voucher"
 MAX_ITEMS = 256
@@ -87,8 +94,10 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-def create_app(served: ServedModel, gate: PaymentGate | None, redeemer: Redeemer | None = None) -> FastAPI:
-    """The app serving ``served``; without a gate every prediction is free."""
+def create_app(served: ServedModel, gate: PaymentGate | None, redeemer: Redeemer | None = None,
+               backend: Backend | None = None) -> FastAPI:
+    """The app serving ``served``; without a gate every prediction is free; with a ``backend``
+    the model runs there (the items are still checked here first)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -112,6 +121,10 @@ def create_app(served: ServedModel, gate: PaymentGate | None, redeemer: Redeemer
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(ComputeError)
+    async def _compute(_: Request, exc: ComputeError) -> JSONResponse:
+        return JSONResponse({"detail": f"the workers cannot answer: {exc}"}, status_code=503)
 
     @app.exception_handler(ChainError)
     async def _chain(_: Request, exc: ChainError) -> JSONResponse:
@@ -149,8 +162,10 @@ def create_app(served: ServedModel, gate: PaymentGate | None, redeemer: Redeemer
             stored = gate.charge(voucher, len(items))
             if stored is not None:
                 payment = PaymentOut(channel=stored.channel, amount=stored.amount, cost=cost)
+        answered = served.predict(x) if backend is None else served.predictions(
+            await run_in_threadpool(backend, items))
         predictions = [PredictionOut(label=p.label, confidence=p.confidence, probabilities=p.probabilities)
-                       for p in served.predict(x)]
+                       for p in answered]
         return PredictResponse(model_id=served.model_id, version=served.version, predictions=predictions,
                                payment=payment)
 

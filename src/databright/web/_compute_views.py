@@ -94,6 +94,10 @@ class ComputeBook:
                 int(a["job_id"]), int(a["dataset_id"]), a["submitter"], str(a["spec_cid"]), int(a["rounds"]),
                 int(a["local_steps"]), int(a["redundancy"]), int(a["max_exposure_bps"]), int(a["budget"]),
                 int(a["training_fee"]), int(a["deadline"]))
+        elif name == "ServingSubmitted":  # a model's predictions answered by workers: no training fee
+            self.jobs[int(a["job_id"])] = JobView(
+                int(a["job_id"]), 0, a["submitter"], f"serving model {int(a['model_id'])}", 0, 0,
+                int(a["redundancy"]), 0, int(a["budget"]), 0, int(a["deadline"]))
         elif name == "JobAccepted":
             job = self.jobs[int(a["job_id"])]
             job.status, job.coordinator = "running", a["coordinator"]

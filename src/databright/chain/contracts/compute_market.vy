@@ -11,7 +11,10 @@
         job and completes it: each worker is paid per accepted task, never
         below its minimum fee, proven cheats lose stake to the submitter,
         and the unspent budget goes back to the submitter. A job not
-        completed by its deadline refunds the submitter in full.
+        completed by its deadline refunds the submitter in full. A model's
+        owner may instead submit a serving job (no training fee): workers
+        answer the model's predictions and are paid a fixed fee per
+        prediction, settled through the same completion.
         docs/compute.md is the reference.
 @dev Every payment out is pulled (`withdraw_earnings`, `withdraw_refund`,
      `withdraw_stake`), so no receiver can block a completion or an
@@ -29,6 +32,7 @@ from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 
 import IDataMarketForCompute
+import IModelMarketForCompute
 
 
 initializes: ownable
@@ -120,6 +124,13 @@ struct Slash:
     evidence_cid: String[100]
 
 
+# a serving job: workers answer a model's predictions; its Job has no rounds
+struct Serving:
+    model_id: uint256
+    version: uint256
+    fee_per_prediction: uint256
+
+
 data_market: public(immutable(IDataMarketForCompute))
 min_stake: public(immutable(uint256))
 unbonding_delay: public(immutable(uint256))
@@ -136,6 +147,9 @@ _job_count: uint256
 total_held: public(uint256)
 earnings: public(HashMap[address, uint256])
 refunds: public(HashMap[address, uint256])
+# set once by the owner; serving jobs need it to know a model's owner
+model_market: public(IModelMarketForCompute)
+_servings: HashMap[uint256, Serving]
 
 
 event WorkerRegistered:
@@ -207,6 +221,21 @@ event JobSubmitted:
     budget: uint256
     training_fee: uint256
     deadline: uint256
+
+
+event ServingSubmitted:
+    job_id: indexed(uint256)
+    model_id: indexed(uint256)
+    submitter: indexed(address)
+    version: uint256
+    fee_per_prediction: uint256
+    redundancy: uint256
+    budget: uint256
+    deadline: uint256
+
+
+event ModelMarketSet:
+    model_market: indexed(address)
 
 
 event JobAccepted:
@@ -447,6 +476,20 @@ def remove_coordinator(key: address):
 
 
 @external
+def set_model_market(model_market_: IModelMarketForCompute):
+    """
+    @notice Names the ModelMarket whose models serving jobs serve; it can
+            be set only once. Only the owner.
+    @param model_market_ The ModelMarket contract.
+    """
+    self._check_owner()
+    assert self.model_market.address == empty(address), "computemarket: model market already set"
+    assert model_market_.address != empty(address), "computemarket: no model market"
+    self.model_market = model_market_
+    log ModelMarketSet(model_market=model_market_.address)
+
+
+@external
 @payable
 @nonreentrant
 def submit_job(
@@ -521,6 +564,68 @@ def submit_job(
 
 
 @external
+@payable
+def submit_serving(
+    model_id: uint256,
+    fee_per_prediction: uint256,
+    redundancy: uint256,
+    budget: uint256,
+    deadline: uint256,
+) -> uint256:
+    """
+    @notice Submits a serving job: workers answer the model's predictions
+            and are paid `fee_per_prediction` for each one they answered
+            in agreement with their group. `msg.value` is the budget, held
+            in escrow; no training fee is due (the channel's price already
+            pays the dataset its royalty). It is accepted, completed and
+            expired like a training job. Only the model's owner.
+    @param model_id The ModelMarket model to serve (its latest version).
+    @param fee_per_prediction What a worker is paid per prediction, in wei.
+    @param redundancy Workers per request: 1 (spot-checked by the
+           coordinator), or 3 for triple modular redundancy.
+    @param budget The most paid to workers in wei, held in escrow.
+    @param deadline When the job expires if not completed (unix time,
+           within `unbonding_delay` from now).
+    @return uint256 The new job id, from the same sequence as training jobs.
+    """
+    market: IModelMarketForCompute = self.model_market
+    assert market.address != empty(address), "computemarket: no model market"
+    assert fee_per_prediction > 0, "computemarket: zero fee per prediction"
+    assert redundancy == 1 or redundancy == 3, "computemarket: redundancy must be 1 or 3"
+    assert budget > 0, "computemarket: zero budget"
+    assert msg.value == budget, "computemarket: value is not the budget"
+    assert deadline > block.timestamp, "computemarket: deadline passed"
+    assert deadline < block.timestamp + unbonding_delay, "computemarket: deadline beyond the unbonding delay"
+    model: IModelMarketForCompute.Model = staticcall market.get_model(model_id)
+    assert model.owner == msg.sender, "computemarket: not the model's owner"
+    job_id: uint256 = self._job_count + 1
+    self._job_count = job_id
+    # rounds stays 0: what tells a serving job from a training job
+    self._jobs[job_id].submitter = msg.sender
+    self._jobs[job_id].dataset_id = model.dataset_id
+    self._jobs[job_id].redundancy = redundancy
+    self._jobs[job_id].budget = budget
+    self._jobs[job_id].deadline = deadline
+    self._jobs[job_id].submitted_at = block.timestamp
+    self._jobs[job_id].status = OPEN
+    self._servings[job_id] = Serving(
+        model_id=model_id, version=model.version_count, fee_per_prediction=fee_per_prediction
+    )
+    self.total_held += budget
+    log ServingSubmitted(
+        job_id=job_id,
+        model_id=model_id,
+        submitter=msg.sender,
+        version=model.version_count,
+        fee_per_prediction=fee_per_prediction,
+        redundancy=redundancy,
+        budget=budget,
+        deadline=deadline,
+    )
+    return job_id
+
+
+@external
 def accept_job(job_id: uint256):
     """
     @notice Takes a job: from now on only the caller may complete it. A job
@@ -575,10 +680,16 @@ def complete_job(
     submitted_at: uint256 = self._jobs[job_id].submitted_at
     assert checkpoint_digest != empty(bytes32), "computemarket: no checkpoint"
     assert len(report_cid) > 0, "computemarket: no report"
+    # a serving job pays exactly the fee its owner offered per prediction
+    serving: bool = self._jobs[job_id].rounds == 0
+    serving_fee: uint256 = 0
+    if serving:
+        serving_fee = self._servings[job_id].fee_per_prediction
 
     paid: uint256 = 0
     for p: Payment in payments:
         assert p.tasks > 0, "computemarket: payment for no tasks"
+        assert not serving or p.fee_per_task == serving_fee, "computemarket: fee is not the serving fee"
         self._check_worker(p.worker, submitted_at)
         assert p.fee_per_task >= self._fee_at(p.worker, block.timestamp), "computemarket: fee below the worker's minimum"
         amount: uint256 = p.tasks * p.fee_per_task
@@ -679,6 +790,20 @@ def pending_fee(worker: address) -> PendingFee:
     if pending.effective_at <= block.timestamp:
         return empty(PendingFee)
     return pending
+
+
+@external
+@view
+def get_serving(job_id: uint256) -> Serving:
+    """
+    @notice A serving job's model, the version it serves and the fee per
+            prediction (its escrow and state are in `get_job`).
+    @param job_id The job id.
+    @return Serving The serving terms.
+    """
+    self._job_status(job_id)
+    assert self._jobs[job_id].rounds == 0, "computemarket: not a serving job"
+    return self._servings[job_id]
 
 
 @external

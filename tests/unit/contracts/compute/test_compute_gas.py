@@ -23,11 +23,14 @@ from tests.unit.contracts.compute._helpers import (
     MIN_STAKE,
     TRAINING_FEE,
     add_coordinator,
+    EVIDENCE,
     create_dataset,
-    deploy_markets,
+    deploy_with_models,
     funded,
+    register_model,
     register_worker,
     submit,
+    submit_serving,
 )
 from tests.unit.contracts.market_helpers import measure
 
@@ -41,7 +44,7 @@ CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 PAYMENTS = (1, 16, 64)
 
 
-def run_scenario(data_market: Any, cm: Any) -> dict[str, int]:
+def run_scenario(data_market: Any, cm: Any, model_market: Any) -> dict[str, int]:
     creator, submitter, coordinator = (funded(f"gas-{n}") for n in ("creator", "submitter", "coordinator"))
     workers = [funded(f"gas-worker-{i}") for i in range(max(PAYMENTS))]
     dataset = create_dataset(data_market, creator, training_fee=TRAINING_FEE)
@@ -74,15 +77,34 @@ def run_scenario(data_market: Any, cm: Any) -> dict[str, int]:
     late = submit(cm, submitter, dataset, BUDGET, deadline=int(boa.env.evm.patch.timestamp) + 10)
     boa.env.time_travel(seconds=11)
     gas["expire_job"] = measure(cm, submitter, lambda: cm.expire_job(late))
+    gas.update(serving_scenario(cm, model_market, dataset, coordinator, workers[:4]))
     gas["begin_unbonding"] = measure(cm, workers[3], lambda: cm.begin_unbonding())
     boa.env.time_travel(seconds=DELAY)
     gas["withdraw_stake"] = measure(cm, workers[3], lambda: cm.withdraw_stake())
     return gas
 
 
+def serving_scenario(cm: Any, model_market: Any, dataset: int, coordinator: str,
+                     workers: list[str]) -> dict[str, int]:
+    """A serving job settled as three agreeing workers and one slashed odd one out."""
+    owner = funded("gas-model-owner")
+    model = register_model(model_market, owner, dataset)
+    deadline = int(boa.env.evm.patch.timestamp) + DELAY // 2
+    submit_serving(cm, owner, model, BUDGET, FEE)  # the first, not measured
+    gas = {"submit_serving": measure(cm, owner, lambda: cm.submit_serving(model, FEE, 3, BUDGET, deadline,
+                                                                          value=BUDGET))}
+    job = cm.job_count()
+    with boa.env.prank(coordinator):
+        cm.accept_job(job)
+    payments = [(w, 200, FEE) for w in workers[:3]]
+    gas["complete_job (serving: 3 payments, 1 slash)"] = measure(cm, coordinator, lambda: cm.complete_job(
+        job, payments, [(workers[3], MIN_STAKE // 10, EVIDENCE)], CHECKPOINT, CID))
+    return gas
+
+
 def test_compute_gas() -> None:
     with boa.env.anchor():
-        gas = run_scenario(*deploy_markets())
+        gas = run_scenario(*deploy_with_models())
     if os.environ.get("DATABRIGHT_RECORD_GAS") == "1" or not RECORD.exists():
         RECORD.write_text(json.dumps(gas, indent=2) + "\n")
     recorded: dict[str, int] = json.loads(RECORD.read_text())

@@ -10,7 +10,9 @@ budget = paid + refunded + held; the contract holds exactly the stakes, the
 credited earnings and refunds and the held budgets; no payment was below the
 payee's minimum fee in effect; every slashed wei left a stake and reached a
 submitter; every job was accepted and completed by an allow-listed
-coordinator.
+coordinator. Serving jobs (a model's owner paying workers per prediction)
+share the jobs' escrow and lifecycle: only the model's owner submits one, no
+training fee is paid, and every payment is exactly its fee per prediction.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.unit.contracts.compute._helpers import (
     DATA_MARKET,
     EVIDENCE,
     MEASUREMENT,
+    MODEL_MARKET,
     REPORT,
     SPEC,
     create_dataset,
@@ -37,6 +40,7 @@ from tests.unit.contracts.compute._helpers import (
 
 _DATA_MARKET = boa.load_partial(str(DATA_MARKET))
 _COMPUTE_MARKET = boa.load_partial(str(COMPUTE_MARKET))
+_MODEL_MARKET = boa.load_partial(str(MODEL_MARKET))
 MIN_STAKE = 1000
 DELAY = 1000
 TRAINING_FEE = 7
@@ -79,6 +83,7 @@ class TrackedJob:
     refunded: int = 0
     compensation: int = 0
     payments: list[tuple[int, int]] = field(default_factory=list)  # (fee per task, min fee then)
+    serving_fee: int | None = None  # a serving job's fee per prediction
 
 
 class ComputeMachine(RuleBasedStateMachine):
@@ -89,18 +94,23 @@ class ComputeMachine(RuleBasedStateMachine):
         self.data_market = _DATA_MARKET.deploy()
         self.cm = _COMPUTE_MARKET.deploy(self.data_market.address, MIN_STAKE, DELAY)
         self.dataset = create_dataset(self.data_market, funded("inv-creator", 10**24), training_fee=TRAINING_FEE)
+        self.model_market = _MODEL_MARKET.deploy(self.data_market.address, 3600)
+        with boa.env.prank(SUBMITTERS[0]):  # the first submitter owns a model, the second does not
+            self.model = self.model_market.register(self.dataset, b"\x51" * 32, b"\x52" * 32, b"\x53" * 32,
+                                                    1, 1, 0, value=TRAINING_FEE)
         owner = self.cm.owner()
         with boa.env.prank(owner):
             self.cm.allow_measurement(MEASUREMENT)
             self.cm.allow_measurement(ROTATING)
             self.cm.register_coordinator(COORDINATORS[0], MEASUREMENT, EVIDENCE)
             self.cm.register_coordinator(COORDINATORS[2], ROTATING, EVIDENCE)
+            self.cm.set_model_market(self.model_market.address)
         self.rotating_allowed = True
         self.workers = [TrackedWorker() for _ in WORKERS]
         self.jobs: list[TrackedJob] = []
         self.earnings = [0] * len(WORKERS)
         self.refunds = [0] * len(SUBMITTERS)
-        self.fees_paid = 0
+        self.fees_paid = TRAINING_FEE  # the model's registration
         for w, fee in enumerate(initial_fees):  # a market with workers from the start
             self.register(w, fee, 0)
 
@@ -208,6 +218,19 @@ class ComputeMachine(RuleBasedStateMachine):
         self.jobs.append(TrackedJob(s, budget, deadline, self._now()))
         self.fees_paid += TRAINING_FEE
 
+    @rule(s=st.integers(min_value=0, max_value=1), budget=st.integers(min_value=1, max_value=2000),
+          duration=st.integers(min_value=1, max_value=DELAY - 1), fee=st.integers(min_value=1, max_value=50))
+    def submit_serving(self, s: int, budget: int, duration: int, fee: int) -> None:
+        deadline = self._now() + duration
+        with boa.env.prank(SUBMITTERS[s]):
+            if s != 0:
+                with boa.reverts("computemarket: not the model's owner"):
+                    self.cm.submit_serving(self.model, fee, 3, budget, deadline, value=budget)
+                return
+            job_id = self.cm.submit_serving(self.model, fee, 3, budget, deadline, value=budget)
+        assert job_id == len(self.jobs) + 1
+        self.jobs.append(TrackedJob(s, budget, deadline, self._now(), serving_fee=fee))
+
     def _draw_job(self, data: st.DataObject) -> int:
         live = [j for j, job in enumerate(self.jobs) if job.status in (OPEN, ACCEPTED)]
         return data.draw(st.sampled_from(live) if live and data.draw(st.booleans()) else
@@ -254,7 +277,11 @@ class ComputeMachine(RuleBasedStateMachine):
         paid, stakes = 0, [w.stake for w in self.workers]
         sent: list[tuple[str, int, int]] = []
         for w, tasks, delta in payments:
-            fee = max(self.workers[w].fee_at(now) + delta, 0)
+            if job.serving_fee is None:
+                fee = max(self.workers[w].fee_at(now) + delta, 0)
+            else:  # mostly the offered fee, sometimes one off it
+                fee = max(job.serving_fee + (delta if abs(delta) == 1 else 0), 0)
+                ok = ok and fee == job.serving_fee
             sent.append((WORKERS[w], tasks, fee))
             paid += tasks * fee
             ok = ok and tasks > 0 and self.workers[w].party_to(job.submitted_at)
@@ -339,6 +366,15 @@ class ComputeMachine(RuleBasedStateMachine):
     @invariant()
     def no_payment_below_a_minimum_fee(self) -> None:
         assert all(fee >= floor for job in self.jobs for fee, floor in job.payments)
+
+    @invariant()
+    def serving_jobs_pay_their_fee_and_no_training_fee(self) -> None:
+        for j, job in enumerate(self.jobs):
+            if job.serving_fee is None:
+                continue
+            assert all(fee == job.serving_fee for fee, _ in job.payments)
+            assert self.cm.get_job(j + 1).training_fee == 0
+            assert self.cm.get_serving(j + 1).fee_per_prediction == job.serving_fee
 
     @invariant()
     def slashed_stake_is_accounted_for(self) -> None:
