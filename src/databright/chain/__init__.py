@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         Proposal,
         ProposalStatus,
     )
-    from databright.chain.deploy import Deployment, add_compute_market, add_model_market, deploy, load_deployment
     from databright.chain.modelmarket import Channel, Model, ModelMarket, ModelVersion, Verification
 
 __all__ = [
@@ -80,6 +79,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "computemarket": ["ComputeMarket", "Coordinator", "Job", "JobStatus", "Payment", "Slash", "Worker"],
     "datamarket": ["Commitment", "DataMarket", "Dataset", "DatasetParams", "Entry", "Event", "Proposal",
                    "ProposalStatus"],
-    "deploy": ["Deployment", "add_compute_market", "add_model_market", "deploy", "load_deployment"],
     "modelmarket": ["Channel", "Model", "ModelMarket", "ModelVersion", "Verification"],
 })
+
+# Imported at once, not on first use: ``deploy`` names both a function and its module, and a
+# lazily exported ``deploy`` would be shadowed by the module as soon as anything imported
+# ``databright.chain.deploy``. The module is light (no web3, no vyper until it compiles).
+from databright.chain.deploy import Deployment, add_compute_market, add_model_market, deploy, load_deployment  # noqa: E402
