@@ -4,6 +4,9 @@ Workers (``/v1/workers``, ``/v1/claim``, ``/v1/leases/…``, ``/v1/blobs/…``,
 ``/v1/stages/…`` for the stages of split jobs) must
 sign every request (:mod:`._requests`); the body is read once, its digest
 checked against the signature and the nonce spent before anything else runs.
+A claim whose body is ``{"with_blobs": true}`` gets the lease and the blobs it
+names in one framed response (as ``POST /v1/blobs`` frames them, the lease's
+JSON first), which saves the worker a round trip per task.
 Results travel as ``application/octet-stream`` safetensors; in optimistic
 tasks a signed commitment comes first and the worker polls for challenges and
 answers them (``/v1/leases/{id}/commitment``, ``…/challenges``, see
@@ -21,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from databright.compute._coordinator import Coordinator
 from databright.compute._requests import SignedRequest
+from databright.compute._stage_worker import StageTask
 from databright.compute._status import exposure_ledger, job_status, jobs_status, workers_status
 from databright.errors import DataBrightError, InputError, NotFound, RequestError
 
@@ -37,6 +41,18 @@ async def _signed(request: Request) -> tuple[SignedRequest, bytes]:
 MAX_BATCH = 4096
 
 Signed = Annotated[tuple[SignedRequest, bytes], Depends(_signed)]
+
+
+def _frames(parts: list[bytes]) -> bytes:
+    """Each part as an 8-byte big-endian length, then its bytes."""
+    return b"".join(len(b).to_bytes(8, "big") + b for b in parts)
+
+
+def _with_blobs(body: bytes) -> bool:
+    try:
+        return body != b"" and json.loads(body).get("with_blobs") is True
+    except (ValueError, AttributeError):
+        raise InputError('a claim body is empty or JSON {"with_blobs": true}') from None
 
 
 def coordinator_app(coordinator: Coordinator) -> FastAPI:
@@ -59,13 +75,19 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
 
     @app.post("/v1/claim", response_model=None)
     def claim(auth: Signed) -> Response | dict[str, Any]:
+        with_blobs = _with_blobs(auth[1])
         lease = coordinator.claim(auth[0])
         if lease is None:
             return Response(status_code=204)
         out = {"lease": lease.id, "expires_at": lease.expires_at, "task": json.loads(lease.task.to_json())}
         if lease.commit_every:  # optimistically verified: commit every k steps (docs/compute.md)
             out["commit_every"] = lease.commit_every
-        return out
+        if not with_blobs:
+            return out
+        # The lease just granted names these blobs; a stage fetches its own piece later.
+        cids = [] if isinstance(lease.task, StageTask) else sorted(lease.task.blobs)
+        return Response(_frames([json.dumps(out).encode(), *(coordinator.store.get(c) for c in cids)]),
+                        media_type="application/octet-stream")
 
     @app.post("/v1/leases/{lease_id}/heartbeat")
     def heartbeat(lease_id: int, auth: Signed) -> dict[str, float]:
@@ -84,8 +106,7 @@ def coordinator_app(coordinator: Coordinator) -> FastAPI:
                 raise TypeError(f"cids must be a list of at most {MAX_BATCH} strings")
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"a blob batch is JSON {{\"cids\": [...]}} ({exc})") from None
-        frames = b"".join(len(b).to_bytes(8, "big") + b for b in coordinator.blobs(auth[0].worker, cids))
-        return Response(frames, media_type="application/octet-stream")
+        return Response(_frames(coordinator.blobs(auth[0].worker, cids)), media_type="application/octet-stream")
 
     @app.post("/v1/leases/{lease_id}/result")
     def result(lease_id: int, auth: Signed, request: Request) -> dict[str, str]:
