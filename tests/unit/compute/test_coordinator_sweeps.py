@@ -1,15 +1,17 @@
-"""Claim-path shortcuts keep their meaning: rate-limited lease sweeps and candidates ranked in SQL."""
+"""Coordinator shortcuts keep their meaning: rate-limited lease sweeps, candidates ranked in SQL, cached shapes."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+import torch
 from sqlalchemy import select
 
-from databright.compute import JobConfig
+from databright.compute import JobConfig, Task, run_task
 from databright.compute._schema import assignments, slashes, workers
-from databright.errors import RequestError
+from databright.errors import InputError, RequestError
+from databright.ml import load_checkpoint, save_checkpoint
 from tests.unit.compute.conftest import SPEC, Market
 
 
@@ -40,9 +42,14 @@ def test_leases_still_expire_when_sweeps_are_rate_limited(market: Market) -> Non
     t0 = time.time()
     now = [t0]
     c.clock = lambda: now[0]
-    sweeps = []
+    sweeps: list[float] = []
     expire = c.expire_leases
-    c.expire_leases = lambda: sweeps.append(now[0]) or expire()  # type: ignore[method-assign]
+
+    def counted() -> int:
+        sweeps.append(now[0])
+        return expire()
+
+    c.expire_leases = counted  # type: ignore[method-assign]
 
     def claim(signer: object) -> object:
         return c.claim(market.signed(signer, "POST", "/v1/claim"))  # type: ignore[arg-type]
@@ -66,3 +73,23 @@ def test_leases_still_expire_when_sweeps_are_rate_limited(market: Market) -> Non
         expired = set(conn.execute(select(assignments.c.worker).where(assignments.c.status == "expired")).scalars())
         slashed = set(conn.execute(select(slashes.c.worker)).scalars())
     assert expired == slashed == {a.address, b.address}
+
+
+def test_results_are_checked_against_the_round_shapes_every_time(market: Market) -> None:
+    c = market.coordinator
+    c.add_job(market.job(redundancy=1), market.items)
+    a, b = market.workers(2)
+    claimed = [c.claim(market.signed(w, "POST", "/v1/claim")) for w in (a, b)]
+    leases = [lease for lease in claimed if lease is not None]
+    assert len(leases) == 2
+    task = leases[0].task
+    assert isinstance(task, Task)
+    good = run_task(task, market.store.get).state
+    wrong = save_checkpoint({k: torch.zeros(v.shape[0] + 1, *v.shape[1:])
+                             for k, v in load_checkpoint(good).items()})
+    for signer, lease in zip((a, b), leases):  # the second comparison uses the cached shapes
+        path = f"/v1/leases/{lease.id}/result"
+        with pytest.raises(InputError, match="do not match the task's model"):
+            c.submit(market.signed(signer, "POST", path, wrong), lease.id, wrong)
+    path = f"/v1/leases/{leases[0].id}/result"
+    assert c.submit(market.signed(a, "POST", path, good), leases[0].id, good) == "accepted"
