@@ -4,6 +4,9 @@ Workers (``/v1/workers``, ``/v1/claim``, ``/v1/leases/…``, ``/v1/blobs/…``,
 ``/v1/stages/…`` for the stages of split jobs) must
 sign every request (:mod:`._requests`); the body is read once, its digest
 checked against the signature and the nonce spent before anything else runs.
+A claim whose body is ``{"with_blobs": true}`` gets the lease and the blobs it
+names in one framed response (as ``POST /v1/blobs`` frames them, the lease's
+JSON first), which saves the worker a round trip per task.
 Results travel as ``application/octet-stream`` safetensors; in optimistic
 tasks a signed commitment comes first and the worker polls for challenges and
 answers them (``/v1/leases/{id}/commitment``, ``…/challenges``, see
@@ -27,6 +30,7 @@ from databright.compute._coordinator import Coordinator
 from databright.compute._requests import SignedRequest
 from databright.compute._serving import ServingDesk
 from databright.compute._serving_app import serving_router
+from databright.compute._stage_worker import StageTask
 from databright.compute._status import exposure_ledger, job_status, jobs_status, workers_status
 from databright.errors import DataBrightError, InputError, NotFound, RequestError
 
@@ -66,6 +70,18 @@ def _json_body(body: bytes) -> Any:
         raise InputError("the request body is not JSON (or nests too deep)") from None
 
 
+def _frames(parts: list[bytes]) -> bytes:
+    """Each part as an 8-byte big-endian length, then its bytes."""
+    return b"".join(len(b).to_bytes(8, "big") + b for b in parts)
+
+
+def _with_blobs(body: bytes) -> bool:
+    try:
+        return body != b"" and _json_body(body).get("with_blobs") is True
+    except (ValueError, AttributeError):
+        raise InputError('a claim body is empty or JSON {"with_blobs": true}') from None
+
+
 def coordinator_app(coordinator: Coordinator, serving: ServingDesk | None = None) -> FastAPI:
     app = FastAPI(title="DataBright coordinator", version="1")
     app.state.coordinator = coordinator
@@ -98,13 +114,19 @@ def coordinator_app(coordinator: Coordinator, serving: ServingDesk | None = None
 
     @app.post("/v1/claim", response_model=None)
     def claim(auth: Signed) -> Response | dict[str, Any]:
+        with_blobs = _with_blobs(auth[1])
         lease = coordinator.claim(auth[0])
         if lease is None:
             return Response(status_code=204)
         out = {"lease": lease.id, "expires_at": lease.expires_at, "task": json.loads(lease.task.to_json())}
         if lease.commit_every:  # optimistically verified: commit every k steps (docs/compute.md)
             out["commit_every"] = lease.commit_every
-        return out
+        if not with_blobs:
+            return out
+        # The lease just granted names these blobs; a stage fetches its own piece later.
+        cids = [] if isinstance(lease.task, StageTask) else sorted(lease.task.blobs)
+        return Response(_frames([json.dumps(out).encode(), *(coordinator.store.get(c) for c in cids)]),
+                        media_type="application/octet-stream")
 
     @app.post("/v1/leases/{lease_id}/heartbeat")
     def heartbeat(lease_id: LeaseId, auth: Signed) -> dict[str, float]:
@@ -121,8 +143,7 @@ def coordinator_app(coordinator: Coordinator, serving: ServingDesk | None = None
         cids = data.get("cids") if isinstance(data, dict) else None
         if not isinstance(cids, list) or not all(isinstance(c, str) for c in cids) or len(cids) > MAX_BATCH:
             raise InputError(f"a blob batch is JSON {{\"cids\": [...]}}, a list of at most {MAX_BATCH} strings")
-        frames = b"".join(len(b).to_bytes(8, "big") + b for b in coordinator.blobs(auth[0].worker, cids))
-        return Response(frames, media_type="application/octet-stream")
+        return Response(_frames(coordinator.blobs(auth[0].worker, cids)), media_type="application/octet-stream")
 
     @app.post("/v1/leases/{lease_id}/result")
     def result(lease_id: LeaseId, auth: Signed, request: Request) -> dict[str, str]:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
@@ -51,6 +51,11 @@ from databright.ml import ModelSpec, load_checkpoint
 from databright.storage import BlobStore, canonical_json
 
 __all__ = ["Coordinator", "Lease"]
+
+#: Claims and heartbeats sweep expired leases (and requests purge spent nonces) at most this often,
+#: in seconds of the coordinator's clock: a sweep is a write transaction of its own, and a lease
+#: past its time is refused a heartbeat or a result whether or not the sweep has run yet.
+SWEEP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,15 +87,28 @@ class Coordinator:
         self.optimistic = Optimistic(self, challenge_s)
         # Split jobs need the coordinator's key (``key``) to sign their stage-channel tokens.
         self.split = SplitJobs(self, key)
+        self._swept = {"leases": -SWEEP_S, "nonces": -SWEEP_S}
+        #: Tensor shapes of round checkpoints by CID (content-addressed, so never stale).
+        self._shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+
+    def _due(self, sweep: str, now: float) -> bool:
+        """Whether ``sweep`` last ran ``SWEEP_S`` or more ago (or the clock went back); marks it run."""
+        last = self._swept[sweep]
+        if last <= now < last + SWEEP_S:
+            return False
+        self._swept[sweep] = now
+        return True
 
     # -- requests -----------------------------------------------------------
 
     def authenticate(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> SignedRequest:
         """Verify a signed request and spend its nonce; a replay raises :class:`RequestError`."""
-        request = self.domain.verify(method, path, body, headers, self.clock())
+        now = self.clock()
+        request = self.domain.verify(method, path, body, headers, now)
         try:
             with self.engine.begin() as conn:
-                conn.execute(delete(nonces).where(nonces.c.expiry < int(self.clock())))
+                if self._due("nonces", now):  # an expired request is refused by its expiry, spent or not
+                    conn.execute(delete(nonces).where(nonces.c.expiry < int(now)))
                 conn.execute(insert(nonces).values(worker=request.worker, nonce=str(request.nonce),
                                                    expiry=request.expiry))
         except SQLIntegrityError:
@@ -150,7 +168,8 @@ class Coordinator:
         """Lease the best task this worker may take, or None when nothing fits it now."""
         worker = request.worker
         now = self.clock()
-        self.expire_leases()
+        if self._due("leases", now):
+            self.expire_leases()
         with self.engine.begin() as conn:
             me = conn.execute(self._locked(select(workers).where(workers.c.address == worker))).one_or_none()
             if me is None:
@@ -169,18 +188,17 @@ class Coordinator:
 
     def _candidates(self, conn: Connection, me: Any) -> list[Any]:
         """Open tasks of running jobs, the ones adding least new exposure for this worker first."""
-        rows = conn.execute(
-            select(tasks, jobs.c.dataset_id, jobs.c.cap, jobs.c.budget)
+        seen = exists().where(exposure.c.dataset_id == jobs.c.dataset_id, exposure.c.worker == me.address,
+                              exposure.c.item_cid == job_items.c.cid).correlate_except(exposure)
+        new = (select(func.count()).select_from(job_items)
+               .where(job_items.c.job_id == tasks.c.job_id, job_items.c.shard == tasks.c.idx, ~seen)
+               .correlate(tasks, jobs).scalar_subquery().label("new"))
+        return list(conn.execute(
+            select(tasks, jobs.c.dataset_id, jobs.c.cap, jobs.c.budget, new)
             .join(jobs, jobs.c.id == tasks.c.job_id)
             .where(tasks.c.status == "open", jobs.c.status == "running", tasks.c.round == jobs.c.round)
-            .order_by(tasks.c.job_id, tasks.c.idx)
-        ).all()
-        ranked = []
-        for row in rows:
-            new = self._new_items(conn, row, me.address)
-            ranked.append((len(new), row.job_id, row.idx, row))
-        ranked.sort(key=lambda r: r[:3])
-        return [r[3] for r in ranked]
+            .order_by(new, tasks.c.job_id, tasks.c.idx)
+        ).all())
 
     def _new_items(self, conn: Connection, task: Any, worker: str) -> list[str]:
         seen = select(exposure.c.item_cid).where(exposure.c.dataset_id == task.dataset_id,
@@ -207,10 +225,13 @@ class Coordinator:
             return None  # homogeneous redundancy: replicas run in one environment
         if job.redundancy > 1 and task.needed == job.redundancy and me.grp in {a.grp for a in live}:
             return None  # the first replicas come from disjoint groups; re-runs take any fresh worker
-        new = self._new_items(conn, task, me.address)
-        seen = conn.execute(select(func.count()).select_from(exposure).where(
-            exposure.c.dataset_id == task.dataset_id, exposure.c.worker == me.address)).scalar_one()
-        if int(seen) + len(new) > job.cap:
+        # One read of the shard and one of what this worker has seen serve the cap, the ledger and the task.
+        shard = conn.execute(select(job_items.c.cid, job_items.c.label).where(
+            job_items.c.job_id == job.id, job_items.c.shard == task.idx).order_by(job_items.c.position)).all()
+        seen = set(conn.execute(select(exposure.c.item_cid).where(
+            exposure.c.dataset_id == task.dataset_id, exposure.c.worker == me.address)).scalars())
+        new = [cid for cid, _ in shard if cid not in seen]
+        if len(seen) + len(new) > job.cap:
             return None
         if self._committed(conn, job.id) + int(me.min_fee) > int(job.budget):
             return None
@@ -224,7 +245,7 @@ class Coordinator:
             status="leased", leased_at=now, expires_at=expires, heartbeat_at=now,
             claim_evidence=canonical_json(request.evidence()).decode())).inserted_primary_key
         assert lease_id is not None
-        return Lease(int(lease_id[0]), self._task(conn, job, task), expires, commit_every(job))
+        return Lease(int(lease_id[0]), self._task(conn, job, task, shard), expires, commit_every(job))
 
     def _committed(self, conn: Connection, job_id: int) -> int:
         """Fees the job owes or may owe: live and accepted results at their workers' fees."""
@@ -236,10 +257,11 @@ class Coordinator:
         ).scalars()
         return sum(int(f) for f in fees)
 
-    def _task(self, conn: Connection, job: Any, task: Any) -> Task:
+    def _task(self, conn: Connection, job: Any, task: Any, shard: Sequence[Any] | None = None) -> Task:
         start_at = conn.execute(select(rounds).where(rounds.c.job_id == job.id, rounds.c.round == task.round)).one()
-        shard = conn.execute(select(job_items.c.cid, job_items.c.label).where(
-            job_items.c.job_id == job.id, job_items.c.shard == task.idx).order_by(job_items.c.position)).all()
+        if shard is None:
+            shard = list(conn.execute(select(job_items.c.cid, job_items.c.label).where(
+                job_items.c.job_id == job.id, job_items.c.shard == task.idx).order_by(job_items.c.position)))
         return Task(job.id, task.round, task.idx, start_at.checkpoint_cid, start_at.checkpoint_sha256,
                     tuple((c, lbl) for c, lbl in shard), job.local_steps, task.seed, ModelSpec.from_json(job.spec))
 
@@ -253,10 +275,12 @@ class Coordinator:
 
     def heartbeat(self, worker: str, lease_id: int) -> float:
         """Extend a live lease; returns its new expiry."""
-        self.expire_leases()
         now = self.clock()
+        if self._due("leases", now):
+            self.expire_leases()
         with self.engine.begin() as conn:
-            self._lease(conn, worker, lease_id)
+            if self._lease(conn, worker, lease_id).expires_at < now:  # not yet swept, but over
+                raise RequestError(f"lease {lease_id} expired")
             conn.execute(update(assignments).where(assignments.c.id == lease_id).values(
                 heartbeat_at=now, expires_at=now + self.lease_s))
             conn.execute(update(workers).where(workers.c.address == worker).values(last_seen=now))
@@ -338,8 +362,7 @@ class Coordinator:
                 return outcome
             start_at = conn.execute(select(rounds).where(rounds.c.job_id == task.job_id,
                                                          rounds.c.round == task.round)).one()
-            reference = load_checkpoint(self.store.get(start_at.checkpoint_cid))
-            if {k: tuple(v.shape) for k, v in state.items()} != {k: tuple(v.shape) for k, v in reference.items()}:
+            if {k: tuple(v.shape) for k, v in state.items()} != self._reference(start_at.checkpoint_cid):
                 raise InputError("the result's tensors do not match the task's model")
             cid = str(self.store.put(body))
             conn.execute(update(assignments).where(assignments.c.id == lease_id).values(
@@ -352,6 +375,14 @@ class Coordinator:
             if outcome == "accepted":
                 advance(conn, self.store, task.job_id)
         return outcome
+
+    def _reference(self, cid: str) -> dict[str, tuple[int, ...]]:
+        """The tensor shapes of a round's checkpoint, which every result of the round must have."""
+        if cid not in self._shapes:
+            if len(self._shapes) >= 64:  # one entry per open round is all that is ever needed
+                self._shapes.clear()
+            self._shapes[cid] = {k: tuple(v.shape) for k, v in load_checkpoint(self.store.get(cid)).items()}
+        return self._shapes[cid]
 
     def _decide(self, conn: Connection, task: Any) -> str:
         job = conn.execute(select(jobs).where(jobs.c.id == task.job_id)).one()

@@ -98,25 +98,30 @@ class Worker:
     def fetch_many(self, cids: list[str]) -> dict[str, bytes]:
         """Blobs in one request (each is still checked against its CID by the task runner)."""
         data = self._call("POST", "/v1/blobs", json.dumps({"cids": cids}).encode()).content
-        out: dict[str, bytes] = {}
-        at = 0
-        for cid in cids:
-            size = int.from_bytes(data[at:at + 8], "big")
-            if at + 8 + size > len(data):
-                raise ComputeError("coordinator sent a truncated blob batch")
-            out[cid] = data[at + 8:at + 8 + size]
-            at += 8 + size
-        return out
+        return dict(zip(cids, _unframe(data, len(cids))))
+
+    def claim(self) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+        """A lease and the blobs its task names, in one request; None when there is nothing to do."""
+        response = self._call("POST", "/v1/claim", b'{"with_blobs": true}')
+        if response.status_code == 204:
+            return None
+        data = response.content
+        head = _unframe(data, 1)[0]
+        lease: dict[str, Any] = json.loads(head)
+        if lease["task"].get("kind") == "stage":
+            return lease, {}
+        cids = sorted(Task.from_json(json.dumps(lease["task"])).blobs)
+        return lease, dict(zip(cids, _unframe(data[8 + len(head):], len(cids))))
 
     def step(self) -> bool:
         """Answer open challenges, then claim, run and submit one task; False when there was nothing to do."""
         answered = self.answer_challenges()
         if self.staging:  # one lease at a time: a running stage holds this worker
             return answered
-        response = self._call("POST", "/v1/claim")
-        if response.status_code == 204:
+        claimed = self.claim()
+        if claimed is None:
             return answered
-        lease = response.json()
+        lease, blobs = claimed
         if lease["task"].get("kind") == "stage":
             self._staging = threading.Thread(target=self._stage, args=(lease,), daemon=True)
             self._staging.start()
@@ -127,7 +132,6 @@ class Worker:
                                 daemon=True)
         beat.start()
         try:
-            blobs = self.fetch_many(sorted(task.blobs))
             started = time.perf_counter()  # the worker's own compute, without transfers
             interval = int(lease.get("commit_every", 0))
             committed = self.commit(task, blobs.__getitem__, interval) if interval else None
@@ -198,6 +202,18 @@ class Worker:
                 expires_at = float(self._call("POST", f"/v1/leases/{lease}/heartbeat").json()["expires_at"])
             except DataBrightError:
                 return
+
+
+def _unframe(data: bytes, count: int) -> list[bytes]:
+    """The first ``count`` length-prefixed parts of a framed response (:func:`._app._frames`)."""
+    out, at = [], 0
+    for _ in range(count):
+        size = int.from_bytes(data[at:at + 8], "big")
+        if at + 8 + size > len(data):
+            raise ComputeError("coordinator sent a truncated blob batch")
+        out.append(data[at + 8:at + 8 + size])
+        at += 8 + size
+    return out
 
 
 def run_workers(workers: Sequence[Worker], *, idle_s: float = 1.0, stop: threading.Event | None = None,

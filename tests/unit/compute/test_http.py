@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -55,3 +56,20 @@ def test_worker_cannot_fetch_outside_its_lease(market: Market) -> None:
         worker.register()
         with pytest.raises(ComputeError, match="not part of any live lease"):
             worker.fetch(market.items[0][0])
+
+
+def test_a_claim_can_bring_its_blobs_in_the_same_response(market: Market) -> None:
+    market.coordinator.add_job(market.job(redundancy=1), market.items)
+    with TestClient(coordinator_app(market.coordinator)) as client:
+        worker, plain = (Worker(client, market.signer(), FINGERPRINT, 1) for _ in range(2))
+        worker.register()
+        plain.register()
+        claimed = worker.claim()
+        assert claimed is not None
+        lease, blobs = claimed
+        task = Task.from_json(json.dumps(lease["task"]))
+        assert set(blobs) == task.blobs and all(market.store.get(c) == b for c, b in blobs.items())
+        # Without the flag a claim answers with the lease's JSON alone, as before.
+        assert set(plain.call("POST", "/v1/claim").json()) == set(lease)
+        with pytest.raises(ComputeError, match="with_blobs"):
+            plain.call("POST", "/v1/claim", b"[1]")
