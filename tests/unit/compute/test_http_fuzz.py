@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import databright
 from databright.compute._app import _compute_seconds, coordinator_app
 from databright.compute._requests import HEADERS, RequestSigner
 from tests.unit.compute.conftest import FINGERPRINT, Market
@@ -53,7 +55,8 @@ _header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=
 _garbage = st.dictionaries(st.sampled_from(HEADERS), _header_text, min_size=1, max_size=4)
 _seconds = st.one_of(st.none(), _header_text, st.sampled_from(["1.5", "1e999", "9" * 400, "²", "nan", "-1", "٣"]))
 
-LEAK = ("Traceback", "site-packages", "/tmp/", "/work/", "/home/", "File \"")
+# What a leaked server path or traceback would show: the package's own directory among them.
+LEAK = ("Traceback", "site-packages", "/tmp/", "/home/", "File \"", str(Path(databright.__file__).parent))
 
 
 @pytest.fixture
