@@ -4,6 +4,7 @@ vouchers, 402s saying what is owed, bad input, durable vouchers and redemption."
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,16 @@ def test_bad_input_costs_nothing(setup: Setup) -> None:
     assert _post(s, s.rows[:1] * 257, voucher).status_code == 413
     assert s.store.get(channel) is None
     assert _post(s, s.rows[:1], voucher).status_code == 200
+
+
+def test_a_deeply_nested_body_is_refused_not_a_crash(setup: Setup) -> None:
+    # This process holds py-evm, which raises the recursion limit: json.loads of such a body would
+    # overflow the C stack and kill the server with one unpaid request.
+    assert sys.getrecursionlimit() >= 10_000
+    deep = b'{"rows": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = setup.http.post(f"/v1/models/{MODEL}/predict", content=deep,
+                               headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "not JSON" in response.json()["detail"]
 
 
 def test_closing_channel_is_redeemed_and_takes_no_vouchers(setup: Setup, ws: Workspace) -> None:
