@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import pydantic_core
+
 from ._blobstore import BlobStore
 from ._cid import CID, cid_of, digest_of_cid
 from ._errors import InvalidCID, ManifestError, StorageError
@@ -340,7 +342,10 @@ def _parse_line(line: str, lineno: int) -> dict[str, Any]:
     if not line:
         raise ManifestError(f"line {lineno}: empty line")
     try:
-        value = json.loads(line)
+        # Not json.loads: a manifest is anyone's upload, and a process holding the embedded chain runs
+        # with py-evm's raised recursion limit, where deep nesting overflows the C stack; this parser
+        # refuses nesting past a fixed depth.
+        value = pydantic_core.from_json(line, allow_inf_nan=False)
     except ValueError as exc:
         raise ManifestError(f"line {lineno}: invalid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -128,6 +128,8 @@ GOOD_ROW = f'{{"cid":"{A}","label":"x","metadata":{{}}}}\n'
         (GOOD_HEADER + f'{{"cid":"{A}","label":"x","metadata":{{"v":NaN}}}}\n', "line 2: "),
         (GOOD_HEADER + GOOD_ROW + GOOD_ROW, "line 1: header announces 1 items, found 2"),
         (GOOD_HEADER.replace("\n", "\r\n") + GOOD_ROW, "line 1"),
+        # Deep enough to overflow the C stack under py-evm's raised recursion limit with json.loads.
+        (GOOD_HEADER + "[" * 200_000 + "]" * 200_000 + "\n", "line 2: invalid JSON"),
     ],
 )
 def test_strict_parsing(text: str, match: str) -> None:
