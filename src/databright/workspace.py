@@ -18,6 +18,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
+
 from databright.chain._head import ChainHead, MarketViews, RpcHead
 from databright.config import Home
 from databright.errors import AccountError, ChainError, ConfigError, DataBrightError
@@ -256,7 +258,9 @@ class Workspace:
 
     def _load_json(self, cid: str) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.store.get(cid))
+            # Anyone's upload: parsed with a nesting limit, since json.loads under py-evm's raised
+            # recursion limit would overflow the C stack on a deeply nested blob.
+            data = pydantic_core.from_json(self.store.get(cid), allow_inf_nan=False)
         except (DataBrightError, ValueError):
             return None
         return data if isinstance(data, dict) else None
