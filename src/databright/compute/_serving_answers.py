@@ -16,12 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pydantic_core
 from numpy.typing import NDArray
 
 from databright.errors import InputError
@@ -76,7 +76,7 @@ class Answer:
     def parse(cls, body: bytes, classes: Sequence[str], items: int) -> Answer:
         """An answer to a request of ``items`` items; anything malformed raises :class:`InputError`."""
         try:
-            raw: Any = json.loads(body)
+            raw: Any = pydantic_core.from_json(body, allow_inf_nan=False)  # nesting-bounded
             if not isinstance(raw, dict) or set(raw) != {"request", "input_sha256", "labels", "probabilities"}:
                 raise ValueError("expected exactly request, input_sha256, labels and probabilities")
             request, digest, labels = raw["request"], raw["input_sha256"], raw["labels"]

@@ -16,6 +16,7 @@ import base64
 import json
 from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -52,7 +53,7 @@ def serving_router(desk: ServingDesk) -> APIRouter:
     @router.post("/claim", response_model=None)
     async def claim(auth: Signed) -> Response | dict[str, Any]:
         try:
-            wait = float(json.loads(auth[1] or b"{}").get("wait", 0))
+            wait = float(pydantic_core.from_json(auth[1] or b"{}").get("wait", 0))  # nesting-bounded
         except (ValueError, AttributeError, TypeError) as exc:
             raise InputError(f'a serving claim is JSON {{"wait": seconds}} ({exc})') from None
         lease = await run_in_threadpool(desk.claim, auth[0], wait)

@@ -200,6 +200,9 @@ def test_answers_are_parsed_strictly() -> None:
         Answer.parse(canonical_json(bad), SPEC.classes, 1)
     with pytest.raises(InputError, match="malformed"):
         Answer.parse(b"\x80\x04pickle", SPEC.classes, 1)
+    # Under py-evm's raised recursion limit (this process holds the chain) json.loads would overflow the C stack.
+    with pytest.raises(InputError, match="malformed"):
+        Answer.parse(b"[" * 200_000 + b"]" * 200_000, SPEC.classes, 1)
 
 
 def test_a_refused_request_is_a_compute_error(serving: Serving) -> None:
