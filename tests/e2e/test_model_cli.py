@@ -30,6 +30,15 @@ def cli(home: Path, *args: object, ok: bool = True) -> subprocess.CompletedProce
     return result
 
 
+def digits_home(home: Path, paths: dict[str, Path], *create: str) -> Path:
+    """A deployed home with dataset 1, the digits tables (``create``: more ``dataset create`` options)."""
+    cli(home, "init", "--accounts", "3")
+    cli(home, "deploy")
+    cli(home, "dataset", "create", "digits", "--kind", "table", "--classes", ",".join(map(str, range(10))),
+        "--seed", paths["seed"], "--validation", paths["validation"], *create)
+    return home
+
+
 def cli_json(home: Path, *args: object) -> dict:  # type: ignore[type-arg]
     data: dict = json.loads(cli(home, *args, "--json").stdout)  # type: ignore[type-arg]
     return data

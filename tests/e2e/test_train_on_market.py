@@ -7,18 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_model_cli import cli, cli_json, fails
+from tests.e2e.test_model_cli import cli, cli_json, digits_home, fails
 from tests.unit.models.conftest import digits_tables
 
 
 @pytest.mark.slow
 def test_train_on_market_registers_the_job_result(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    paths = digits_tables(tmp_path)
-    cli(home, "init", "--accounts", "3")
-    cli(home, "deploy")
-    cli(home, "dataset", "create", "digits", "--kind", "table", "--classes", ",".join(map(str, range(10))),
-        "--seed", paths["seed"], "--validation", paths["validation"], "--evaluator", "dev2")
+    home = digits_home(tmp_path / "home", digits_tables(tmp_path), "--evaluator", "dev2")
 
     fails(home, "train", "1", "--on-market", match="--on-market needs --budget")
     fails(home, "train", "1", "--budget", "1ether", match="only apply with --on-market")

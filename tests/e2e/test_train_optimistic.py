@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from databright.storage import LocalBlobStore
-from tests.e2e.test_model_cli import cli
+from tests.e2e.test_model_cli import cli, digits_home
 from tests.unit.models.conftest import digits_tables
 
 
@@ -21,12 +21,7 @@ def _usage(home: Path, *args: object, match: str) -> None:
 
 @pytest.mark.slow
 def test_train_on_market_with_optimistic_verification(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    paths = digits_tables(tmp_path)
-    cli(home, "init", "--accounts", "3")
-    cli(home, "deploy")
-    cli(home, "dataset", "create", "digits", "--kind", "table", "--classes", ",".join(map(str, range(10))),
-        "--seed", paths["seed"], "--validation", paths["validation"], "--evaluator", "dev2")
+    home = digits_home(tmp_path / "home", digits_tables(tmp_path), "--evaluator", "dev2")
 
     market = ("--on-market", "--budget", "1ether", "--workers", "3")
     _usage(home, "--verification", "optimistic", match="only applies with --on-market")

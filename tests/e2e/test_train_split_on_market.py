@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_model_cli import cli
+from tests.e2e.test_model_cli import cli, digits_home
 from tests.unit.models.conftest import digits_tables
 
 
 def _home(tmp_path: Path, name: str, paths: dict[str, Path]) -> Path:
-    home = tmp_path / name
-    cli(home, "init", "--accounts", "3")
-    cli(home, "deploy")
-    cli(home, "dataset", "create", "digits", "--kind", "table", "--classes", ",".join(map(str, range(10))),
-        "--seed", paths["seed"], "--validation", paths["validation"])
-    return home
+    return digits_home(tmp_path / name, paths)
 
 
 JOB = ("train", "1", "--on-market", "--redundancy", "1", "--budget", "1ether", "--rounds", "2", "--steps", "5",
